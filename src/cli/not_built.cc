@@ -1,0 +1,23 @@
+// Commands whose engine has not landed yet say so clearly (exit 1) instead of pretending.
+#include "cli/commands.h"
+
+namespace adhoc::cli {
+namespace {
+
+int NotBuilt(const Args& args, const Output& out, const char* what) {
+  return out.Fail(Failed(std::string("`adhoc ") + args.command + "` needs " + what +
+                         ", which is not built yet"));
+}
+
+}  // namespace
+
+int RunSleep(const Args& a, const Output& o) { return NotBuilt(a, o, "idle sleep"); }
+int RunWake(const Args& a, const Output& o) { return NotBuilt(a, o, "idle sleep"); }
+int RunSnapshot(const Args& a, const Output& o) { return NotBuilt(a, o, "data snapshots"); }
+int RunReset(const Args& a, const Output& o) { return NotBuilt(a, o, "data snapshots"); }
+int RunGc(const Args& a, const Output& o) { return NotBuilt(a, o, "the garbage collector"); }
+int RunRender(const Args& a, const Output& o) { return NotBuilt(a, o, "the cloud renderers"); }
+int RunCi(const Args& a, const Output& o) { return NotBuilt(a, o, "the CI renderer"); }
+int RunDeploy(const Args& a, const Output& o) { return NotBuilt(a, o, "rolling deploys"); }
+
+}  // namespace adhoc::cli
