@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <thread>
 
 namespace adhoc {
 namespace {
@@ -172,10 +173,28 @@ Result<ExecResult> Exec(const std::vector<std::string>& argv, const ExecOptions&
       continue;
     }
     ssize_t n = read(out_pipe[0], buf, sizeof buf);
-    if (n > 0)
+    if (n > 0) {
       result.output.append(buf, n);
-    else if (n == 0 || errno != EINTR)
+    } else if (n == 0 || errno != EINTR) {
       open_pipe = false;
+    }
+  }
+  // With a log file the pipe is closed at once (the child writes to the file), so the
+  // deadline is kept by polling the child itself.
+  while (log_fd >= 0 && !result.timed_out) {
+    int st;
+    pid_t w = waitpid(pid, &st, WNOHANG);
+    if (w == pid) {
+      close(out_pipe[0]);
+      result.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+      return result;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      kill(-pid, SIGKILL);
+      result.timed_out = true;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   close(out_pipe[0]);
   int status = 0;

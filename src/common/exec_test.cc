@@ -49,6 +49,18 @@ TEST(ExecTest, StdinAndLogFile) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(ExecTest, TimeoutAlsoWithLogFile) {
+  auto dir = std::filesystem::temp_directory_path() / ("exec-test-to-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  auto start = std::chrono::steady_clock::now();
+  auto r =
+      Exec({"sleep", "30"}, {.timeout = std::chrono::milliseconds(200), .log_file = dir / "log"});
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->timed_out);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20));
+  std::filesystem::remove_all(dir);
+}
+
 TEST(ExecTest, ExecOkNamesCommandAndTail) {
   auto r = ExecOk({"sh", "-c", "echo one; echo two; exit 1"});
   ASSERT_FALSE(r.ok());

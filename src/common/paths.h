@@ -66,6 +66,8 @@ inline fs::path Release(const fs::path& home, const std::string& image, const st
   return ReleasesDir(home) / image / tree;
 }
 inline fs::path BuildingDir(const fs::path& home) { return ReleasesDir(home) / ".building"; }
+// HOME of build commands: shared so npm's and pip's caches serve every build.
+inline fs::path BuildHome(const fs::path& home) { return ReleasesDir(home) / ".home"; }
 
 inline fs::path EnvsDir(const fs::path& home) { return home / "envs"; }
 inline fs::path EnvDir(const fs::path& home, const std::string& env) { return EnvsDir(home) / env; }
