@@ -81,6 +81,21 @@ bool IsFinished(const fs::path& release) {
   return fs::is_regular_file(release / ReleaseCache::kMarkerFile, ec);
 }
 
+// remove_all, after giving the owner full access to every folder: a build (not run
+// as root) may leave folders without write permission, which would stop it.
+void ForceRemoveAll(const fs::path& root) {
+  std::error_code ec;
+  if (!fs::is_directory(fs::symlink_status(root, ec))) return;
+  fs::permissions(root, fs::perms::owner_all, fs::perm_options::add, ec);
+  for (auto it = fs::recursive_directory_iterator(root, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    std::error_code entry_ec;
+    if (it->is_directory(entry_ec) && !it->is_symlink(entry_ec))
+      fs::permissions(it->path(), fs::perms::owner_all, fs::perm_options::add, entry_ec);
+  }
+  fs::remove_all(root, ec);
+}
+
 // Removes leftovers of builds of this tree that died (only called under its lock).
 void RemoveStaleBuilds(const fs::path& building, const std::string& image,
                        const std::string& tree) {
@@ -88,7 +103,7 @@ void RemoveStaleBuilds(const fs::path& building, const std::string& image,
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(building, ec)) {
     if (entry.path().filename().string().starts_with(prefix) && entry.is_directory(ec))
-      fs::remove_all(entry.path(), ec);
+      ForceRemoveAll(entry.path());
   }
 }
 
@@ -177,8 +192,7 @@ Result<Release> ReleaseCache::Ensure(const std::string& image, const ResolvedVer
   struct StagingGuard {
     fs::path dir;
     ~StagingGuard() {
-      std::error_code ignored;
-      if (!dir.empty()) fs::remove_all(dir, ignored);
+      if (!dir.empty()) ForceRemoveAll(dir);
     }
   } guard{staging};
   ADHOC_RETURN_IF_ERROR(MakeDir(staging, shared).context(what));

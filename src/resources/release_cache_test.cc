@@ -206,6 +206,11 @@ TEST_F(ReleaseCacheTest, FailingBuildLeavesNothingAndNamesTheCommand) {
   ASSERT_TRUE(listed.ok());
   EXPECT_TRUE(listed->empty());
 
+  // Also when the build left a folder its owner cannot write (matters when not root).
+  auto locked = cache.Ensure("frontend", v, repo(), {"mkdir -p ro/sub && chmod 500 ro; exit 1"});
+  ASSERT_FALSE(locked.ok());
+  EXPECT_TRUE(LeftoverFolders(home()).empty());
+
   // A fixed command then builds it.
   auto fixed = cache.Ensure("frontend", v, repo(), {"true"});
   ASSERT_TRUE(fixed.ok()) << fixed.error().message();
