@@ -146,7 +146,7 @@ std::string FormatSeconds(Clock::duration d) {
 ReleaseCache::ReleaseCache(fs::path home, ReleaseCacheOptions options)
     : home_(std::move(home)), options_(options) {}
 
-fs::path ReleaseCache::BuildHome() const { return paths::ReleasesDir(home_) / ".home"; }
+fs::path ReleaseCache::BuildHome() const { return paths::BuildHome(home_); }
 
 Result<Release> ReleaseCache::Ensure(const std::string& image, const ResolvedVersion& resolved,
                                      const fs::path& repo_dir,
