@@ -1,0 +1,222 @@
+#include "plan/plan.h"
+
+#include <fmt/format.h>
+
+#include <set>
+
+#include "common/hash.h"
+
+namespace adhoc::plan {
+namespace {
+
+std::string ShortVersion(const Version& v) {
+  std::string commit = v.commit.substr(0, 7);
+  return commit.empty() ? v.ref : fmt::format("{} ({})", v.ref, commit);
+}
+
+void AppendEnv(std::string& s, const spec::EnvList& env) {
+  for (const auto& var : env) s += var.name + "=" + var.value + "\n";
+}
+
+const Version* Find(const std::map<std::string, Version>& versions, const std::string& image) {
+  auto it = versions.find(image);
+  return it == versions.end() ? nullptr : &it->second;
+}
+
+bool ImageChanged(const Wanted& wanted, const Recorded& recorded, const std::string& image) {
+  const Version* now = Find(recorded.versions, image);
+  const Version* want = Find(wanted.versions, image);
+  if (!want) return false;
+  return !now || now->tree != want->tree;
+}
+
+std::string VersionChange(const Wanted& wanted, const Recorded& recorded,
+                          const std::string& image) {
+  const Version* now = Find(recorded.versions, image);
+  const Version* want = Find(wanted.versions, image);
+  if (!want) return "";
+  if (!now) return fmt::format("{} {}", image, ShortVersion(*want));
+  return fmt::format("{} {} -> {}", image, ShortVersion(*now), ShortVersion(*want));
+}
+
+}  // namespace
+
+std::string EnvFingerprint(const spec::Project& project, const spec::EnvFile& env_file) {
+  std::string s = "project\n";
+  AppendEnv(s, project.env);
+  s += "envfile\n";
+  AppendEnv(s, env_file.env);
+  return Sha256Hex(s).substr(0, 16);
+}
+
+std::string ServiceFingerprint(const spec::Service& service, const Version& version,
+                               const std::string& env_fingerprint) {
+  std::string s = fmt::format("image={}\ntree={}\ncommand={}\nport={}\ncpu={}\nmemory={}\n",
+                              service.image, version.tree, service.command,
+                              service.port ? *service.port : 0, service.cpu, service.memory);
+  s += fmt::format("stop={}/{}\n", service.stop_signal, service.stop_timeout.count());
+  if (service.health) {
+    const auto& h = *service.health;
+    s += fmt::format("health={}|{}|{}|{}|{}|{}|{}|{}\n", h.path, h.command, h.interval.count(),
+                     h.timeout.count(), h.healthy, h.unhealthy, h.matcher,
+                     h.start_timeout.count());
+  }
+  for (const auto& t : service.templates) s += "template=" + t + "\n";
+  AppendEnv(s, service.env);
+  s += "env=" + env_fingerprint + "\n";
+  return Sha256Hex(s).substr(0, 16);
+}
+
+Plan MakePlan(const Wanted& wanted, const std::optional<Recorded>& recorded) {
+  const spec::Project& project = *wanted.project;
+  Plan plan;
+  plan.create = !recorded.has_value();
+  const std::string env_fp = EnvFingerprint(project, *wanted.env_file);
+  const char* kNew = "new environment";
+
+  std::set<std::string> changed_images;
+  for (const spec::Image& image : project.images) {
+    const Version* want = Find(wanted.versions, image.name);
+    if (!want) continue;
+    if (recorded && !ImageChanged(wanted, *recorded, image.name)) continue;
+    changed_images.insert(image.name);
+    auto built = wanted.release_built.find(image.name);
+    bool cached = built != wanted.release_built.end() && built->second;
+    plan.steps.push_back({Action::kBuildRelease, image.name,
+                          recorded ? VersionChange(wanted, *recorded, image.name) : kNew,
+                          ShortVersion(*want) + (cached ? ", cached" : ", to build")});
+  }
+  if (project.postgres && (!recorded || !recorded->database))
+    plan.steps.push_back({Action::kCreateDatabase, project.postgres->database,
+                          recorded ? "[postgres] added" : kNew, ""});
+  if (project.redis && (!recorded || !recorded->redis))
+    plan.steps.push_back(
+        {Action::kStartRedis, "redis", recorded ? "[redis] added" : kNew, "own password"});
+
+  bool env_changed = recorded && recorded->env_fingerprint != env_fp;
+  for (const spec::Task& task : project.tasks) {
+    if (task.before != spec::Task::Before::kDeploy) continue;
+    std::string reason;
+    if (!recorded)
+      reason = kNew;
+    else if (changed_images.count(task.image))
+      reason = VersionChange(wanted, *recorded, task.image);
+    else if (env_changed)
+      reason = "[env] changed";
+    if (!reason.empty())
+      plan.steps.push_back({Action::kRunTask, task.name, reason, "before deploy"});
+  }
+
+  for (const spec::Service& service : project.services) {
+    const Version* version = Find(wanted.versions, service.image);
+    if (!version) continue;
+    std::string fp = ServiceFingerprint(service, *version, env_fp);
+    std::string count = fmt::format("{} task{}", service.count, service.count == 1 ? "" : "s");
+    auto applied = recorded ? recorded->services.find(service.name) : decltype(recorded->services.end()){};
+    if (!recorded || applied == recorded->services.end()) {
+      plan.steps.push_back(
+          {Action::kStartService, service.name, recorded ? "new service" : kNew, count});
+      continue;
+    }
+    if (applied->second != fp) {
+      std::string reason = changed_images.count(service.image)
+                               ? VersionChange(wanted, *recorded, service.image)
+                           : env_changed ? "[env] changed"
+                                         : "command or settings changed";
+      plan.steps.push_back({Action::kRollService, service.name, reason, count});
+      continue;
+    }
+    auto running = recorded->service_counts.find(service.name);
+    if (running != recorded->service_counts.end() && running->second != service.count)
+      plan.steps.push_back({Action::kRollService, service.name,
+                            fmt::format("count {} -> {}", running->second, service.count),
+                            count});
+  }
+  if (!recorded && project.static_files && !project.static_files->routes.empty()) {
+    std::string patterns;
+    for (const auto& r : project.static_files->routes)
+      patterns += (patterns.empty() ? "" : " ") + r.pattern;
+    plan.steps.push_back({Action::kAddRoutes, "static", kNew, patterns});
+  }
+  if (!recorded) {
+    for (const spec::Task& task : project.tasks)
+      if (task.after == spec::Task::After::kCreate)
+        plan.steps.push_back({Action::kRunTask, task.name, kNew, "after create"});
+  }
+  if (recorded) {
+    for (const auto& [name, fp] : recorded->services)
+      if (!project.FindService(name))
+        plan.steps.push_back({Action::kRemoveService, name, "no longer in adhoc.toml", ""});
+  }
+  return plan;
+}
+
+const char* ActionName(Action action) {
+  switch (action) {
+    case Action::kBuildRelease:
+      return "release";
+    case Action::kCreateDatabase:
+      return "create database";
+    case Action::kStartRedis:
+      return "start redis";
+    case Action::kRunTask:
+      return "run task";
+    case Action::kStartService:
+      return "start service";
+    case Action::kRollService:
+      return "roll service";
+    case Action::kRemoveService:
+      return "remove service";
+    case Action::kAddRoutes:
+      return "add routes";
+  }
+  return "?";
+}
+
+namespace {
+char Sign(Action a) {
+  switch (a) {
+    case Action::kRollService:
+      return '~';
+    case Action::kRemoveService:
+      return '-';
+    case Action::kRunTask:
+      return '>';
+    default:
+      return '+';
+  }
+}
+}  // namespace
+
+std::string FormatPlan(const Plan& plan, const std::string& env) {
+  if (plan.empty()) return fmt::format("{}: no changes; the environment matches its files.", env);
+  std::string out = fmt::format("{} {}:\n", plan.create ? "adhoc up would create" : "adhoc up would change", env);
+  for (const Step& s : plan.steps) {
+    std::string what = fmt::format("{} {}", ActionName(s.action), s.target);
+    if (!s.detail.empty()) what += " (" + s.detail + ")";
+    out += fmt::format("  {} {:<48} {}\n", Sign(s.action), what, s.reason);
+  }
+  int adds = 0, changes = 0, removes = 0;
+  for (const Step& s : plan.steps) {
+    if (s.action == Action::kRollService)
+      ++changes;
+    else if (s.action == Action::kRemoveService)
+      ++removes;
+    else if (s.action != Action::kRunTask)
+      ++adds;
+  }
+  out += fmt::format("Plan: {} to add, {} to change, {} to remove.", adds, changes, removes);
+  return out;
+}
+
+nlohmann::json PlanJson(const Plan& plan, const std::string& env) {
+  nlohmann::json steps = nlohmann::json::array();
+  for (const Step& s : plan.steps)
+    steps.push_back({{"action", ActionName(s.action)},
+                     {"target", s.target},
+                     {"reason", s.reason},
+                     {"detail", s.detail}});
+  return {{"env", env}, {"create", plan.create}, {"steps", steps}};
+}
+
+}  // namespace adhoc::plan

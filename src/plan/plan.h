@@ -1,0 +1,86 @@
+// What `adhoc up` would do to an environment, and why: the wanted environment (the user's files
+// and the resolved versions) compared with the recorded one (what the last successful `up`
+// applied). Pure logic: no files, no git, no state access; callers fill both sides.
+//
+// Steps come in DESIGN's order of operations: releases, database, Redis, before-deploy tasks,
+// services (start or roll) with their routes, after-create tasks, then removals. Each step has a
+// reason a person can read ("new environment", "command changed", "backend v1.0.0 -> v1.1.0").
+// Thread-safe: pure functions.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "spec/spec.h"
+
+namespace adhoc::plan {
+
+// A version as resolved in the repository (resources/git.h fills it).
+struct Version {
+  std::string ref;     // "v1.0.0", "@worktree"
+  std::string commit;  // full hash
+  std::string tree;    // the image folder's tree (or "wt-<hash>")
+};
+
+struct Wanted {
+  const spec::Project* project = nullptr;
+  const spec::EnvFile* env_file = nullptr;
+  std::map<std::string, Version> versions;   // image -> resolved version
+  std::map<std::string, bool> release_built;  // image -> a release of that tree exists already
+};
+
+// What the last successful `up` or `deploy` applied, as recorded in the state store.
+struct Recorded {
+  std::map<std::string, Version> versions;            // image -> version serving now
+  std::map<std::string, std::string> services;        // service -> fingerprint applied
+  std::map<std::string, int> service_counts;          // service -> tasks running
+  std::map<std::string, std::string> service_images;  // service -> image
+  std::string env_fingerprint;                        // project [env] + env file [env]
+  bool database = false;
+  bool redis = false;
+};
+
+enum class Action {
+  kBuildRelease,   // build an image's release (or reuse a cached one)
+  kCreateDatabase,
+  kStartRedis,
+  kRunTask,        // a before-deploy or after-create task
+  kStartService,   // a new service: start its tasks, health-gate, add its routes
+  kRollService,    // new tasks beside the old, health-gated, then the old drained and stopped
+  kRemoveService,  // stop its tasks, remove its routes
+  kAddRoutes,      // static folder routes
+};
+
+struct Step {
+  Action action;
+  std::string target;  // image, service or task name; the database's name
+  std::string reason;
+  std::string detail;  // e.g. "v1.0.0 (3f2a91c)", "2 tasks"
+};
+
+struct Plan {
+  bool create = false;  // a new environment
+  std::vector<Step> steps;
+  bool empty() const { return steps.empty(); }
+};
+
+// The fingerprint of a service as applied: changes whenever restarting it is needed (command,
+// image tree, port, limits, templates, health, env of the service and the env layers).
+std::string ServiceFingerprint(const spec::Service& service, const Version& version,
+                               const std::string& env_fingerprint);
+// The fingerprint of the [env] layers that reach every process (project + env file).
+std::string EnvFingerprint(const spec::Project& project, const spec::EnvFile& env_file);
+
+// The plan; `recorded` is nullopt for a new environment.
+Plan MakePlan(const Wanted& wanted, const std::optional<Recorded>& recorded);
+
+const char* ActionName(Action action);  // "build", "create", "start", "roll", "remove", "run"
+// "+ start service gunicorn (1 task)  new environment" lines, like `terraform plan`.
+std::string FormatPlan(const Plan& plan, const std::string& env);
+nlohmann::json PlanJson(const Plan& plan, const std::string& env);
+
+}  // namespace adhoc::plan

@@ -1,0 +1,148 @@
+#include "plan/plan.h"
+
+#include <gtest/gtest.h>
+
+#include "spec/loader.h"
+
+namespace adhoc::plan {
+namespace {
+
+constexpr char kProject[] = R"(
+name = "shop"
+[images.backend]
+path = "backend"
+[images.frontend]
+path = "frontend"
+[postgres]
+[redis]
+[static]
+routes = ["/static/*"]
+[env]
+A = "1"
+[services.api]
+image = "backend"
+command = "gunicorn -b {bind} app.wsgi"
+port = 8000
+routes = ["/api/*"]
+[services.worker]
+image = "backend"
+command = "celery worker"
+[services.web]
+image = "frontend"
+command = "nginx"
+port = 3000
+routes = ["/*"]
+[tasks.migrate]
+image = "backend"
+command = "migrate"
+before = "deploy"
+[tasks.seed]
+image = "backend"
+command = "seed"
+after = "create"
+)";
+
+class PlanTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto p = spec::ParseProject(kProject);
+    ASSERT_TRUE(p.ok()) << p.status().error().message();
+    project_ = p.value;
+    auto e = spec::ParseEnvFile("owner = \"x\"\n[versions]\nbackend = \"v1\"\nfrontend = \"v2\"\n",
+                                "demo", "envs/demo.toml", &project_);
+    ASSERT_TRUE(e.ok()) << e.status().error().message();
+    env_ = e.value;
+    wanted_.project = &project_;
+    wanted_.env_file = &env_;
+    wanted_.versions = {{"backend", {"v1", "c1", "tb1"}}, {"frontend", {"v2", "c2", "tf1"}}};
+  }
+
+  // What a successful up of `wanted_` records.
+  Recorded Applied() const {
+    Recorded r;
+    r.versions = wanted_.versions;
+    r.database = r.redis = true;
+    r.env_fingerprint = EnvFingerprint(project_, env_);
+    for (const auto& s : project_.services) {
+      r.services[s.name] = ServiceFingerprint(s, wanted_.versions.at(s.image), r.env_fingerprint);
+      r.service_counts[s.name] = s.count;
+    }
+    return r;
+  }
+
+  static std::vector<std::string> Names(const Plan& p) {
+    std::vector<std::string> out;
+    for (const auto& s : p.steps) out.push_back(std::string(ActionName(s.action)) + " " + s.target);
+    return out;
+  }
+
+  spec::Project project_;
+  spec::EnvFile env_;
+  Wanted wanted_;
+};
+
+TEST_F(PlanTest, NewEnvironmentFollowsTheOrderOfOperations) {
+  Plan p = MakePlan(wanted_, std::nullopt);
+  EXPECT_TRUE(p.create);
+  EXPECT_EQ(Names(p), (std::vector<std::string>{
+                          "release backend", "release frontend", "create database {env}-db",
+                          "start redis redis", "run task migrate", "start service api",
+                          "start service worker", "start service web", "add routes static",
+                          "run task seed"}));
+  for (const auto& s : p.steps) EXPECT_EQ(s.reason, "new environment");
+}
+
+TEST_F(PlanTest, NothingChangedIsAnEmptyPlan) {
+  Plan p = MakePlan(wanted_, Applied());
+  EXPECT_TRUE(p.empty());
+  EXPECT_NE(FormatPlan(p, "demo").find("no changes"), std::string::npos);
+}
+
+TEST_F(PlanTest, BackendVersionMigratesThenRollsOnlyBackendServices) {
+  Recorded before = Applied();
+  wanted_.versions["backend"] = {"v1.1", "c9", "tb2"};
+  Plan p = MakePlan(wanted_, before);
+  EXPECT_FALSE(p.create);
+  EXPECT_EQ(Names(p), (std::vector<std::string>{"release backend", "run task migrate",
+                                                "roll service api", "roll service worker"}));
+  EXPECT_EQ(p.steps[2].reason, "backend v1 (c1) -> v1.1 (c9)");
+}
+
+TEST_F(PlanTest, FrontendOnlyCommitWithSameBackendTreeRollsOnlyFrontend) {
+  Recorded before = Applied();
+  wanted_.versions["frontend"] = {"v2.1", "c3", "tf2"};
+  wanted_.versions["backend"] = {"v2.1", "c3", "tb1"};  // new commit, same backend tree
+  Plan p = MakePlan(wanted_, before);
+  EXPECT_EQ(Names(p), (std::vector<std::string>{"release frontend", "roll service web"}));
+}
+
+TEST_F(PlanTest, EnvChangeRerunsBeforeDeployAndRollsEverything) {
+  Recorded before = Applied();
+  env_.env.push_back({"DEBUG", "1", {}});
+  Plan p = MakePlan(wanted_, before);
+  EXPECT_EQ(Names(p), (std::vector<std::string>{"run task migrate", "roll service api",
+                                                "roll service worker", "roll service web"}));
+  EXPECT_EQ(p.steps[1].reason, "[env] changed");
+}
+
+TEST_F(PlanTest, RemovedServiceAndScaledService) {
+  Recorded before = Applied();
+  before.services["old"] = "x";
+  before.service_counts["api"] = 3;
+  Plan p = MakePlan(wanted_, before);
+  EXPECT_EQ(Names(p), (std::vector<std::string>{"roll service api", "remove service old"}));
+  EXPECT_EQ(p.steps[0].reason, "count 3 -> 1");
+  EXPECT_EQ(p.steps[1].reason, "no longer in adhoc.toml");
+  nlohmann::json j = PlanJson(p, "demo");
+  EXPECT_EQ(j["steps"][1]["action"], "remove service");
+}
+
+TEST_F(PlanTest, CachedReleaseIsSaid) {
+  wanted_.release_built["backend"] = true;
+  Plan p = MakePlan(wanted_, std::nullopt);
+  EXPECT_EQ(p.steps[0].detail, "v1 (c1), cached");
+  EXPECT_EQ(p.steps[1].detail, "v2 (c2), to build");
+}
+
+}  // namespace
+}  // namespace adhoc::plan
