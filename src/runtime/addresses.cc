@@ -31,7 +31,9 @@ Result<AddressBlock> ParseBlock(const std::string& text) {
 int HomeSecondOctet(const std::filesystem::path& home) {
   // FNV-1a: stable across builds and machines (std::hash is not promised to be).
   uint32_t h = 2166136261u;
-  for (unsigned char ch : home.lexically_normal().string()) {
+  std::string key = home.lexically_normal().string();
+  while (key.size() > 1 && key.back() == '/') key.pop_back();
+  for (unsigned char ch : key) {
     h ^= ch;
     h *= 16777619u;
   }

@@ -125,6 +125,9 @@ int ShimMain(int argc, char** argv) {
   int pipe_fds[2];
   if (pipe2(pipe_fds, O_CLOEXEC) != 0) return Fail(folder, std::string("pipe: ") + strerror(errno));
   int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  // Closed by the child's exec: until then the task may not be in its cgroups yet.
+  int exec_fds[2];
+  if (pipe2(exec_fds, O_CLOEXEC) != 0) return Fail(folder, std::string("pipe: ") + strerror(errno));
 
   pid_t pid = fork();
   if (pid < 0) return Fail(folder, std::string("fork: ") + strerror(errno));
@@ -156,6 +159,11 @@ int ShimMain(int argc, char** argv) {
   }
   setpgid(pid, pid);  // also here, so it holds before the parent relies on it
   close(pipe_fds[1]);
+  close(exec_fds[1]);
+  char ignored;
+  while (read(exec_fds[0], &ignored, 1) < 0 && errno == EINTR) {
+  }
+  close(exec_fds[0]);
   if (devnull >= 0) close(devnull);
 
   TaskHandle handle;
