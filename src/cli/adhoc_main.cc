@@ -5,6 +5,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "runtime/shim.h"
 
 namespace {
 
@@ -121,7 +122,8 @@ const Command kCommands[] = {
 
 int main(int argc, char** argv) {
   // Internal entry points, not commands a user types.
-  // (runtime: `adhoc __shim`; router: `adhoc router` are dispatched here as they land.)
+  if (argc > 1 && std::strcmp(argv[1], "__shim") == 0)
+    return adhoc::runtime::ShimMain(argc - 1, argv + 1);
 
   Args args;
   bool json = false;
