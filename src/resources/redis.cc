@@ -255,7 +255,10 @@ std::optional<uint64_t> ProcessStartTime(pid_t pid) {
   while (fields >> field && rest.size() < 20) rest.push_back(field);
   // rest[0] is field 3 (state), rest[19] field 22 (starttime).
   if (rest.size() < 20 || rest[0] == "Z" || rest[0] == "X") return std::nullopt;
-  return std::stoull(rest[19]);
+  uint64_t start = 0;
+  auto [end, ec] = std::from_chars(rest[19].data(), rest[19].data() + rest[19].size(), start);
+  if (ec != std::errc()) return std::nullopt;
+  return start;
 }
 
 std::string RenderRedisConfig(const RedisOptions& o, const fs::path& dir) {
