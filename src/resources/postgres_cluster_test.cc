@@ -1,0 +1,225 @@
+#include "resources/postgres_cluster.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+
+#include "common/paths.h"
+#include "gtest/gtest.h"
+
+namespace adhoc::resources {
+namespace {
+namespace fs = std::filesystem;
+
+// A unique temporary home, removed (with anything a test left running stopped first by
+// the guards declared after it) when the test ends.
+class TempHome {
+ public:
+  TempHome() {
+    std::string tmpl = (fs::temp_directory_path() / "adhoc-pg-test-XXXXXX").string();
+    path_ = mkdtemp(tmpl.data());
+  }
+  ~TempHome() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+// A loopback address no other test process uses: 127.<from pid>.<from pid>.<counter>.
+std::string UniqueLoopback() {
+  static std::atomic<int> counter{2};
+  int pid = getpid();
+  return "127." + std::to_string(1 + (pid / 250) % 250) + "." + std::to_string(1 + pid % 250) +
+         "." + std::to_string(counter++);
+}
+
+class ClusterGuard {
+ public:
+  explicit ClusterGuard(PostgresCluster& c) : c_(c) {}
+  ~ClusterGuard() { (void)c_.Destroy(); }
+
+ private:
+  PostgresCluster& c_;
+};
+
+bool CanConnect(const std::string& host, int port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  inet_pton(AF_INET, host.c_str(), &addr.sin_addr);
+  bool ok = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  close(fd);
+  return ok;
+}
+
+TEST(PostgresSettingsTest, ListenOnlyOnTheGivenAddressWithRoomForManyEnvironments) {
+  PostgresClusterOptions o;
+  o.listen_address = "127.9.0.2";
+  o.port = 5433;
+  std::string conf = RenderPostgresSettings(o, "/h/run", "/h/postgres.log");
+  EXPECT_NE(conf.find("listen_addresses = '127.9.0.2'\n"), std::string::npos) << conf;
+  EXPECT_NE(conf.find("port = 5433\n"), std::string::npos);
+  EXPECT_NE(conf.find("max_connections = 500\n"), std::string::npos);
+  EXPECT_NE(conf.find("synchronous_commit = off\n"), std::string::npos);
+  EXPECT_NE(conf.find("unix_socket_directories = '/h/run'\n"), std::string::npos);
+}
+
+TEST(PostgresSettingsTest, HbaNeedsPasswordsOverTcpAndAllowsOnlyLoopback) {
+  std::string hba = RenderPostgresHba();
+  EXPECT_NE(hba.find("127.0.0.0/8    scram-sha-256"), std::string::npos);
+  // trust only on the local socket line: exactly one "trust", on the line starting "local".
+  size_t trust = hba.find(" trust");
+  ASSERT_NE(trust, std::string::npos);
+  EXPECT_EQ(hba.find(" trust", trust + 1), std::string::npos);
+  EXPECT_EQ(hba.rfind("\nlocal", trust), hba.rfind('\n', hba.rfind("local", trust)));
+  EXPECT_EQ(hba.find("0.0.0.0"), std::string::npos);
+  EXPECT_EQ(hba.find("host    all   all   127.0.0.0/8    trust"), std::string::npos);
+}
+
+TEST(PostgresBinDirTest, FindsTheServerTools) {
+  auto dir = FindPostgresBinDir();
+  ASSERT_TRUE(dir.ok()) << dir.error().message();
+  EXPECT_TRUE(fs::exists(*dir / "initdb"));
+  EXPECT_TRUE(fs::exists(*dir / "pg_ctl"));
+}
+
+TEST(PostgresClusterTest, InitStartStopStartAgainIdempotently) {
+  TempHome home;
+  PostgresCluster cluster(home.path(), {.listen_address = UniqueLoopback()});
+  ClusterGuard guard(cluster);
+
+  auto st = cluster.GetStatus();
+  ASSERT_TRUE(st.ok()) << st.error().message();
+  EXPECT_FALSE(st->initialized);
+
+  ASSERT_TRUE(cluster.Init().ok());
+  auto init_again = cluster.Init();
+  ASSERT_TRUE(init_again.ok()) << init_again.error().message();
+  EXPECT_TRUE(fs::exists(paths::PostgresData(home.path()) / "PG_VERSION"));
+  EXPECT_EQ(fs::status(paths::PostgresRun(home.path())).permissions(), fs::perms(0700));
+
+  auto started = cluster.Start();
+  ASSERT_TRUE(started.ok()) << started.error().message();
+  st = cluster.GetStatus();
+  ASSERT_TRUE(st.ok());
+  EXPECT_TRUE(st->running);
+  EXPECT_GT(st->pid, 0);
+  pid_t first_pid = st->pid;
+  EXPECT_TRUE(CanConnect(cluster.listen_address(), cluster.port()));
+  EXPECT_TRUE(fs::exists(cluster.SocketDir() / ".s.PGSQL.5432"));
+
+  auto again = cluster.Start();
+  ASSERT_TRUE(again.ok()) << again.error().message();
+  EXPECT_EQ(cluster.GetStatus()->pid, first_pid) << "a second Start must not restart the server";
+
+  ASSERT_TRUE(cluster.Stop().ok());
+  EXPECT_FALSE(cluster.GetStatus()->running);
+  EXPECT_FALSE(CanConnect(cluster.listen_address(), cluster.port()));
+  ASSERT_TRUE(cluster.Stop().ok()) << "stopping a stopped cluster is a no-op";
+
+  auto restarted = cluster.Start();
+  ASSERT_TRUE(restarted.ok()) << restarted.error().message();
+  EXPECT_TRUE(cluster.GetStatus()->running);
+
+  ASSERT_TRUE(cluster.Destroy().ok());
+  EXPECT_FALSE(fs::exists(paths::PostgresDir(home.path())));
+  EXPECT_FALSE(CanConnect(cluster.listen_address(), cluster.port()));
+}
+
+TEST(PostgresClusterTest, ListensOnlyOnItsOwnAddress) {
+  TempHome home;
+  std::string address = UniqueLoopback();
+  std::string neighbour = UniqueLoopback();
+  PostgresCluster cluster(home.path(), {.listen_address = address, .port = 5432});
+  ClusterGuard guard(cluster);
+  auto started = cluster.Start();
+  ASSERT_TRUE(started.ok()) << started.error().message();
+  EXPECT_TRUE(CanConnect(address, 5432));
+  EXPECT_FALSE(CanConnect(neighbour, 5432));
+}
+
+TEST(PostgresClusterTest, FilesBelongToThePostgresUserWhenRoot) {
+  if (geteuid() != 0) GTEST_SKIP() << "only as root";
+  TempHome home;
+  PostgresCluster cluster(home.path(), {.listen_address = UniqueLoopback()});
+  ClusterGuard guard(cluster);
+  ASSERT_TRUE(cluster.Init().ok());
+  struct passwd* pw = getpwnam("postgres");
+  ASSERT_NE(pw, nullptr);
+  for (const fs::path& p : {paths::PostgresData(home.path()), paths::PostgresRun(home.path()),
+                            paths::PostgresLog(home.path())}) {
+    struct stat sb {};
+    ASSERT_EQ(stat(p.c_str(), &sb), 0) << p;
+    EXPECT_EQ(sb.st_uid, pw->pw_uid) << p;
+  }
+}
+
+TEST(PostgresClusterTest, ATakenPortIsAClearConflict) {
+  TempHome home;
+  std::string address = UniqueLoopback();
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(5432);
+  inet_pton(AF_INET, address.c_str(), &addr.sin_addr);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(listen(fd, 1), 0);
+
+  PostgresCluster cluster(home.path(), {.listen_address = address});
+  ClusterGuard guard(cluster);
+  auto started = cluster.Start();
+  close(fd);
+  ASSERT_FALSE(started.ok());
+  EXPECT_EQ(started.error().kind(), ErrorKind::kConflict);
+  EXPECT_NE(started.error().message().find("already in use"), std::string::npos)
+      << started.error().message();
+  EXPECT_FALSE(cluster.GetStatus()->running);
+}
+
+// Not root: initdb and pg_ctl run as the calling user. Run in a child that drops root
+// for the `postgres` user, over a home that user owns.
+TEST(PostgresClusterTest, RunsAsTheCallingUserWhenNotRoot) {
+  if (geteuid() != 0) GTEST_SKIP() << "the other tests already run as a plain user";
+  struct passwd* pw = getpwnam("postgres");
+  ASSERT_NE(pw, nullptr);
+  TempHome home;
+  ASSERT_EQ(chmod(home.path().c_str(), 0755), 0);
+  fs::path user_home = home.path() / "home";
+  fs::create_directory(user_home);
+  ASSERT_EQ(chown(user_home.c_str(), pw->pw_uid, pw->pw_gid), 0);
+  std::string address = UniqueLoopback();
+
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    if (setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0) _exit(10);
+    PostgresCluster cluster(user_home, {.listen_address = address});
+    int code = 0;
+    if (!cluster.Start().ok())
+      code = 11;
+    else if (!cluster.GetStatus().ok() || !cluster.GetStatus()->running)
+      code = 12;
+    if (!cluster.Destroy().ok() && code == 0) code = 13;
+    _exit(code);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "10 setuid, 11 start, 12 status, 13 destroy";
+  EXPECT_FALSE(fs::exists(paths::PostgresDir(user_home)));
+}
+
+}  // namespace
+}  // namespace adhoc::resources

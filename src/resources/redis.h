@@ -1,0 +1,122 @@
+// One Redis server per environment (DESIGN: "Redis of its own, with a password, on the
+// environment's address"; the seed's Redis ECS service).
+//
+// Everything lives in paths::RedisDir(home, env) (mode 0700, the config holds the
+// password): redis.conf, dump.rdb, redis.pid (written by Redis), redis.log, and
+// redis.proc ("<pid> <start time>", written by adhoc) so the process is known by pid AND
+// start time (/proc/<pid>/stat), never by pid alone: after a restart of the caller,
+// Adopt() finds the server again and a recycled pid is never signalled.
+//
+// Redis daemonizes (it outlives the caller), persists only on shutdown (`save ""` plus
+// SHUTDOWN SAVE / SIGTERM with shutdown-on-sigterm save), and runs as the calling user.
+// The state is on disk, so any RedisInstance for the same home and env sees the same
+// server. Not thread-safe; callers serialize operations per environment.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+
+namespace adhoc::resources {
+
+struct RedisOptions {
+  std::string host;  // required: the environment's address; Redis binds only there
+  int port = 6379;
+  std::string password;  // empty: the one in an existing redis.conf, else a new random one
+  std::filesystem::path server_binary = "redis-server";  // searched in /usr/bin:/bin
+  std::chrono::milliseconds start_timeout{15000};
+  std::chrono::milliseconds stop_timeout{30000};  // for SHUTDOWN SAVE, then SIGTERM, SIGKILL
+};
+
+struct RedisCredentials {
+  std::string host;
+  int port = 6379;
+  std::string password;
+  std::string url;  // redis://:password@host:port/0 (password URL-encoded)
+};
+
+// A process known by pid and its start time (clock ticks since boot, /proc/<pid>/stat).
+struct ProcessIdentity {
+  pid_t pid = 0;
+  uint64_t start_time = 0;
+};
+
+// The start time of a live (not zombie) process; nullopt when there is none.
+std::optional<uint64_t> ProcessStartTime(pid_t pid);
+
+class RedisInstance {
+ public:
+  RedisInstance(std::filesystem::path home, std::string env, RedisOptions options);
+
+  // Writes redis.conf, starts redis-server and waits until it answers PING with the
+  // password. Idempotent: a server already running for this env is left alone. A Conflict
+  // when the address:port is taken by another process.
+  Status Start();
+
+  // SHUTDOWN SAVE over the protocol; if that fails, SIGTERM then SIGKILL to the recorded
+  // process (identity checked). A no-op when not running. Data is in dump.rdb afterwards.
+  Status Stop();
+
+  // Whether the recorded process is alive (pid and start time match).
+  Result<bool> Running();
+
+  // After a restart of the caller: reads redis.conf (password, address) and the pidfile +
+  // recorded start time. NotFound when no server of this env is running.
+  Status Adopt();
+
+  // Stops the server and removes the env's redis folder.
+  Status Destroy();
+
+  // Valid after Start() or Adopt().
+  RedisCredentials credentials() const;
+  const std::filesystem::path& dir() const { return dir_; }
+
+ private:
+  std::optional<ProcessIdentity> RecordedProcess() const;
+  Status LoadPasswordFromConfig();
+  Status WaitUntilGone(const ProcessIdentity& p, std::chrono::milliseconds timeout);
+
+  std::filesystem::path home_;
+  std::string env_;
+  RedisOptions options_;
+  std::filesystem::path dir_;
+};
+
+// The redis.conf of an instance. Pure, for tests.
+std::string RenderRedisConfig(const RedisOptions& options, const std::filesystem::path& dir);
+
+// ---- RESP, the Redis protocol (enough for adhoc: commands out, any reply in) ----------
+
+struct RespReply {
+  enum class Type { kSimple, kError, kInteger, kBulk, kNull, kArray };
+  Type type = Type::kNull;
+  std::string text;  // simple string, error message or bulk string
+  int64_t integer = 0;
+  std::vector<RespReply> elements;
+};
+
+// The command as a RESP array of bulk strings.
+std::string EncodeRespCommand(const std::vector<std::string>& args);
+
+// Parses one reply from the front of `data`. nullopt when more bytes are needed; else the
+// reply and `*consumed` bytes. An error for malformed input.
+Result<std::optional<RespReply>> ParseRespReply(std::string_view data, size_t* consumed);
+
+// Connects to host:port (plain TCP), AUTHs when `password` is not empty, sends each
+// command in turn and returns the last reply (an error reply is a RespReply, not an
+// error). An error when the connection fails or closes early; `closed_ok` accepts a
+// close after the last command instead of a reply (SHUTDOWN).
+Result<RespReply> RedisCommands(const std::string& host, int port, const std::string& password,
+                                const std::vector<std::vector<std::string>>& commands,
+                                std::chrono::milliseconds timeout = std::chrono::seconds(5),
+                                bool closed_ok = false);
+
+}  // namespace adhoc::resources

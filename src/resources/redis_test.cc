@@ -1,0 +1,255 @@
+#include "resources/redis.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <fstream>
+
+#include "common/paths.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace adhoc::resources {
+namespace {
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+// ---- Pure pieces ----------------------------------------------------------------------
+
+TEST(RedisConfigTest, BindsTheEnvAddressWithAPasswordAndSavesOnlyAtShutdown) {
+  RedisOptions o;
+  o.host = "127.9.0.3";
+  o.password = "secret";
+  std::string conf = RenderRedisConfig(o, "/h/envs/a/redis");
+  for (const char* line :
+       {"bind 127.9.0.3\n", "port 6379\n", "protected-mode yes\n", "requirepass \"secret\"\n",
+        "dir \"/h/envs/a/redis\"\n", "dbfilename dump.rdb\n", "daemonize yes\n",
+        "pidfile \"/h/envs/a/redis/redis.pid\"\n", "logfile \"/h/envs/a/redis/redis.log\"\n",
+        "save \"\"\n", "shutdown-on-sigterm save\n"})
+    EXPECT_THAT(conf, HasSubstr(line));
+}
+
+TEST(RespTest, EncodesCommandsAsArraysOfBulkStrings) {
+  EXPECT_EQ(EncodeRespCommand({"SET", "k", "a b"}), "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\na b\r\n");
+}
+
+TEST(RespTest, ParsesEveryReplyType) {
+  size_t used = 0;
+  auto simple = ParseRespReply("+PONG\r\n", &used);
+  ASSERT_TRUE(simple.ok() && *simple);
+  EXPECT_EQ((*simple)->type, RespReply::Type::kSimple);
+  EXPECT_EQ((*simple)->text, "PONG");
+  EXPECT_EQ(used, 7u);
+
+  auto error = ParseRespReply("-WRONGPASS invalid\r\n", &used);
+  EXPECT_EQ((*error)->type, RespReply::Type::kError);
+  EXPECT_EQ((*error)->text, "WRONGPASS invalid");
+
+  auto integer = ParseRespReply(":-42\r\n", &used);
+  EXPECT_EQ((*integer)->integer, -42);
+
+  auto bulk = ParseRespReply("$5\r\na\r\nbc\r\n+next\r\n", &used);
+  EXPECT_EQ((*bulk)->type, RespReply::Type::kBulk);
+  EXPECT_EQ((*bulk)->text, "a\r\nbc");
+  EXPECT_EQ(used, 11u);
+
+  auto null = ParseRespReply("$-1\r\n", &used);
+  EXPECT_EQ((*null)->type, RespReply::Type::kNull);
+
+  auto array = ParseRespReply("*2\r\n:1\r\n$1\r\nx\r\n", &used);
+  ASSERT_EQ((*array)->elements.size(), 2u);
+  EXPECT_EQ((*array)->elements[1].text, "x");
+}
+
+TEST(RespTest, IncompleteInputAsksForMoreAndGarbageIsAnError) {
+  size_t used = 0;
+  for (const char* partial : {"", "+PON", "$5\r\nab", "*2\r\n:1\r\n"}) {
+    auto r = ParseRespReply(partial, &used);
+    ASSERT_TRUE(r.ok()) << partial;
+    EXPECT_FALSE(r->has_value()) << partial;
+  }
+  EXPECT_FALSE(ParseRespReply("?what\r\n", &used).ok());
+  EXPECT_FALSE(ParseRespReply(":12x\r\n", &used).ok());
+}
+
+TEST(ProcessStartTimeTest, KnowsLiveProcessesAndForgetsReapedOnes) {
+  EXPECT_TRUE(ProcessStartTime(getpid()).has_value());
+  pid_t child = fork();
+  if (child == 0) _exit(0);
+  int status;
+  waitpid(child, &status, 0);
+  EXPECT_FALSE(ProcessStartTime(child).has_value());
+}
+
+// ---- Real Redis -------------------------------------------------------------------------
+
+std::string UniqueLoopback() {
+  static std::atomic<int> counter{200};
+  int pid = getpid();
+  return "127." + std::to_string(1 + (pid / 250) % 250) + "." + std::to_string(1 + pid % 250) +
+         "." + std::to_string(counter++);
+}
+
+class TempHome {
+ public:
+  TempHome() {
+    std::string tmpl = (fs::temp_directory_path() / "adhoc-redis-test-XXXXXX").string();
+    path_ = mkdtemp(tmpl.data());
+  }
+  ~TempHome() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+class RedisGuard {
+ public:
+  explicit RedisGuard(RedisInstance& r) : r_(r) {}
+  ~RedisGuard() { (void)r_.Destroy(); }
+
+ private:
+  RedisInstance& r_;
+};
+
+Result<RespReply> Ask(const RedisCredentials& c, std::vector<std::string> command,
+                      const std::string& password) {
+  return RedisCommands(c.host, c.port, password, {std::move(command)});
+}
+
+pid_t RecordedPid(const RedisInstance& r) {
+  std::ifstream in(r.dir() / "redis.proc");
+  pid_t pid = 0;
+  in >> pid;
+  return pid;
+}
+
+TEST(RedisInstanceTest, EachInstanceAcceptsOnlyItsOwnPassword) {
+  TempHome home;
+  RedisInstance a(home.path(), "env-a", {.host = UniqueLoopback()});
+  RedisGuard guard_a(a);
+  RedisInstance b(home.path(), "env-b", {.host = UniqueLoopback()});
+  RedisGuard guard_b(b);
+  auto started_a = a.Start();
+  ASSERT_TRUE(started_a.ok()) << started_a.error().message();
+  auto started_b = b.Start();
+  ASSERT_TRUE(started_b.ok()) << started_b.error().message();
+
+  RedisCredentials ca = a.credentials(), cb = b.credentials();
+  EXPECT_EQ(ca.password.size(), 32u);
+  EXPECT_NE(ca.password, cb.password);
+  EXPECT_EQ(ca.url, "redis://:" + ca.password + "@" + ca.host + ":6379/0");
+  for (const auto& [own, other] : {std::pair{ca, cb}, std::pair{cb, ca}}) {
+    auto pong = Ask(own, {"PING"}, own.password);
+    ASSERT_TRUE(pong.ok()) << pong.error().message();
+    EXPECT_EQ(pong->text, "PONG");
+    auto refused = Ask(own, {"PING"}, other.password);
+    ASSERT_TRUE(refused.ok()) << refused.error().message();
+    EXPECT_EQ(refused->type, RespReply::Type::kError);
+    EXPECT_THAT(refused->text, HasSubstr("WRONGPASS"));
+    auto anonymous = Ask(own, {"PING"}, "");
+    ASSERT_TRUE(anonymous.ok());
+    EXPECT_THAT(anonymous->text, HasSubstr("NOAUTH"));
+  }
+  EXPECT_EQ(fs::status(a.dir()).permissions(), fs::perms(0700));
+}
+
+TEST(RedisInstanceTest, StartIsIdempotentAndDataSurvivesStopStart) {
+  TempHome home;
+  RedisInstance r(home.path(), "keep", {.host = UniqueLoopback()});
+  RedisGuard guard(r);
+  ASSERT_TRUE(r.Start().ok());
+  pid_t first = RecordedPid(r);
+  ASSERT_TRUE(r.Start().ok());
+  EXPECT_EQ(RecordedPid(r), first) << "a second Start must not start another server";
+
+  RedisCredentials c = r.credentials();
+  auto set = Ask(c, {"SET", "greeting", "hello"}, c.password);
+  ASSERT_TRUE(set.ok());
+  EXPECT_EQ(set->text, "OK");
+
+  auto stopped = r.Stop();
+  ASSERT_TRUE(stopped.ok()) << stopped.error().message();
+  EXPECT_FALSE(*r.Running());
+  EXPECT_FALSE(ProcessStartTime(first).has_value());
+  EXPECT_TRUE(fs::exists(r.dir() / "dump.rdb"));
+  EXPECT_TRUE(r.Stop().ok()) << "stopping a stopped server is a no-op";
+
+  auto restarted = r.Start();
+  ASSERT_TRUE(restarted.ok()) << restarted.error().message();
+  EXPECT_EQ(r.credentials().password, c.password) << "the password is kept across restarts";
+  auto get = Ask(c, {"GET", "greeting"}, c.password);
+  ASSERT_TRUE(get.ok()) << get.error().message();
+  EXPECT_EQ(get->type, RespReply::Type::kBulk);
+  EXPECT_EQ(get->text, "hello");
+}
+
+TEST(RedisInstanceTest, AdoptFindsTheServerAfterACallerRestart) {
+  TempHome home;
+  std::string host = UniqueLoopback();
+  RedisInstance first(home.path(), "adopt", {.host = host});
+  RedisGuard guard(first);
+  ASSERT_TRUE(first.Start().ok());
+
+  RedisInstance later(home.path(), "adopt", {.host = host});
+  auto adopted = later.Adopt();
+  ASSERT_TRUE(adopted.ok()) << adopted.error().message();
+  EXPECT_EQ(later.credentials().password, first.credentials().password);
+  ASSERT_TRUE(later.Stop().ok());
+  EXPECT_FALSE(*first.Running());
+  EXPECT_EQ(RedisInstance(home.path(), "adopt", {.host = host}).Adopt().error().kind(),
+            ErrorKind::kNotFound);
+}
+
+TEST(RedisInstanceTest, AStaleRecordIsNotMistakenForTheServer) {
+  TempHome home;
+  RedisInstance r(home.path(), "stale", {.host = UniqueLoopback()});
+  fs::create_directories(r.dir());
+  // Our own pid with a wrong start time: a recycled pid must not count as the server.
+  std::ofstream(r.dir() / "redis.proc") << getpid() << " 1\n";
+  EXPECT_FALSE(*r.Running());
+  EXPECT_TRUE(r.Stop().ok());
+  EXPECT_TRUE(ProcessStartTime(getpid()).has_value()) << "and is never signalled";
+}
+
+TEST(RedisInstanceTest, DestroyLeavesNoProcessOrFolder) {
+  TempHome home;
+  RedisInstance r(home.path(), "gone", {.host = UniqueLoopback()});
+  RedisGuard guard(r);
+  ASSERT_TRUE(r.Start().ok());
+  pid_t pid = RecordedPid(r);
+  ASSERT_GT(pid, 0);
+  ASSERT_TRUE(r.Destroy().ok());
+  EXPECT_FALSE(ProcessStartTime(pid).has_value());
+  EXPECT_FALSE(fs::exists(paths::RedisDir(home.path(), "gone")));
+  EXPECT_TRUE(r.Destroy().ok()) << "destroying twice is fine";
+}
+
+TEST(RedisInstanceTest, ATakenAddressIsAClearConflict) {
+  TempHome home;
+  std::string host = UniqueLoopback();
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(6379);
+  inet_pton(AF_INET, host.c_str(), &addr.sin_addr);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(listen(fd, 1), 0);
+  RedisInstance r(home.path(), "taken", {.host = host});
+  RedisGuard guard(r);
+  auto started = r.Start();
+  close(fd);
+  ASSERT_FALSE(started.ok());
+  EXPECT_EQ(started.error().kind(), ErrorKind::kConflict);
+  EXPECT_THAT(started.error().message(), HasSubstr("already in use"));
+}
+
+}  // namespace
+}  // namespace adhoc::resources
