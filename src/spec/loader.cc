@@ -635,7 +635,7 @@ class ProjectReader {
       std::string key = node.is_string() ? prefix : prefix + ".path";
       if (h.path.empty() || h.path[0] != '/' || h.path.find(' ') != std::string::npos)
         r_.Error(*path_node, key, "health path '" + h.path + "' must start with '/', no spaces");
-      else if (!s->port)
+      else if (!port_declared_)
         r_.Error(*path_node, key,
                  "a health path needs a port: service '" + s->name +
                      "' has none (use a health command instead)");
@@ -643,10 +643,12 @@ class ProjectReader {
     s->health = h;
   }
 
+  // A port key that is present but wrong counts as a port: its own error is enough.
   PlaceholderScope CommandScope(const Service& s) const {
+    bool port = s.port || port_declared_;
     return Scope(
-        s.port ? PlaceholderContext::kServiceWithPort : PlaceholderContext::kServiceWithoutPort,
-        "service '" + s.name + "'" + (s.port ? "" : " (it has no port)"));
+        port ? PlaceholderContext::kServiceWithPort : PlaceholderContext::kServiceWithoutPort,
+        "service '" + s.name + "'" + (port ? "" : " (it has no port)"));
   }
 
   void ReadService(const std::string& name, const toml::key& key, const toml::table& t,
@@ -660,6 +662,7 @@ class ProjectReader {
     s.name = name;
     s.where = r_.Where(key.source());
     ReadImageRef(t, prefix, &s.image);
+    port_declared_ = t.contains("port");
     int port = 0;
     if (r_.Int(t, "port", prefix, 1, 65535, "must be a port between 1 and 65535", &port))
       s.port = port;
@@ -670,7 +673,7 @@ class ProjectReader {
     }
     if (const toml::node* h = t.get("health")) ReadHealth(*h, prefix + ".health", &s);
     ReadRoutes(t, prefix, &s.routes);
-    if (!s.routes.empty() && !s.port)
+    if (!s.routes.empty() && !port_declared_)
       r_.Error(s.routes.front().where, route_keys_[{prefix, 0}],
                "routes need a port: service '" + name + "' has none");
     int priority = 0;
@@ -843,6 +846,7 @@ class ProjectReader {
   Project& p_;
   std::set<std::string> scope_images_;
   std::set<std::string> used_images_;
+  bool port_declared_ = false;                                        // of the service being read
   std::map<std::pair<std::string, size_t>, std::string> route_keys_;  // (owner, index) -> key
 };
 
@@ -993,6 +997,14 @@ Loaded<EnvFile> LoadEnvFileAs(const fs::path& path, const std::string& shown,
   return ParseEnvFile(*text, path.stem().string(), shown, project);
 }
 
+// File order: what a reader fixing the file top to bottom wants.
+void SortByPosition(std::vector<Diagnostic>* diagnostics) {
+  std::stable_sort(diagnostics->begin(), diagnostics->end(),
+                   [](const Diagnostic& a, const Diagnostic& b) {
+                     return a.line != b.line ? a.line < b.line : a.column < b.column;
+                   });
+}
+
 }  // namespace
 
 Loaded<Project> ParseProject(std::string_view text, const std::string& file_name) {
@@ -1001,6 +1013,7 @@ Loaded<Project> ParseProject(std::string_view text, const std::string& file_name
   if (!root) return loaded;
   Reader reader(FileKind::kProject, file_name, &loaded.diagnostics);
   ProjectReader(&reader, &loaded.value).Read(*root);
+  SortByPosition(&loaded.diagnostics);
   return loaded;
 }
 
@@ -1020,6 +1033,7 @@ Loaded<EnvFile> ParseEnvFile(std::string_view text, const std::string& env_name,
   if (!root) return loaded;
   Reader reader(FileKind::kEnvFile, file_name, &loaded.diagnostics);
   ReadEnvFile(reader, *root, project, &loaded.value);
+  SortByPosition(&loaded.diagnostics);
   return loaded;
 }
 
