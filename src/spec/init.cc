@@ -167,6 +167,8 @@ std::string ValueFor(const std::string& name, bool postgres, bool redis) {
   if (name == "ALLOWED_HOSTS" || name == "DJANGO_ALLOWED_HOSTS") return "{hostname}";
   if (name == "STATIC_ROOT") return "{static}/static";
   if (name == "MEDIA_ROOT") return "{static}/media";
+  if (name == "SOURCE_TAG" || name == "APP_VERSION" || name == "GIT_SHA")
+    return "{version.backend}";
   if (name == "FRONTEND_URL" || name == "SITE_URL" || name == "BASE_URL") return "{url}";
   return "";
 }
