@@ -1,0 +1,20 @@
+// Writing an env file (`adhoc new`): the TOML text of an EnvFile that ParseEnvFile
+// reads back to the same values (owner, ttl, sleep_after, data, versions, env, access).
+// Source locations are not written. Thread-safe: a pure function.
+#pragma once
+
+#include <string>
+
+#include "spec/spec.h"
+
+namespace adhoc::spec {
+
+std::string RenderEnvFile(const EnvFile& env_file);
+
+// A TOML basic string: "text" with quotes, backslashes and control characters escaped.
+std::string TomlString(const std::string& text);
+
+// A TOML key: bare when it only has [A-Za-z0-9_-], else quoted.
+std::string TomlKey(const std::string& key);
+
+}  // namespace adhoc::spec

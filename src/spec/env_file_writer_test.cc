@@ -1,0 +1,64 @@
+#include "spec/env_file_writer.h"
+
+#include <gtest/gtest.h>
+
+#include "spec/loader.h"
+
+namespace adhoc::spec {
+namespace {
+
+TEST(EnvFileWriterTest, RoundTrip) {
+  EnvFile e;
+  e.name = "feature-abc";
+  e.owner = "brian \"b\" o'neil";
+  e.ttl = std::chrono::hours(74);
+  e.sleep_after = std::chrono::minutes(30);
+  e.data = DataSource{DataSource::Kind::kFile, "dumps/a b.sql"};
+  e.versions = {{"frontend", "v2.0.0", {}}, {"backend", "@worktree", {}}};
+  e.env = {{"ZED", "tab\there\\ and \"quotes\"\nnewline {env}", {}}, {"ALPHA", "", {}}};
+  e.access = Access{"demo:{secret.demo_password}", {"10.0.0.0/8", "::1"}, {}};
+
+  std::string text = RenderEnvFile(e);
+  auto loaded = ParseEnvFile(text, "feature-abc", "envs/feature-abc.toml");
+  ASSERT_TRUE(loaded.ok()) << FormatDiagnostics(loaded.diagnostics) << text;
+  const EnvFile& back = loaded.value;
+  EXPECT_EQ(back.owner, e.owner);
+  EXPECT_EQ(back.ttl, e.ttl);
+  EXPECT_EQ(back.sleep_after, e.sleep_after);
+  EXPECT_EQ(back.data.kind, e.data.kind);
+  EXPECT_EQ(back.data.argument, e.data.argument);
+  ASSERT_EQ(back.versions.size(), 2u);
+  EXPECT_EQ(back.versions[0].image, "frontend");  // order kept
+  EXPECT_EQ(back.versions[1].ref, "@worktree");
+  ASSERT_EQ(back.env.size(), 2u);
+  EXPECT_EQ(back.env[0].name, "ZED");
+  EXPECT_EQ(back.env[0].value, e.env[0].value);
+  EXPECT_EQ(back.env[1].value, "");
+  ASSERT_TRUE(back.access.has_value());
+  EXPECT_EQ(back.access->basic_auth, e.access->basic_auth);
+  EXPECT_EQ(back.access->allow, e.access->allow);
+}
+
+TEST(EnvFileWriterTest, MinimalFileIsSmall) {
+  EnvFile e;
+  e.name = "demo";
+  e.owner = "ci";
+  e.versions = {{"backend", "v1", {}}};
+  std::string text = RenderEnvFile(e);
+  EXPECT_NE(text.find("owner = \"ci\"\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("[versions]\nbackend = \"v1\"\n"), std::string::npos) << text;
+  EXPECT_EQ(text.find("ttl"), std::string::npos);
+  EXPECT_EQ(text.find("[env]"), std::string::npos);
+  auto loaded = ParseEnvFile(text, "demo", "envs/demo.toml");
+  EXPECT_TRUE(loaded.diagnostics.empty()) << FormatDiagnostics(loaded.diagnostics);
+  EXPECT_FALSE(loaded.value.ttl.has_value());
+}
+
+TEST(EnvFileWriterTest, TomlQuoting) {
+  EXPECT_EQ(TomlString("a\"b\\c\x01"), "\"a\\\"b\\\\c\\u0001\"");
+  EXPECT_EQ(TomlKey("backend"), "backend");
+  EXPECT_EQ(TomlKey("a.b"), "\"a.b\"");
+}
+
+}  // namespace
+}  // namespace adhoc::spec

@@ -1,0 +1,210 @@
+// The user's files as plain structs: adhoc.toml (Project) and envs/<name>.toml (EnvFile).
+//
+// These are values: the loader (loader.h) fills them, everyone else reads them. Lists
+// keep the order of the file (images, services, tasks, env keys, versions), because
+// order is meaningful (`before = "deploy"` tasks run in file order). Every item keeps
+// the file and line it came from, for messages and for the reasons of a plan.
+// Defaults below are DESIGN's. Strings that may hold placeholders (commands, env
+// values, basic_auth, the database name) are raw templates: see placeholders.h.
+// Not thread-safe beyond what any value type is.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace adhoc::spec {
+
+using Seconds = std::chrono::seconds;
+
+struct SourceLocation {
+  std::string file;  // as shown in messages: "adhoc.toml", "envs/demo.toml"
+  int line = 0;      // 1-based; 0 when unknown
+  int column = 0;    // 1-based; 0 when unknown
+
+  std::string ToString() const { return file + ":" + std::to_string(line); }
+};
+
+// One environment variable; `value` is a template.
+struct EnvVar {
+  std::string name;
+  std::string value;
+  SourceLocation where;
+};
+using EnvList = std::vector<EnvVar>;  // file order; names unique
+
+// A route pattern: "/exact", "/prefix/*" (also matches "/prefix") or "/*".
+struct Route {
+  enum class Kind { kExact, kPrefix, kCatchAll };
+  std::string pattern;  // as written: "/api/*"
+  Kind kind = Kind::kExact;
+  std::string path;  // "/api" for "/api/*", "/" for "/*", the pattern for an exact route
+  SourceLocation where;
+};
+
+struct Image {
+  std::string name;
+  std::string path;                // folder of the repository, relative; "." for the root
+  std::vector<std::string> build;  // run once per version in the release folder, not templated
+  std::string dockerfile;          // cloud targets only; empty: none given
+  SourceLocation where;
+};
+
+struct Postgres {
+  std::string database = "{env}-db";  // template; {env} only
+  SourceLocation where;
+};
+
+struct Redis {
+  SourceLocation where;
+};
+
+struct Static {
+  std::vector<Route> routes;  // served from the environment's {static} folder
+  SourceLocation where;
+};
+
+// One range of the health matcher: "200-399" is {200, 399}, "200" is {200, 200}.
+struct StatusRange {
+  int low = 200;
+  int high = 399;
+};
+
+struct HealthCheck {
+  std::string path;     // HTTP GET path ("/api/health-check/"); empty when `command` is set
+  std::string command;  // a template; exit 0 = healthy; empty when `path` is set
+  Seconds interval{7};
+  Seconds timeout{5};
+  int healthy = 2;                  // consecutive successes to become healthy
+  int unhealthy = 3;                // consecutive failures to become unhealthy
+  std::string matcher = "200-399";  // as written: "200-299,302"
+  std::vector<StatusRange> matcher_ranges = {{200, 399}};  // parsed `matcher`
+  Seconds start_timeout{60};  // fast probing at start gives up after this
+  SourceLocation where;
+
+  bool Matches(int status) const {
+    for (const StatusRange& r : matcher_ranges)
+      if (status >= r.low && status <= r.high) return true;
+    return false;
+  }
+};
+
+struct Service {
+  std::string name;
+  std::string image;
+  std::string command;  // template
+  std::optional<int> port;
+  std::optional<HealthCheck> health;
+  std::vector<Route> routes;
+  std::optional<int> priority;       // explicit route priority; lower wins (as ALB)
+  int count = 1;                     // tasks of this service; 0 allowed (scaled down)
+  int cpu = 1024;                    // 1/1024 core units, a hard limit
+  int memory = 2048;                 // MiB, a hard limit
+  std::string stop_signal = "TERM";  // name without "SIG"
+  int stop_signal_number = 15;
+  Seconds stop_timeout{10};
+  std::vector<std::string> templates;  // relative to the image folder, each ending in ".in"
+  EnvList env;
+  SourceLocation where;
+};
+
+// "nginx.conf.in" -> "nginx.conf": the name a template is rendered to in {taskdir}.
+std::string TemplateOutputName(const std::string& template_name);
+
+struct Task {
+  enum class Before { kNone, kDeploy };
+  enum class After { kNone, kCreate };
+  enum class Cache { kNone, kDatabase };
+
+  std::string name;
+  std::string image;
+  std::string command;  // template
+  Before before = Before::kNone;
+  After after = After::kNone;
+  Cache cache = Cache::kNone;
+  Seconds timeout{600};
+  EnvList env;
+  SourceLocation where;
+};
+
+struct AwsTarget {
+  std::string domain;
+  std::string registry;
+  std::string region = "us-east-1";
+  SourceLocation where;
+};
+
+struct KubernetesTarget {
+  std::string namespace_prefix;
+  std::string ingress_class;
+  std::string registry;
+  SourceLocation where;
+};
+
+struct Targets {
+  std::optional<AwsTarget> aws;
+  std::optional<KubernetesTarget> kubernetes;
+};
+
+// adhoc.toml
+struct Project {
+  std::string name;
+  std::string domain = "localhost";
+  std::vector<Image> images;
+  std::optional<Postgres> postgres;
+  std::optional<Redis> redis;
+  std::optional<Static> static_files;  // [static]
+  EnvList env;
+  std::vector<Service> services;
+  std::vector<Task> tasks;
+  Targets targets;
+  SourceLocation where;
+
+  // nullptr when absent. Pointers stay valid while the Project is not modified.
+  const Image* FindImage(const std::string& name) const;
+  const Service* FindService(const std::string& name) const;
+  const Task* FindTask(const std::string& name) const;
+};
+
+// `data` of an env file: where a new environment's data comes from.
+struct DataSource {
+  enum class Kind { kEmpty, kSnapshot, kEnv, kFile };
+  Kind kind = Kind::kEmpty;  // empty: a new database, migrated
+  std::string argument;      // snapshot name, environment name or file path
+
+  // Back to the file's form: "", "snapshot:NAME", "env:NAME", "file:PATH".
+  std::string ToString() const;
+};
+
+struct VersionPin {
+  std::string image;
+  std::string ref;  // a git ref, or "@worktree" for the uncommitted working tree
+  SourceLocation where;
+};
+inline constexpr char kWorktreeRef[] = "@worktree";
+
+struct Access {
+  std::string basic_auth;  // "user:password", a template (env, hostname, url, random, secret)
+  std::vector<std::string> allow;  // CIDRs ("10.0.0.0/8") or single addresses
+  SourceLocation where;
+};
+
+// envs/<name>.toml
+struct EnvFile {
+  std::string name;  // from the file name
+  std::string owner;
+  std::optional<Seconds> ttl;  // nullopt: never expires
+  std::optional<Seconds> sleep_after;
+  DataSource data;
+  std::vector<VersionPin> versions;  // file order; images unique
+  EnvList env;
+  std::optional<Access> access;
+  SourceLocation where;
+
+  // The pinned ref of `image`, or nullptr.
+  const std::string* FindVersion(const std::string& image) const;
+};
+
+}  // namespace adhoc::spec
