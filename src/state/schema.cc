@@ -171,11 +171,15 @@ Status CheckNotNewer(sqlite::Db& db, const std::string& path) {
 }
 
 Status MigrateToCurrent(sqlite::Db& db, const std::string& path) {
-  ADHOC_RETURN_IF_ERROR(db.ExecScript("BEGIN IMMEDIATE"));
+  ADHOC_RETURN_IF_ERROR(db.ExecScript("BEGIN IMMEDIATE").context("migrating state file " + path));
+  bool newer = false;
   auto migrate = [&]() -> Status {
     // Read again under the write lock: another process may have migrated meanwhile.
     ADHOC_ASSIGN_OR_RETURN(int version, SchemaVersion(db));
-    if (version > CurrentSchemaVersion()) return Failed(NewerMessage(path, version));
+    if (version > CurrentSchemaVersion()) {
+      newer = true;
+      return Failed(NewerMessage(path, version));
+    }
     for (const Migration& m : kMigrations) {
       if (m.version <= version) continue;
       Status st = db.ExecScript(m.sql);
@@ -189,9 +193,10 @@ Status MigrateToCurrent(sqlite::Db& db, const std::string& path) {
   Status st = migrate();
   if (!st.ok()) {
     (void)db.ExecScript("ROLLBACK");
-    return st;
+    if (newer) return st;  // the message already names the file
+    return std::move(st).context("migrating state file " + path);
   }
-  return db.ExecScript("COMMIT");
+  return db.ExecScript("COMMIT").context("migrating state file " + path);
 }
 
 }  // namespace adhoc::state

@@ -33,7 +33,7 @@ Result<int> SchemaVersion(sqlite::Db& db);
 // this adhoc knows up to 3): upgrade adhoc". `path` is only used in messages.
 Status CheckNotNewer(sqlite::Db& db, const std::string& path);
 
-// Brings the file up to CurrentSchemaVersion() atomically.
+// Brings the file up to CurrentSchemaVersion() atomically. Errors name the file.
 Status MigrateToCurrent(sqlite::Db& db, const std::string& path);
 
 }  // namespace adhoc::state

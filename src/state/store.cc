@@ -130,11 +130,9 @@ Result<std::unique_ptr<Store>> Store::Open(const fs::path& path, StoreOptions op
   sqlite3_busy_timeout(db->raw(), static_cast<int>(options.busy_timeout.count()));
 
   // Nothing below may write before the version check: a newer file stays untouched.
-  Status newer = CheckNotNewer(*db, path.string());
-  if (!newer.ok()) {
-    if (newer.error().message().starts_with("state file ")) return newer.error();
-    return std::move(newer).context(where).error();
-  }
+  auto version = SchemaVersion(*db);
+  if (!version.ok()) return std::move(version).error().context(where);
+  ADHOC_RETURN_IF_ERROR(CheckNotNewer(*db, path.string()));  // its message names the file
   Status st = db->ExecScript("PRAGMA foreign_keys = ON");
   if (!st.ok()) return std::move(st).context(where).error();
   {
@@ -145,11 +143,7 @@ Result<std::unique_ptr<Store>> Store::Open(const fs::path& path, StoreOptions op
     if (!*row || mode->Text(0) != "wal")
       return Failed("could not switch to WAL journal mode").context(where);
   }
-  st = MigrateToCurrent(*db, path.string());
-  if (!st.ok()) {
-    if (st.error().message().starts_with("state file ")) return st.error();
-    return std::move(st).context(where).error();
-  }
+  ADHOC_RETURN_IF_ERROR(MigrateToCurrent(*db, path.string()));  // names the file
   return std::unique_ptr<Store>(new Store(path, std::move(db), std::move(options)));
 }
 

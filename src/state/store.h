@@ -15,6 +15,9 @@
 // so other threads' calls wait until it ends (keep callbacks short, do no slow I/O in
 // them). Several Store objects, in this or other processes, may open the same file:
 // writers queue on SQLite's lock for up to `busy_timeout`, readers never wait (WAL).
+// Inside a Transact callback use only the Store it was given: writing through a second
+// Store on the same file would wait on this one's lock until the busy timeout.
+// Durability: SQLite's default synchronous=FULL, so a committed write survives a crash.
 //
 // Environment-scoped records (versions, randoms, credentials, tasks, routes,
 // address blocks, slots, task ids) require the environment to be recorded first
