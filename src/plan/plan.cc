@@ -58,8 +58,7 @@ std::string ServiceFingerprint(const spec::Service& service, const Version& vers
   if (service.health) {
     const auto& h = *service.health;
     s += fmt::format("health={}|{}|{}|{}|{}|{}|{}|{}\n", h.path, h.command, h.interval.count(),
-                     h.timeout.count(), h.healthy, h.unhealthy, h.matcher,
-                     h.start_timeout.count());
+                     h.timeout.count(), h.healthy, h.unhealthy, h.matcher, h.start_timeout.count());
   }
   for (const auto& t : service.templates) s += "template=" + t + "\n";
   AppendEnv(s, service.env);
@@ -112,7 +111,8 @@ Plan MakePlan(const Wanted& wanted, const std::optional<Recorded>& recorded) {
     if (!version) continue;
     std::string fp = ServiceFingerprint(service, *version, env_fp);
     std::string count = fmt::format("{} task{}", service.count, service.count == 1 ? "" : "s");
-    auto applied = recorded ? recorded->services.find(service.name) : decltype(recorded->services.end()){};
+    auto applied =
+        recorded ? recorded->services.find(service.name) : decltype(recorded->services.end()){};
     if (!recorded || applied == recorded->services.end()) {
       plan.steps.push_back(
           {Action::kStartService, service.name, recorded ? "new service" : kNew, count});
@@ -129,8 +129,7 @@ Plan MakePlan(const Wanted& wanted, const std::optional<Recorded>& recorded) {
     auto running = recorded->service_counts.find(service.name);
     if (running != recorded->service_counts.end() && running->second != service.count)
       plan.steps.push_back({Action::kRollService, service.name,
-                            fmt::format("count {} -> {}", running->second, service.count),
-                            count});
+                            fmt::format("count {} -> {}", running->second, service.count), count});
   }
   if (!recorded && project.static_files && !project.static_files->routes.empty()) {
     std::string patterns;
@@ -190,7 +189,8 @@ char Sign(Action a) {
 
 std::string FormatPlan(const Plan& plan, const std::string& env) {
   if (plan.empty()) return fmt::format("{}: no changes; the environment matches its files.", env);
-  std::string out = fmt::format("{} {}:\n", plan.create ? "adhoc up would create" : "adhoc up would change", env);
+  std::string out =
+      fmt::format("{} {}:\n", plan.create ? "adhoc up would create" : "adhoc up would change", env);
   for (const Step& s : plan.steps) {
     std::string what = fmt::format("{} {}", ActionName(s.action), s.target);
     if (!s.detail.empty()) what += " (" + s.detail + ")";

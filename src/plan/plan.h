@@ -9,11 +9,10 @@
 #pragma once
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "spec/spec.h"
 
@@ -29,7 +28,7 @@ struct Version {
 struct Wanted {
   const spec::Project* project = nullptr;
   const spec::EnvFile* env_file = nullptr;
-  std::map<std::string, Version> versions;   // image -> resolved version
+  std::map<std::string, Version> versions;    // image -> resolved version
   std::map<std::string, bool> release_built;  // image -> a release of that tree exists already
 };
 
@@ -45,7 +44,7 @@ struct Recorded {
 };
 
 enum class Action {
-  kBuildRelease,   // build an image's release (or reuse a cached one)
+  kBuildRelease,  // build an image's release (or reuse a cached one)
   kCreateDatabase,
   kStartRedis,
   kRunTask,        // a before-deploy or after-create task
