@@ -96,7 +96,8 @@ const Command kCommands[] = {
      adhoc::cli::RunBase},
     {"serve", "run the control plane (started on demand by the other commands)",
      [](CLI::App* c, Args& a) {
-       c->add_flag("--foreground", a.foreground, "stay attached (for systemd)");
+       c->add_flag("--foreground", a.foreground,
+                   "the default: stays attached (for systemd); other commands start it detached");
      },
      adhoc::cli::RunServe},
     {"render", "the project as Terraform for AWS ECS, or as Kubernetes manifests",
