@@ -3,6 +3,8 @@
 #include <cstring>
 #include <string>
 
+#include "router/router_command.h"
+
 namespace {
 
 struct Command {
@@ -18,6 +20,8 @@ constexpr Command kCommands[] = {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && strcmp(argv[1], "router") == 0)
+    return adhoc::router::RouterMain(argc - 1, argv + 1);
   if (argc < 2 || std::strcmp(argv[1], "--help") == 0) {
     std::printf("usage: adhoc COMMAND [ARGS]\n\n");
     for (const Command& c : kCommands) std::printf("  %-10s %s\n", c.name, c.summary);
