@@ -235,6 +235,7 @@ size_t FindHeadEnd(std::string_view buffer) {
 
 std::optional<HttpError> ParseRequestHead(std::string_view head, const ParseLimits& limits,
                                           RequestHead& out) {
+  out = RequestHead();
   if (head.size() > limits.max_header_bytes) return HttpError{431, "header section too large"};
   if (head.size() < 4 || head.substr(head.size() - 4) != "\r\n\r\n") {
     return HttpError{400, "incomplete head"};
@@ -344,6 +345,7 @@ std::optional<HttpError> ParseRequestHead(std::string_view head, const ParseLimi
 
 std::optional<HttpError> ParseResponseHead(std::string_view head, std::string_view request_method,
                                            ResponseHead& out) {
+  out = ResponseHead();
   if (head.size() < 4 || head.substr(head.size() - 4) != "\r\n\r\n") {
     return HttpError{502, "incomplete response head"};
   }

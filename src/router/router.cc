@@ -323,8 +323,10 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   }
 
   // Answers with one of the router's own pages.
-  awaitable<void> SendPage(Exchange& ex, int status, std::string_view detail, bool keep_alive,
-                           std::string_view extra_headers = {}) {
+  // Parameters by value: callers may build them in temporaries that end before the
+  // coroutine body runs.
+  awaitable<void> SendPage(Exchange& ex, int status, std::string detail, bool keep_alive,
+                           std::string extra_headers = {}) {
     std::string env_name = ex.env ? ex.env->name : std::string();
     ErrorPage page = MakeErrorPage(status, env_name, NormalizeHost(ex.req.host), detail, ex.json);
     std::string out = "HTTP/1.1 " + std::to_string(status) + " " + StatusText(status) +
