@@ -19,6 +19,10 @@
 
 namespace adhoc::router {
 
+// {"path","interval_ms","timeout_ms","healthy","unhealthy","matcher":"200-399"} -> HealthCheck;
+// absent fields keep HealthCheck's defaults.
+Result<HealthCheck> HealthCheckFromJson(const nlohmann::json& j);
+
 // ENV JSON -> Environment (not yet validated: RouteTable::Build does that).
 Result<Environment> EnvironmentFromJson(const nlohmann::json& j);
 

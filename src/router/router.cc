@@ -17,6 +17,7 @@
 #include "router/access_log.h"
 #include "router/error_pages.h"
 #include "router/feed.h"
+#include "router/health_checker.h"
 #include "router/static_files.h"
 
 namespace adhoc::router {
@@ -819,7 +820,7 @@ Result<tcp::endpoint> ParseListen(const std::string& listen) {
 
 struct Router::Impl {
   explicit Impl(RouterOptions o)
-      : options(std::move(o)), feed(holder, registry), access_log(options.home) {}
+      : options(std::move(o)), feed(holder, registry), access_log(options.home), health(holder) {}
 
   awaitable<void> AcceptLoop() {
     size_t next = 0;
@@ -852,6 +853,7 @@ struct Router::Impl {
   FeedHandler feed;
   std::unique_ptr<FeedServer> feed_server;
   AccessLog access_log;
+  HealthChecker health;
   std::atomic<int> connections{0};
   std::vector<std::unique_ptr<Worker>> workers;
   std::unique_ptr<tcp::acceptor> acceptor;
@@ -898,6 +900,7 @@ Status Router::Start() {
     std::filesystem::create_directories(paths::RouterDir(m.options.home), fs_ec);
     std::ofstream(paths::RouterPid(m.options.home)) << getpid() << "\n";
   }
+  m.health.Start();
   asio::co_spawn(*m.workers[0]->io, m.AcceptLoop(), asio::detached);
   for (auto& w : m.workers) {
     ScheduleSweep(*w);
@@ -921,6 +924,7 @@ void Router::Stop() {
   if (!m.running) return;
   m.running = false;
   if (m.feed_server) m.feed_server->Stop();
+  m.health.Stop();
   asio::post(*m.workers[0]->io, [&m] {
     error_code ec;
     m.acceptor->close(ec);

@@ -343,6 +343,43 @@ TEST_F(RouterTest, RemovedTargetFinishesInFlightThenItsConnectionCloses) {
   EXPECT_EQ(c.Get("demo.localhost", "/")->body, "hello from b");
 }
 
+TEST_F(RouterTest, HealthChecksTakeUnhealthyTargetsOutAndBackIn) {
+  Upstream a("a"), b("b");
+  StartRouter();
+  json route = ServiceRoute("/*", {Target("a", a.address()), Target("b", b.address())});
+  route["health"] = {{"path", "/health"}, {"interval_ms", 20}, {"timeout_ms", 1000},
+                     {"healthy", 2},      {"unhealthy", 3},    {"matcher", "200-399"}};
+  ReplaceAll({Env("demo", {route})});
+  a.health_status = 500;
+  auto only_b = [&] {
+    Client c(port());
+    for (int i = 0; i < 6; ++i) {
+      auto r = c.Get("demo.localhost", "/");
+      if (!r || r->body != "hello from b") return false;
+    }
+    return true;
+  };
+  ASSERT_TRUE(WaitFor(only_b));
+  a.health_status = 302;  // inside the matcher: healthy again
+  ASSERT_TRUE(WaitFor([&] {
+    Client c(port());
+    for (int i = 0; i < 6; ++i) {
+      auto r = c.Get("demo.localhost", "/");
+      if (r && r->body == "hello from a") return true;
+    }
+    return false;
+  }));
+  // Probes name the environment's host.
+  bool saw_probe = false;
+  for (const testing::Message& m : a.received()) {
+    if (m.start_line.rfind("GET /health ", 0) == 0) {
+      saw_probe = true;
+      EXPECT_EQ(m.header("host"), "demo.localhost");
+    }
+  }
+  EXPECT_TRUE(saw_probe);
+}
+
 struct RawCase {
   const char* name;
   std::string request;
