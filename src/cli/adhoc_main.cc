@@ -5,6 +5,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "router/router_command.h"
 #include "runtime/shim.h"
 
 namespace {
@@ -125,6 +126,8 @@ int main(int argc, char** argv) {
   // Internal entry points, not commands a user types.
   if (argc > 1 && std::strcmp(argv[1], "__shim") == 0)
     return adhoc::runtime::ShimMain(argc - 1, argv + 1);
+  if (argc > 1 && std::strcmp(argv[1], "router") == 0)
+    return adhoc::router::RouterMain(argc - 1, argv + 1);
 
   Args args;
   bool json = false;
