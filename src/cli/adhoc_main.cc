@@ -50,15 +50,13 @@ const Command kCommands[] = {
     {"run", "run a task of ENV (or -- CMD...) and exit with its status",
      [](CLI::App* c, Args& a) {
        EnvArg(c, a);
-       c->add_option("TASK", a.name, "a task of adhoc.toml");
-       c->add_option("CMD", a.rest, "a command, after --");
+       c->add_option("TASK", a.name, "a task of adhoc.toml (or a command after --)");
      },
      adhoc::cli::RunRun},
     {"exec", "an interactive process with a service's environment (default: a shell)",
      [](CLI::App* c, Args& a) {
        EnvArg(c, a);
-       c->add_option("SERVICE", a.name, "the service")->required();
-       c->add_option("CMD", a.rest, "a command, after --");
+       c->add_option("SERVICE", a.name, "the service (a command may follow --)")->required();
      },
      adhoc::cli::RunExec},
     {"logs", "logs of ENV's services and tasks, timestamped",
@@ -148,8 +146,16 @@ int main(int argc, char** argv) {
       args.command = c.name;
     });
   }
+  // Words after `--` are a command for run/exec, never options or positionals of adhoc.
+  int parsed_argc = argc;
+  for (int i = 1; i < argc; ++i)
+    if (std::strcmp(argv[i], "--") == 0) {
+      parsed_argc = i;
+      for (int j = i + 1; j < argc; ++j) args.rest.push_back(argv[j]);
+      break;
+    }
   try {
-    app.parse(argc, argv);
+    app.parse(parsed_argc, argv);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
