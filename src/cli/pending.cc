@@ -5,10 +5,6 @@ namespace adhoc::cli {
   int f(const Args& a, const Output& o) {                                \
     return o.Fail(Failed("`adhoc " + a.command + "` is not built yet")); \
   }
-PENDING(RunInit)
-PENDING(RunValidate)
-PENDING(RunNew)
-PENDING(RunPlan)
 PENDING(RunUp)
 PENDING(RunRun)
 PENDING(RunExec)
