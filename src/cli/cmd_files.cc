@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <optional>
 
 #include "cli/commands.h"
 #include "cli/offline.h"
@@ -161,9 +162,11 @@ int RunNew(const Args& args, const Output& out) {
   Result<spec::Loaded<spec::Workspace>> loaded = LoadProjectFolder(args.project);
   if (!loaded.ok()) return out.Fail(loaded.error());
   const spec::Project& project = loaded->value.project;
-  Status project_ok = ReportFileProblems(out, DiagnosticsOf(loaded->diagnostics, {"adhoc.toml"}),
-                                         ShownPath(args.project, "adhoc.toml"));
-  if (!project_ok.ok()) return out.Fail(project_ok.error());
+  // Warnings about adhoc.toml do not concern the env file written here: errors only.
+  if (std::optional<int> failed =
+          FailOnFileErrors(out, DiagnosticsOf(loaded->diagnostics, {"adhoc.toml"}),
+                           ShownPath(args.project, "adhoc.toml"), /*show_warnings=*/false))
+    return *failed;
 
   // --version IMAGE=REF, each naming an image of adhoc.toml once.
   std::map<std::string, std::string> asked;

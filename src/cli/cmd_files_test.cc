@@ -232,6 +232,16 @@ TEST_F(CliFilesTest, NewWithAnUnknownImageExits2) {
   EXPECT_FALSE(fs::exists(repo() / "envs"));
 }
 
+TEST_F(CliFilesTest, NewWithAnInvalidAdhocTomlExits2ListingItsErrors) {
+  MakeProjectRepo();
+  WriteFile(repo() / "adhoc.toml", std::string(kProject) + "colour = \"blue\"\n");
+  CliRun run = Adhoc({"new", "demo", "--version", "backend=v1.0.0"});
+  EXPECT_EQ(run.exit_code, 2) << run;
+  EXPECT_NE(run.err.find("error: adhoc.toml:18:1: services.ui.colour"), std::string::npos) << run;
+  EXPECT_NE(run.err.find("1 error in adhoc.toml"), std::string::npos) << run;
+  EXPECT_FALSE(fs::exists(repo() / "envs"));
+}
+
 TEST_F(CliFilesTest, NewWithAMissingRefExits1NamingIt) {
   MakeProjectRepo();
   CliRun run = Adhoc({"new", "demo", "--version", "backend=v9.9.9"});

@@ -76,10 +76,11 @@ int RunPlan(const Args& args, const Output& out) {
     return out.Fail(BadInput(message));
   }
   // Mistakes in other environments' files do not stop a plan of this one.
-  Status files_ok = ReportFileProblems(
-      out, DiagnosticsOf(loaded->diagnostics, {"adhoc.toml", relative}),
-      ShownPath(args.project, "adhoc.toml") + " or " + ShownPath(args.project, relative));
-  if (!files_ok.ok()) return out.Fail(files_ok.error());
+  if (std::optional<int> failed = FailOnFileErrors(
+          out, DiagnosticsOf(loaded->diagnostics, {"adhoc.toml", relative}),
+          ShownPath(args.project, "adhoc.toml") + " or " + ShownPath(args.project, relative),
+          /*show_warnings=*/true))
+    return *failed;
 
   // The plan names the database this environment gets, not the template it comes from.
   spec::Project project = workspace.project;

@@ -230,6 +230,13 @@ TEST_F(CliPlanTest, PlanOfABadFileOrNameExits2) {
   EXPECT_NE(run.err.find("envs/demo.toml:1:1: ownr"), std::string::npos) << run;
   EXPECT_NE(run.err.find("1 error"), std::string::npos) << run;
 
+  CliRun json = Adhoc({"--json", "plan", "demo"});
+  EXPECT_EQ(json.exit_code, 2) << json;
+  nlohmann::json doc = nlohmann::json::parse(json.out);
+  EXPECT_EQ(doc["error"]["kind"], "bad_input");
+  ASSERT_EQ(doc["error"]["diagnostics"].size(), 1u) << json;
+  EXPECT_EQ(doc["error"]["diagnostics"][0]["key"], "ownr");
+
   CliRun bad_name = Adhoc({"plan", "Demo"});
   EXPECT_EQ(bad_name.exit_code, 2) << bad_name;
   EXPECT_NE(bad_name.err.find("environment name"), std::string::npos) << bad_name;

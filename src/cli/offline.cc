@@ -36,16 +36,24 @@ std::vector<spec::Diagnostic> DiagnosticsOf(const std::vector<spec::Diagnostic>&
   return out;
 }
 
-Status ReportFileProblems(const Output& out, const std::vector<spec::Diagnostic>& diagnostics,
-                          const std::string& what) {
-  int errors = 0;
-  for (const spec::Diagnostic& d : diagnostics) {
-    out.Note((d.is_error() ? "error: " : "warning: ") + d.ToString());
-    if (d.is_error()) ++errors;
+std::optional<int> FailOnFileErrors(const Output& out,
+                                    const std::vector<spec::Diagnostic>& diagnostics,
+                                    const std::string& what, bool show_warnings) {
+  size_t errors = 0;
+  for (const spec::Diagnostic& d : diagnostics) errors += d.is_error() ? 1 : 0;
+  for (const spec::Diagnostic& d : diagnostics)
+    if (d.is_error() || show_warnings)
+      out.Note((d.is_error() ? "error: " : "warning: ") + d.ToString());
+  if (errors == 0) return std::nullopt;
+  std::string message = fmt::format("{} error{} in {}", errors, errors == 1 ? "" : "s", what);
+  if (out.json()) {
+    out.Document({{"error",
+                   {{"kind", "bad_input"},
+                    {"message", message},
+                    {"diagnostics", DiagnosticsJson(diagnostics)}}}});
+    return 2;
   }
-  if (errors == 0) return OkStatus();
-  return BadInput(fmt::format("{} error{} in {} (listed above; `adhoc validate` checks again)",
-                              errors, errors == 1 ? "" : "s", what));
+  return out.Fail(BadInput(message + " (listed above; `adhoc validate` checks again)"));
 }
 
 nlohmann::json DiagnosticsJson(const std::vector<spec::Diagnostic>& diagnostics) {

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,10 +29,13 @@ Result<spec::Loaded<spec::Workspace>> LoadProjectFolder(const std::filesystem::p
 std::vector<spec::Diagnostic> DiagnosticsOf(const std::vector<spec::Diagnostic>& all,
                                             const std::vector<std::string>& files);
 
-// Prints each diagnostic on stderr (errors and warnings) and, when any is an error, returns
-// a BadInput error "N errors in <what>" for the caller to Fail with; OK otherwise.
-Status ReportFileProblems(const Output& out, const std::vector<spec::Diagnostic>& diagnostics,
-                          const std::string& what);
+// When `diagnostics` hold an error, reports the files' problems and returns the exit status
+// (2): as text, every diagnostic on stderr then "adhoc: N errors in <what>"; with --json, one
+// {"error": {kind, message, diagnostics}} document. nullopt when there is no error; warnings
+// are then shown on stderr only if `show_warnings`.
+std::optional<int> FailOnFileErrors(const Output& out,
+                                    const std::vector<spec::Diagnostic>& diagnostics,
+                                    const std::string& what, bool show_warnings);
 
 // {severity, file, line, column, key, message} objects, in the order given.
 nlohmann::json DiagnosticsJson(const std::vector<spec::Diagnostic>& diagnostics);
