@@ -5,10 +5,6 @@ namespace adhoc::cli {
   int f(const Args& a, const Output& o) {                                \
     return o.Fail(Failed("`adhoc " + a.command + "` is not built yet")); \
   }
-PENDING(RunInit)
-PENDING(RunValidate)
-PENDING(RunNew)
-PENDING(RunPlan)
 PENDING(RunDoctor)
 int RunVersion(const Args&, const Output& o) {
   if (o.json()) o.Document({{"version", "0.1.0"}});
