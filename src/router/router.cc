@@ -227,7 +227,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   }
 
   // Reads what is available into `s`; `want`: room to make (heads small, bodies large).
-  awaitable<Io> ReadMore(BufferedSocket& s, size_t want = 64 * 1024) {
+  awaitable<Io> ReadMore(BufferedSocket& s, size_t want = 16 * 1024) {
     s.Reserve(want);
     error_code ec;
     size_t n =
