@@ -69,6 +69,7 @@ struct Bad {
   const char* name;
   std::string head;
   int status;
+  friend void PrintTo(const Bad& b, std::ostream* os) { *os << b.name; }
 };
 
 class Malformed : public ::testing::TestWithParam<Bad> {};

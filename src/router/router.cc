@@ -40,7 +40,8 @@ int64_t WallMs() {
 // A socket with a read buffer: bytes read but not yet consumed stay between calls
 // (the start of a body after its head, a pipelined request).
 struct BufferedSocket {
-  explicit BufferedSocket(tcp::socket s) : socket(std::move(s)), buf(16 * 1024) {}
+  explicit BufferedSocket(tcp::socket s) : socket(std::move(s)), buf(kSmall) {}
+  static constexpr size_t kSmall = 4096;  // idle keep-alive connections stay small
   tcp::socket socket;
   std::vector<char> buf;
   size_t begin = 0, end = 0;
@@ -50,6 +51,13 @@ struct BufferedSocket {
   void consume(size_t n) {
     begin += n;
     if (begin == end) begin = end = 0;
+  }
+  // Gives back a large buffer once nothing is buffered (between requests).
+  void Shrink() {
+    if (begin == end && buf.size() > 4 * kSmall) {
+      buf = std::vector<char>(kSmall);
+      begin = end = 0;
+    }
   }
   // Makes room for at least `want` more bytes at the end.
   void Reserve(size_t want) {
@@ -182,6 +190,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
     while (!self->closing_) {
       bool keep = co_await self->HandleOne();
       if (!keep) break;
+      self->client_.Shrink();
     }
     self->timer_.cancel();
     error_code ec;
@@ -217,8 +226,9 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
     });
   }
 
-  awaitable<Io> ReadMore(BufferedSocket& s) {
-    s.Reserve(16 * 1024);
+  // Reads what is available into `s`; `want`: room to make (heads small, bodies large).
+  awaitable<Io> ReadMore(BufferedSocket& s, size_t want = 16 * 1024) {
+    s.Reserve(want);
     error_code ec;
     size_t n =
         co_await s.socket.async_read_some(asio::buffer(s.buf.data() + s.end, s.buf.size() - s.end),
@@ -388,7 +398,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
         }
         co_return false;
       }
-      Io r = co_await ReadMore(client_);
+      Io r = co_await ReadMore(client_, BufferedSocket::kSmall);
       if (r != Io::kOk) {
         if (r == Io::kTimeout && got_bytes && !closing_) {
           co_await SendPage(ex, 408, "The request's headers did not arrive in time.", false);

@@ -380,6 +380,27 @@ TEST_F(RouterTest, HealthChecksTakeUnhealthyTargetsOutAndBackIn) {
   EXPECT_TRUE(saw_probe);
 }
 
+TEST_F(RouterTest, ConnectionsAboveTheMaximumAreClosed) {
+  Upstream up;
+  RouterOptions options;
+  options.max_connections = 2;
+  StartRouter(options);
+  ReplaceAll({Env("demo", {ServiceRoute("/*", {Target("t1", up.address())})})});
+  Client first(port()), second(port());
+  ASSERT_EQ(first.Get("demo.localhost", "/")->status(), 200);
+  ASSERT_EQ(second.Get("demo.localhost", "/")->status(), 200);
+  Client third(port());
+  EXPECT_FALSE(third.Get("demo.localhost", "/").has_value());  // closed at accept
+  first.Send("GET / HTTP/1.1\r\nHost: demo.localhost\r\nConnection: close\r\n\r\n");
+  ASSERT_TRUE(first.Read());
+  ASSERT_TRUE(first.Closed());
+  // A slot is free again once the router has closed its side.
+  EXPECT_TRUE(WaitFor([&] {
+    auto r = Client(port()).Get("demo.localhost", "/");
+    return r && r->status() == 200;
+  }));
+}
+
 struct RawCase {
   const char* name;
   std::string request;
