@@ -298,6 +298,14 @@ Status EnvironmentDatabases::DropEnvironmentDatabase(const std::string& env,
   return OkStatus();
 }
 
+Status EnvironmentDatabases::DropEnvironmentRole(const std::string& env) {
+  auto role = RoleNameFor(env);
+  if (!role.ok()) return Status(role).context("dropping the role of '" + env + "'");
+  return admin_.Query("DROP ROLE IF EXISTS " + QuoteIdentifier(*role)).ok()
+             ? OkStatus()
+             : Failed("dropping role '" + *role + "' of '" + env + "' failed");
+}
+
 Status EnvironmentDatabases::CloneDatabase(const std::string& template_database,
                                            const std::string& new_database,
                                            const std::string& owner) {

@@ -107,6 +107,9 @@ class EnvironmentDatabases {
   // No error when either is already gone.
   Status DropEnvironmentDatabase(const std::string& env, const std::string& database);
 
+  // Drops the environment's role alone (its database already gone); no error if absent.
+  Status DropEnvironmentRole(const std::string& env);
+
   // `new_database` as a copy of `template_database` (which must have no connections),
   // owned by `owner`, with the same grants as an environment's database.
   Status CloneDatabase(const std::string& template_database, const std::string& new_database,

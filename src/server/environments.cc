@@ -705,21 +705,19 @@ Status ControlPlane::RemoveEverything(const std::string& env) {
       resources::EnvironmentDatabases dbs(*admin, runtime::BaseAddress(options_.home),
                                           options_.postgres_port);
       ADHOC_ASSIGN_OR_RETURN(auto objects, dbs.ListEnvironmentDatabases());
-      bool role_left = false;
-      for (const auto& o : objects) {
-        if (o.env != env) continue;
-        if (o.kind == resources::ManagedObject::Kind::kDatabase)
+      for (const auto& o : objects)
+        if (o.env == env && o.kind == resources::ManagedObject::Kind::kDatabase)
           ADHOC_RETURN_IF_ERROR(dbs.DropEnvironmentDatabase(env, o.name));
-        else
-          role_left = true;
-      }
-      if (role_left) ADHOC_RETURN_IF_ERROR(dbs.DropEnvironmentDatabase(env, ""));
+      ADHOC_RETURN_IF_ERROR(dbs.DropEnvironmentRole(env));
       return OkStatus();
     }();
     keep(std::move(dropped).context("dropping the database"));
   }
   keep(resources::RemoveEnvironmentFolders(options_.home, env));
   fs::remove(paths::AccessLog(options_.home, env), ec);
+  // The record goes last, and only when everything else is gone, so that `destroy` can be
+  // run again to finish what failed.
+  if (!first.ok()) return first;
   if (!block.empty()) keep(store_->ReleaseBlock(block));
   if (record.ok() && *record) keep(store_->DeleteEnvironment(env));
   return first;
