@@ -18,7 +18,6 @@ PENDING(RunStatus)
 PENDING(RunDestroy)
 PENDING(RunBase)
 PENDING(RunServe)
-PENDING(RunDoctor)
 int RunVersion(const Args&, const Output& o) {
   if (o.json()) o.Document({{"version", "0.1.0"}});
   o.Line("adhoc 0.1.0");
