@@ -5,6 +5,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "router/router_command.h"
 #include "runtime/shim.h"
 
 namespace {
@@ -49,15 +50,13 @@ const Command kCommands[] = {
     {"run", "run a task of ENV (or -- CMD...) and exit with its status",
      [](CLI::App* c, Args& a) {
        EnvArg(c, a);
-       c->add_option("TASK", a.name, "a task of adhoc.toml");
-       c->add_option("CMD", a.rest, "a command, after --");
+       c->add_option("TASK", a.name, "a task of adhoc.toml (or a command after --)");
      },
      adhoc::cli::RunRun},
     {"exec", "an interactive process with a service's environment (default: a shell)",
      [](CLI::App* c, Args& a) {
        EnvArg(c, a);
-       c->add_option("SERVICE", a.name, "the service")->required();
-       c->add_option("CMD", a.rest, "a command, after --");
+       c->add_option("SERVICE", a.name, "the service (a command may follow --)")->required();
      },
      adhoc::cli::RunExec},
     {"logs", "logs of ENV's services and tasks, timestamped",
@@ -96,7 +95,8 @@ const Command kCommands[] = {
      adhoc::cli::RunBase},
     {"serve", "run the control plane (started on demand by the other commands)",
      [](CLI::App* c, Args& a) {
-       c->add_flag("--foreground", a.foreground, "stay attached (for systemd)");
+       c->add_flag("--foreground", a.foreground,
+                   "the default: stays attached (for systemd); other commands start it detached");
      },
      adhoc::cli::RunServe},
     {"render", "the project as Terraform for AWS ECS, or as Kubernetes manifests",
@@ -124,6 +124,8 @@ int main(int argc, char** argv) {
   // Internal entry points, not commands a user types.
   if (argc > 1 && std::strcmp(argv[1], "__shim") == 0)
     return adhoc::runtime::ShimMain(argc - 1, argv + 1);
+  if (argc > 1 && std::strcmp(argv[1], "router") == 0)
+    return adhoc::router::RouterMain(argc - 1, argv + 1);
 
   Args args;
   bool json = false;
@@ -144,8 +146,16 @@ int main(int argc, char** argv) {
       args.command = c.name;
     });
   }
+  // Words after `--` are a command for run/exec, never options or positionals of adhoc.
+  int parsed_argc = argc;
+  for (int i = 1; i < argc; ++i)
+    if (std::strcmp(argv[i], "--") == 0) {
+      parsed_argc = i;
+      for (int j = i + 1; j < argc; ++j) args.rest.push_back(argv[j]);
+      break;
+    }
   try {
-    app.parse(argc, argv);
+    app.parse(parsed_argc, argv);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {

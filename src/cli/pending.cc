@@ -5,19 +5,6 @@ namespace adhoc::cli {
   int f(const Args& a, const Output& o) {                                \
     return o.Fail(Failed("`adhoc " + a.command + "` is not built yet")); \
   }
-PENDING(RunInit)
-PENDING(RunValidate)
-PENDING(RunNew)
-PENDING(RunPlan)
-PENDING(RunUp)
-PENDING(RunRun)
-PENDING(RunExec)
-PENDING(RunLogs)
-PENDING(RunLs)
-PENDING(RunStatus)
-PENDING(RunDestroy)
-PENDING(RunBase)
-PENDING(RunServe)
 int RunVersion(const Args&, const Output& o) {
   if (o.json()) o.Document({{"version", "0.1.0"}});
   o.Line("adhoc 0.1.0");

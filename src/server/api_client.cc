@@ -3,6 +3,7 @@
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
+#include <limits>
 
 namespace adhoc::server {
 namespace {
@@ -84,7 +85,8 @@ Result<nlohmann::json> ApiClient::Stream(
   if (ec) return Failed("sending to the control plane: " + ec.message());
   boost::beast::flat_buffer buffer;
   http::response_parser<http::buffer_body> parser;
-  parser.body_limit(boost::none);
+  // Not boost::none: Beast 1.74 compares lengths against an empty limit as exceeded.
+  parser.body_limit(std::numeric_limits<std::uint64_t>::max());
   http::read_header(*socket, buffer, parser, ec);
   if (ec) return Failed("reading the control plane's answer: " + ec.message());
   std::string pending;

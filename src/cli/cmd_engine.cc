@@ -1,0 +1,367 @@
+// The commands that act on environments through the control plane (docs/api.md): up, destroy,
+// ls, status, logs, run, exec, base, serve. Argument parsing and printing only.
+#include <fmt/format.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include "cli/commands.h"
+#include "common/paths.h"
+#include "server/control_plane.h"
+#include "server/launcher.h"
+#include "spec/duration.h"
+#include "spec/names.h"
+
+namespace adhoc::cli {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+Result<server::ApiClient> Connect() {
+  return server::EnsureControlPlane(paths::HomeDir(), server::SelfBinary());
+}
+
+long long NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string Ago(long long ms) {
+  long long s = (NowMs() - ms) / 1000;
+  if (s < 0) s = 0;
+  if (s < 60) return fmt::format("{}s", s);
+  if (s < 3600) return fmt::format("{}m", s / 60);
+  if (s < 86400) return fmt::format("{}h", s / 3600);
+  return fmt::format("{}d", s / 86400);
+}
+
+std::string Left(long long until_ms) {
+  long long s = (until_ms - NowMs()) / 1000;
+  if (s <= 0) return "expired";
+  if (s < 3600) return fmt::format("{}m", s / 60);
+  if (s < 86400) return fmt::format("{}h", s / 3600);
+  return fmt::format("{}d{}h", s / 86400, (s % 86400) / 3600);
+}
+
+std::string Mib(uint64_t bytes) { return fmt::format("{}MiB", bytes / (1024 * 1024)); }
+
+// Prints a long operation's progress the way `up` shows it.
+void PrintEvent(const Output& out, const json& e) {
+  std::string type = e.value("type", "");
+  if (type == "step") {
+    std::string status = e.value("status", "");
+    if (status == "running") return;
+    std::string mark = status == "done" ? "ok" : "FAILED";
+    std::string detail = e.value("detail", "");
+    if (status == "failed") detail = detail.substr(0, detail.find('\n'));
+    out.Line(fmt::format("  {:<6} {:<28} {:>7}  {}", mark, e.value("name", ""),
+                         FormatDuration(e.value("elapsed_ms", 0LL)), detail));
+  } else if (type == "log") {
+    out.Line(fmt::format("         {} | {}", e.value("process", ""), e.value("line", "")));
+  } else if (type == "note") {
+    out.Note("  note: " + e.value("message", ""));
+  }
+}
+
+Status CheckEnvName(const std::string& env) { return spec::ValidateEnvName(env); }
+
+void PrintCommands(const Output& out, const json& env) {
+  if (!env.contains("commands")) return;
+  const json& c = env["commands"];
+  out.Line(fmt::format("  shell:    {}", c.value("shell", "")));
+  out.Line(fmt::format("  logs:     {}", c.value("logs", "")));
+  out.Line(fmt::format("  database: {}", c.value("database", "")));
+  out.Line(fmt::format("  destroy:  {}", c.value("destroy", "")));
+}
+
+}  // namespace
+
+int RunUp(const Args& args, const Output& out) {
+  if (Status s = CheckEnvName(args.env); !s.ok()) return out.Fail(s.error());
+  std::error_code ec;
+  fs::path project = fs::absolute(args.project, ec);
+  if (!fs::exists(project / "adhoc.toml"))
+    return out.Fail(BadInput((project / "adhoc.toml").string() +
+                             ": no such file (run `adhoc init`, or -C the app's folder)"));
+  auto client = Connect();
+  if (!client.ok()) return out.Fail(client.error());
+  out.Line(fmt::format("adhoc up {}", args.env));
+  auto t0 = std::chrono::steady_clock::now();
+  auto env = client->Stream("POST", "/v1/environments/" + args.env + "/up",
+                            {{"project", fs::canonical(project, ec).string()}},
+                            [&](const json& e) { PrintEvent(out, e); });
+  if (!env.ok()) return out.Fail(env.error());
+  long long ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+          .count();
+  if (out.json()) {
+    out.Document(*env);
+    return 0;
+  }
+  out.Line(
+      fmt::format("\n{} is up in {}: {}", args.env, FormatDuration(ms), env->value("url", "")));
+  PrintCommands(out, *env);
+  return 0;
+}
+
+int RunDestroy(const Args& args, const Output& out) {
+  if (Status s = CheckEnvName(args.env); !s.ok()) return out.Fail(s.error());
+  auto client = Connect();
+  if (!client.ok()) return out.Fail(client.error());
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = client->Stream("POST", "/v1/environments/" + args.env + "/destroy", json::object(),
+                          [&](const json& e) { PrintEvent(out, e); });
+  if (!r.ok()) return out.Fail(r.error());
+  if (out.json()) {
+    out.Document(*r);
+    return 0;
+  }
+  long long ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+          .count();
+  out.Line(fmt::format("{} destroyed in {}: nothing of it is left.", args.env, FormatDuration(ms)));
+  return 0;
+}
+
+int RunLs(const Args& args, const Output& out) {
+  auto client = Connect();
+  if (!client.ok()) return out.Fail(client.error());
+  auto r = client->Call("GET", "/v1/environments");
+  if (!r.ok()) return out.Fail(r.error());
+  if (out.json()) {
+    out.Document(*r);
+    return 0;
+  }
+  const json& envs = (*r)["environments"];
+  if (envs.empty()) {
+    out.Line("No environments. Create one with `adhoc new NAME` and `adhoc up NAME`.");
+    return 0;
+  }
+  out.Line(fmt::format("{:<20} {:<10} {:<34} {:<28} {:<10} {:>5} {:>9} {:>8}", "NAME", "STATUS",
+                       "URL", "VERSIONS", "OWNER", "AGE", "TIME LEFT", "MEMORY"));
+  for (const auto& e : envs) {
+    std::string versions;
+    for (auto& [image, v] : e["versions"].items())
+      versions += (versions.empty() ? "" : " ") + image + "=" + v.value("ref", "");
+    std::string left = e.contains("expires_ms") ? Left(e["expires_ms"].get<long long>()) : "-";
+    out.Line(fmt::format("{:<20} {:<10} {:<34} {:<28} {:<10} {:>5} {:>9} {:>8}",
+                         e.value("name", ""), e.value("status", ""), e.value("url", ""), versions,
+                         e.value("owner", ""), Ago(e.value("created_ms", 0LL)), left,
+                         Mib(e.value("memory_bytes", 0ULL))));
+  }
+  return 0;
+}
+
+int RunStatus(const Args& args, const Output& out) {
+  if (Status s = CheckEnvName(args.env); !s.ok()) return out.Fail(s.error());
+  auto client = Connect();
+  if (!client.ok()) return out.Fail(client.error());
+  auto r = client->Call("GET", "/v1/environments/" + args.env);
+  if (!r.ok()) return out.Fail(r.error());
+  if (out.json()) {
+    out.Document(*r);
+    return 0;
+  }
+  const json& e = *r;
+  out.Line(
+      fmt::format("{}  {}  {}", e.value("name", ""), e.value("status", ""), e.value("url", "")));
+  out.Line(fmt::format("owner {}, created {} ago, memory {}, addresses {}", e.value("owner", ""),
+                       Ago(e.value("created_ms", 0LL)), Mib(e.value("memory_bytes", 0ULL)),
+                       e.value("address_block", "")));
+  for (auto& [image, v] : e["versions"].items())
+    out.Line(fmt::format("  {:<10} {} (commit {}, tree {})", image, v.value("ref", ""),
+                         v.value("commit", "").substr(0, 7), v.value("tree", "").substr(0, 7)));
+  out.Line("");
+  out.Line(fmt::format("  {:<12} {:<10} {:<16} {:<9} {:>8} {:>16} {:>9}", "SERVICE", "STATUS",
+                       "TASK", "PID", "RESTARTS", "ADDRESS", "MEMORY"));
+  for (const auto& s : e["services"]) {
+    bool first = true;
+    for (const auto& t : s["tasks"]) {
+      out.Line(fmt::format("  {:<12} {:<10} {:<16} {:<9} {:>8} {:>16} {:>9}",
+                           first ? s.value("name", "") : "", t.value("status", ""),
+                           t.value("id", ""), t.value("pid", 0), t.value("restarts", 0),
+                           t.value("address", ""), Mib(t.value("memory_bytes", 0ULL))));
+      first = false;
+    }
+    if (first)
+      out.Line(
+          fmt::format("  {:<12} {:<10} (no task)", s.value("name", ""), s.value("status", "")));
+  }
+  if (e.contains("last_operation")) {
+    const json& op = e["last_operation"];
+    out.Line(fmt::format("\nlast operation: {} #{} {} {} ago{}", op.value("kind", ""),
+                         op.value("id", 0), op.value("status", ""),
+                         Ago(op.value("started_ms", 0LL)),
+                         op.value("error", "").empty() ? "" : ": " + op.value("error", "")));
+  }
+  return 0;
+}
+
+int RunLogs(const Args& args, const Output& out) {
+  if (Status s = CheckEnvName(args.env); !s.ok()) return out.Fail(s.error());
+  std::string query = "?tail=" + std::to_string(args.tail);
+  if (!args.name.empty()) query += "&process=" + args.name;
+  if (!args.since.empty()) {
+    auto d = spec::ParseDuration(args.since);
+    if (!d.ok()) return out.Fail(BadInput("--since " + args.since + ": " + d.error().message()));
+    query += "&since_ms=" + std::to_string(NowMs() - d->count() * 1000);
+  }
+  if (args.follow) query += "&follow=1";
+  auto client = Connect();
+  if (!client.ok()) return out.Fail(client.error());
+  json all = json::array();
+  auto r = client->Stream("GET", "/v1/environments/" + args.env + "/logs" + query, nullptr,
+                          [&](const json& e) {
+                            if (e.value("type", "") != "log") return;
+                            if (out.json()) {
+                              std::puts(e.dump().c_str());
+                              std::fflush(stdout);
+                              return;
+                            }
+                            long long ms = e.value("time", 0LL);
+                            std::time_t t = ms / 1000;
+                            char buf[32];
+                            std::strftime(buf, sizeof buf, "%H:%M:%S", std::localtime(&t));
+                            out.Line(fmt::format("{}.{:03} {:<14} {}", buf, ms % 1000,
+                                                 e.value("process", ""), e.value("line", "")));
+                          });
+  if (!r.ok() && r.error().message().find("without a result") == std::string::npos)
+    return out.Fail(r.error());
+  return 0;
+}
+
+int RunRun(const Args& args, const Output& out) {
+  if (Status s = CheckEnvName(args.env); !s.ok()) return out.Fail(s.error());
+  if (args.name.empty() && args.rest.empty())
+    return out.Fail(
+        BadInput("give a task (adhoc run ENV migrate) or a command after -- "
+                 "(adhoc run ENV -- sh -c 'exit 7')"));
+  json body = json::object();
+  if (!args.name.empty()) body["task"] = args.name;
+  if (!args.rest.empty()) body["command"] = args.rest;
+  auto client = Connect();
+  if (!client.ok()) return out.Fail(client.error());
+  json lines = json::array();
+  auto r =
+      client->Stream("POST", "/v1/environments/" + args.env + "/run", body, [&](const json& e) {
+        if (e.value("type", "") != "log") return;
+        if (out.json())
+          lines.push_back(e.value("line", ""));
+        else
+          out.Line(e.value("line", ""));
+      });
+  if (!r.ok()) return out.Fail(r.error());
+  int code = r->value("exit_code", 1);
+  if (out.json()) out.Document({{"exit_code", code}, {"lines", lines}});
+  return code;
+}
+
+int RunExec(const Args& args, const Output& out) {
+  if (Status s = CheckEnvName(args.env); !s.ok()) return out.Fail(s.error());
+  auto client = Connect();
+  if (!client.ok()) return out.Fail(client.error());
+  auto r = client->Call("GET", "/v1/environments/" + args.env + "/exec/" + args.name);
+  if (!r.ok()) return out.Fail(r.error());
+  std::vector<std::string> argv = args.rest;
+  if (argv.empty()) argv = {access("/bin/bash", X_OK) == 0 ? "/bin/bash" : "/bin/sh"};
+  std::vector<std::string> env_strings;
+  for (auto& [k, v] : (*r)["env"].items()) env_strings.push_back(k + "=" + v.get<std::string>());
+  std::string cwd = r->value("cwd", "/");
+  if (chdir(cwd.c_str()) != 0) return out.Fail(Failed("cannot enter " + cwd));
+  // PATH of the service's environment decides where the command is found.
+  std::string path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  for (auto& e : env_strings)
+    if (e.rfind("PATH=", 0) == 0) path = e.substr(5);
+  std::vector<char*> cargv, cenv;
+  for (auto& a : argv) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  for (auto& e : env_strings) cenv.push_back(e.data());
+  cenv.push_back(nullptr);
+  std::string program = argv[0];
+  if (program.find('/') == std::string::npos) {
+    size_t start = 0;
+    while (start <= path.size()) {
+      size_t end = path.find(':', start);
+      if (end == std::string::npos) end = path.size();
+      std::string candidate = path.substr(start, end - start) + "/" + program;
+      if (access(candidate.c_str(), X_OK) == 0) {
+        program = candidate;
+        break;
+      }
+      start = end + 1;
+    }
+  }
+  execve(program.c_str(), cargv.data(), cenv.data());
+  return out.Fail(NotFound("command not found: " + argv[0]));
+}
+
+int RunBase(const Args& args, const Output& out) {
+  auto client = Connect();
+  if (!client.ok()) return out.Fail(client.error());
+  if (args.target == "destroy") {
+    auto envs = client->Call("GET", "/v1/environments");
+    if (!envs.ok()) return out.Fail(envs.error());
+    for (const auto& e : (*envs)["environments"]) {
+      std::string name = e.value("name", "");
+      auto r = client->Stream("POST", "/v1/environments/" + name + "/destroy", json::object(),
+                              [&](const json& ev) { PrintEvent(out, ev); });
+      if (!r.ok()) return out.Fail(r.error());
+      out.Line("destroyed " + name);
+    }
+  }
+  std::string action = args.target == "up" ? "up" : "down";
+  auto r = client->Stream("POST", "/v1/base/" + action, json::object(),
+                          [&](const json& e) { PrintEvent(out, e); });
+  if (!r.ok()) return out.Fail(r.error());
+  if (args.target == "destroy") {
+    std::error_code ec;
+    fs::remove_all(paths::PostgresDir(paths::HomeDir()), ec);
+    if (ec) return out.Fail(Failed("removing the base's data: " + ec.message()));
+  }
+  if (out.json())
+    out.Document(*r);
+  else
+    out.Line(args.target == "up"     ? "base is up"
+             : args.target == "down" ? "base is down (data kept)"
+                                     : "base destroyed");
+  return 0;
+}
+
+namespace {
+std::atomic<bool> g_stop_requested{false};
+void OnStopSignal(int) { g_stop_requested = true; }
+}  // namespace
+
+int RunServe(const Args& args, const Output& out) {
+  fs::path home = paths::HomeDir();
+  auto cp = server::ControlPlane::Open(server::OptionsFromEnvironment(home));
+  if (!cp.ok()) return out.Fail(cp.error());
+  struct sigaction sa {};
+  sa.sa_handler = OnStopSignal;
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  std::atomic<bool> done{false};
+  std::thread watcher([&] {
+    while (!done) {
+      if (g_stop_requested) {
+        (*cp)->Shutdown();
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  });
+  Status s = (*cp)->Serve();
+  done = true;
+  watcher.join();
+  if (!s.ok()) return out.Fail(s.error());
+  return 0;
+}
+
+}  // namespace adhoc::cli

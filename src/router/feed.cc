@@ -1,0 +1,307 @@
+#include "router/feed.h"
+
+#include <sys/stat.h>
+
+#include <boost/asio.hpp>
+#include <chrono>
+#include <cstdio>
+#include <unordered_set>
+
+namespace adhoc::router {
+
+namespace asio = boost::asio;
+using json = nlohmann::json;
+
+namespace {
+
+Result<std::string> GetString(const json& j, const char* key, bool required) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) {
+    if (required) return BadInput(std::string("missing \"") + key + "\"");
+    return std::string();
+  }
+  if (!it->is_string()) return BadInput(std::string("\"") + key + "\" must be a string");
+  return it->get<std::string>();
+}
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+Result<HealthCheck> HealthCheckFromJson(const json& j) {
+  if (!j.is_object()) return BadInput("\"health\" must be an object");
+  HealthCheck h;
+  ADHOC_ASSIGN_OR_RETURN(std::string path, GetString(j, "path", false));
+  if (!path.empty()) h.path = path;
+  if (h.path.front() != '/') return BadInput("health path must start with '/'");
+  auto number = [&](const char* key, int64_t min, int64_t& out) -> Status {
+    auto it = j.find(key);
+    if (it == j.end() || it->is_null()) return OkStatus();
+    if (!it->is_number_integer() || it->get<int64_t>() < min) {
+      return BadInput(std::string("health \"") + key +
+                      "\" must be an integer >= " + std::to_string(min));
+    }
+    out = it->get<int64_t>();
+    return OkStatus();
+  };
+  int64_t interval = h.interval.count(), timeout = h.timeout.count();
+  int64_t healthy = h.healthy_threshold, unhealthy = h.unhealthy_threshold;
+  ADHOC_RETURN_IF_ERROR(number("interval_ms", 10, interval));
+  ADHOC_RETURN_IF_ERROR(number("timeout_ms", 10, timeout));
+  ADHOC_RETURN_IF_ERROR(number("healthy", 1, healthy));
+  ADHOC_RETURN_IF_ERROR(number("unhealthy", 1, unhealthy));
+  h.interval = std::chrono::milliseconds(interval);
+  h.timeout = std::chrono::milliseconds(timeout);
+  h.healthy_threshold = static_cast<int>(healthy);
+  h.unhealthy_threshold = static_cast<int>(unhealthy);
+  ADHOC_ASSIGN_OR_RETURN(std::string matcher, GetString(j, "matcher", false));
+  if (!matcher.empty()) {
+    int low = 0, high = 0;
+    char dash = 0;
+    int n = std::sscanf(matcher.c_str(), "%d%c%d", &low, &dash, &high);
+    if (n == 1) high = low;
+    if ((n != 1 && (n != 3 || dash != '-')) || low < 100 || high > 599 || low > high) {
+      return BadInput("health matcher '" + matcher + "': want CODE or LOW-HIGH");
+    }
+    h.matcher_low = low;
+    h.matcher_high = high;
+  }
+  return h;
+}
+
+Result<Environment> EnvironmentFromJson(const json& j) {
+  if (!j.is_object()) return BadInput("an environment must be a JSON object");
+  Environment env;
+  ADHOC_ASSIGN_OR_RETURN(env.name, GetString(j, "name", true));
+  std::string ctx = "environment '" + env.name + "'";
+  auto hosts = j.find("hosts");
+  if (hosts == j.end() || !hosts->is_array()) {
+    return BadInput("\"hosts\" must be an array of strings").context(ctx);
+  }
+  for (const json& h : *hosts) {
+    if (!h.is_string()) return BadInput("\"hosts\" must be an array of strings").context(ctx);
+    env.hosts.push_back(h.get<std::string>());
+  }
+  ADHOC_ASSIGN_OR_RETURN(std::string status, std::move(GetString(j, "status", false)).context(ctx));
+  if (!status.empty()) {
+    ADHOC_ASSIGN_OR_RETURN(env.status, std::move(ParseEnvStatus(status)).context(ctx));
+  }
+  if (auto routes = j.find("routes"); routes != j.end()) {
+    if (!routes->is_array()) return BadInput("\"routes\" must be an array").context(ctx);
+    for (const json& r : *routes) {
+      if (!r.is_object()) return BadInput("a route must be an object").context(ctx);
+      Route route;
+      ADHOC_ASSIGN_OR_RETURN(route.pattern, std::move(GetString(r, "pattern", true)).context(ctx));
+      std::string rctx = "route '" + route.pattern + "'";
+      if (auto p = r.find("priority"); p != r.end() && !p->is_null()) {
+        if (!p->is_number_integer()) {
+          return BadInput("\"priority\" must be an integer").context(rctx).context(ctx);
+        }
+        route.priority = p->get<int>();
+      }
+      ADHOC_ASSIGN_OR_RETURN(route.service,
+                             std::move(GetString(r, "service", false)).context(rctx).context(ctx));
+      ADHOC_ASSIGN_OR_RETURN(route.folder,
+                             std::move(GetString(r, "folder", false)).context(rctx).context(ctx));
+      if (auto targets = r.find("targets"); targets != r.end() && !targets->is_null()) {
+        if (!targets->is_array()) {
+          return BadInput("\"targets\" must be an array").context(rctx).context(ctx);
+        }
+        for (const json& t : *targets) {
+          if (!t.is_object()) {
+            return BadInput("a target must be an object").context(rctx).context(ctx);
+          }
+          Target target;
+          ADHOC_ASSIGN_OR_RETURN(target.id, std::move(GetString(t, "id", false)).context(ctx));
+          ADHOC_ASSIGN_OR_RETURN(
+              target.address, std::move(GetString(t, "address", true)).context(rctx).context(ctx));
+          route.targets.push_back(std::move(target));
+        }
+      }
+      if (auto h = r.find("health"); h != r.end() && !h->is_null()) {
+        auto health = HealthCheckFromJson(*h);
+        if (!health.ok()) return std::move(health).error().context(rctx).context(ctx);
+        route.health = std::move(*health);
+      }
+      if (route.folder.empty() && route.service.empty() && route.targets.empty()) {
+        return BadInput("a route needs a \"service\" (with \"targets\") or a \"folder\"")
+            .context(rctx)
+            .context(ctx);
+      }
+      env.routes.push_back(std::move(route));
+    }
+  }
+  return env;
+}
+
+std::string FeedHandler::Handle(std::string_view line) {
+  json answer;
+  try {
+    json message = json::parse(line);
+    answer = Apply(message);
+  } catch (const json::exception& e) {
+    answer = {{"ok", false}, {"error", std::string("bad JSON message: ") + e.what()}};
+  }
+  return answer.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+json FeedHandler::Apply(const json& message) {
+  auto fail = [](const std::string& error) { return json{{"ok", false}, {"error", error}}; };
+  if (!message.is_object() || !message.contains("op") || !message["op"].is_string()) {
+    return fail("a message is an object with a string \"op\"");
+  }
+  const std::string op = message["op"].get<std::string>();
+  if (op == "ping") return {{"ok", true}, {"pong", true}};
+  if (op == "stats") return Stats();
+
+  std::lock_guard lock(update_mu_);
+  if (op == "replace_all") {
+    auto envs_json = message.find("envs");
+    if (envs_json == message.end() || !envs_json->is_array()) {
+      return fail("replace_all: \"envs\" must be an array");
+    }
+    std::vector<Environment> envs;
+    for (const json& e : *envs_json) {
+      auto env = EnvironmentFromJson(e);
+      if (!env.ok()) return fail("replace_all: " + env.error().message());
+      envs.push_back(std::move(*env));
+    }
+    std::unordered_set<std::string> kept;
+    for (const Environment& e : envs) kept.insert(e.name);
+    auto table = RouteTable::Build(std::move(envs), registry_);
+    if (!table.ok()) return fail("replace_all: " + table.error().message());
+    for (const auto& [name, env] : holder_.Load()->envs()) {
+      if (!kept.count(name)) registry_.ForgetEnv(name);
+    }
+    size_t count = (*table)->envs().size();
+    holder_.Store(std::move(*table));
+    return {{"ok", true}, {"envs", count}};
+  }
+  if (op == "put_env") {
+    auto env_json = message.find("env");
+    if (env_json == message.end()) return fail("put_env: missing \"env\"");
+    auto env = EnvironmentFromJson(*env_json);
+    if (!env.ok()) return fail("put_env: " + env.error().message());
+    auto table = holder_.Load()->WithEnv(std::move(*env), registry_);
+    if (!table.ok()) return fail("put_env: " + table.error().message());
+    holder_.Store(std::move(*table));
+    return {{"ok", true}};
+  }
+  if (op == "remove_env") {
+    auto name = GetString(message, "name", true);
+    if (!name.ok()) return fail("remove_env: " + name.error().message());
+    auto table = holder_.Load()->WithoutEnv(*name);
+    if (!table.ok()) return fail("remove_env: " + table.error().message());
+    holder_.Store(std::move(*table));
+    registry_.ForgetEnv(*name);
+    return {{"ok", true}};
+  }
+  return fail("unknown op '" + op + "' (replace_all, put_env, remove_env, stats, ping)");
+}
+
+json FeedHandler::Stats() const {
+  json envs = json::object();
+  auto table = holder_.Load();
+  for (const auto& [name, env] : table->envs()) {
+    const EnvStats& s = *env->stats;
+    envs[name] = {{"requests", s.requests.load()},
+                  {"bytes", s.bytes.load()},
+                  {"last_request_ms", s.last_request_ms.load()},
+                  {"errors_5xx", s.errors_5xx.load()},
+                  {"in_flight", s.in_flight.load()}};
+  }
+  return {{"ok", true}, {"now_ms", NowMs()}, {"envs", envs}};
+}
+
+// ---------------------------------------------------------------------------
+
+struct FeedServer::Impl : std::enable_shared_from_this<FeedServer::Impl> {
+  explicit Impl(FeedHandler& h) : handler(h) {}
+
+  struct Session : std::enable_shared_from_this<Session> {
+    Session(FeedHandler& h, asio::local::stream_protocol::socket s)
+        : handler(h), socket(std::move(s)) {}
+    FeedHandler& handler;
+    asio::local::stream_protocol::socket socket;
+    std::string in, out;
+
+    void Read() {
+      auto self = shared_from_this();
+      asio::async_read_until(socket, asio::dynamic_buffer(in, 64 << 20), '\n',
+                             [self](boost::system::error_code ec, size_t n) {
+                               if (ec) return;
+                               std::string line = self->in.substr(0, n - 1);
+                               self->in.erase(0, n);
+                               if (!line.empty() && line.back() == '\r') line.pop_back();
+                               if (line.empty()) return self->Read();
+                               self->out = self->handler.Handle(line) + "\n";
+                               asio::async_write(self->socket, asio::buffer(self->out),
+                                                 [self](boost::system::error_code ec, size_t) {
+                                                   if (!ec) self->Read();
+                                                 });
+                             });
+    }
+  };
+
+  void Accept() {
+    acceptor.async_accept(
+        [this](boost::system::error_code ec, asio::local::stream_protocol::socket s) {
+          if (ec) return;
+          auto session = std::make_shared<Session>(handler, std::move(s));
+          std::erase_if(sessions, [](const auto& w) { return w.expired(); });
+          sessions.push_back(session);
+          session->Read();
+          Accept();
+        });
+  }
+
+  FeedHandler& handler;
+  asio::io_context io;
+  asio::local::stream_protocol::acceptor acceptor{io};
+  std::vector<std::weak_ptr<Session>> sessions;
+  std::filesystem::path path;
+  std::thread thread;
+};
+
+FeedServer::FeedServer(FeedHandler& handler) : impl_(std::make_unique<Impl>(handler)) {}
+FeedServer::~FeedServer() { Stop(); }
+
+Status FeedServer::Start(const std::filesystem::path& socket_path) {
+  std::error_code fs_ec;
+  std::filesystem::create_directories(socket_path.parent_path(), fs_ec);
+  std::filesystem::remove(socket_path, fs_ec);
+  boost::system::error_code ec;
+  asio::local::stream_protocol::endpoint endpoint(socket_path.string());
+  // Created with umask 077 so the socket is never briefly reachable by others.
+  mode_t old = umask(077);
+  impl_->acceptor.open(endpoint.protocol(), ec);
+  if (!ec) impl_->acceptor.bind(endpoint, ec);
+  umask(old);
+  if (!ec) impl_->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return Failed("feed socket " + socket_path.string() + ": " + ec.message());
+  chmod(socket_path.c_str(), 0600);
+  impl_->path = socket_path;
+  impl_->Accept();
+  impl_->thread = std::thread([impl = impl_.get()] { impl->io.run(); });
+  return OkStatus();
+}
+
+void FeedServer::Stop() {
+  if (!impl_->thread.joinable()) return;
+  asio::post(impl_->io, [impl = impl_.get()] {
+    boost::system::error_code ec;
+    impl->acceptor.close(ec);
+    for (auto& weak : impl->sessions) {
+      if (auto s = weak.lock()) s->socket.close(ec);
+    }
+  });
+  impl_->thread.join();
+  std::error_code fs_ec;
+  std::filesystem::remove(impl_->path, fs_ec);
+}
+
+}  // namespace adhoc::router

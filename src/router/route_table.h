@@ -1,0 +1,192 @@
+// The router's table: which environment owns a hostname, and which destination a
+// request path goes to inside it (DESIGN "The router": the seed's ALB listener rules).
+//
+// A RouteTable is an immutable snapshot built once per feed update; the hot path reads
+// it without locks. RouteTableHolder publishes snapshots RCU-style: writers build a new
+// table and swap a shared_ptr; readers keep the snapshot they started a request with, so
+// live changes never disturb requests in flight.
+//
+// Route precedence (DESIGN): routes with an explicit priority come first, lower number
+// first; then, without priority, exact before longer prefix before shorter prefix before
+// the catch-all. Ties keep the order given. Patterns: exact "/x", prefix "/x/*" (matches
+// "/x" itself and everything under "/x/"), catch-all "/*".
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "common/result.h"
+
+namespace adhoc::router {
+
+enum class EnvStatus { kRunning, kStarting, kFailed, kSleeping };
+const char* EnvStatusName(EnvStatus status);
+Result<EnvStatus> ParseEnvStatus(std::string_view name);
+
+// Live, shared state of one upstream address (host:port): outstanding requests for
+// balancing and health. One object per address for the router's lifetime of that
+// address, shared by every table snapshot that names it. `outstanding` and `healthy` are
+// atomics read by every worker; the probe_* fields belong to the health checker's thread.
+struct UpstreamState {
+  explicit UpstreamState(std::string address_in) : address(std::move(address_in)) {}
+  const std::string address;
+  std::atomic<int> outstanding{0};
+  std::atomic<bool> healthy{true};  // set by health checks; true until proven otherwise
+
+  int probe_successes = 0;  // consecutive, health checker thread only
+  int probe_failures = 0;
+  bool probing = false;
+  std::chrono::steady_clock::time_point next_probe{};
+};
+
+// A target group's health check (DESIGN's defaults, as the seed's target groups).
+struct HealthCheck {
+  std::string path = "/";
+  std::chrono::milliseconds interval{7000};
+  std::chrono::milliseconds timeout{5000};
+  int healthy_threshold = 2;    // consecutive successes to become healthy
+  int unhealthy_threshold = 3;  // consecutive failures to become unhealthy
+  int matcher_low = 200;        // a status in [low, high] is a success
+  int matcher_high = 399;
+};
+
+// Live counters of one environment, kept across table updates (idle detection uses
+// last_request_ms). Thread-safe (atomics).
+struct EnvStats {
+  std::atomic<uint64_t> requests{0};
+  std::atomic<uint64_t> bytes{0};  // response bytes sent to clients
+  std::atomic<int64_t> last_request_ms{0};
+  std::atomic<uint64_t> errors_5xx{0};
+  std::atomic<int64_t> in_flight{0};
+};
+
+struct Target {
+  std::string id;       // the control plane's task id, for access logs
+  std::string address;  // "host:port" (IPv4 or [IPv6])
+  std::string host;
+  uint16_t port = 0;
+  std::shared_ptr<UpstreamState> state;  // filled in by RouteTable::Build
+};
+
+enum class PatternKind { kExact, kPrefix, kCatchAll };
+
+struct Route {
+  std::string pattern;  // as given: "/x", "/x/*", "/*"
+  std::optional<int> priority;
+  std::string service;                // a service destination, with targets...
+  std::vector<Target> targets;        // ...or
+  std::string folder;                 // a folder of static files (absolute path)
+  std::optional<HealthCheck> health;  // probed by the router itself when set
+
+  // Derived by ParsePattern.
+  PatternKind kind = PatternKind::kExact;
+  std::string path;  // exact path, or the prefix without "/*" ("" for the catch-all)
+
+  bool Matches(std::string_view request_path) const;
+  bool is_folder() const { return !folder.empty(); }
+};
+
+struct Environment {
+  std::string name;
+  std::vector<std::string> hosts;  // lower-case hostnames without port
+  EnvStatus status = EnvStatus::kRunning;
+  std::vector<Route> routes;  // sorted by precedence in RouteTable::Build
+  std::shared_ptr<EnvStats> stats;
+
+  // The first route (by precedence) matching `path`, or nullptr.
+  const Route* Match(std::string_view path) const;
+};
+
+// Keeps one UpstreamState per address and one EnvStats per environment name so that
+// counters survive table updates. Thread-safe (a mutex, taken only when tables are built
+// or stats read, never on the hot path).
+class SharedStateRegistry {
+ public:
+  std::shared_ptr<UpstreamState> Upstream(const std::string& address);
+  std::shared_ptr<EnvStats> Stats(const std::string& env);
+  void ForgetEnv(const std::string& env);
+
+ private:
+  std::mutex mu_;
+  std::unordered_map<std::string, std::weak_ptr<UpstreamState>> upstreams_;
+  std::unordered_map<std::string, std::shared_ptr<EnvStats>> stats_;
+};
+
+// Parses "/x", "/x/*" or "/*" into route.kind/route.path; BadInput otherwise.
+Status ParsePattern(Route& route);
+// Parses "host:port" / "[v6]:port" into target.host/target.port.
+Status ParseTargetAddress(Target& target);
+// Lower-cases a Host header value and strips its port ("Demo.localhost:8080" -> "demo.localhost").
+std::string NormalizeHost(std::string_view host);
+
+// Immutable after Build. Thread-safe for concurrent readers.
+class RouteTable {
+ public:
+  using EnvMap = std::unordered_map<std::string, std::shared_ptr<const Environment>>;
+
+  // Validates every environment (patterns, addresses, unique names and hosts), sorts
+  // routes by precedence, indexes hosts, and attaches shared state from `registry`.
+  static Result<std::shared_ptr<const RouteTable>> Build(std::vector<Environment> envs,
+                                                         SharedStateRegistry& registry);
+  // A copy of this table with `env` added or replaced (by name).
+  Result<std::shared_ptr<const RouteTable>> WithEnv(Environment env,
+                                                    SharedStateRegistry& registry) const;
+  // A copy without the environment named `name` (NotFound if absent).
+  Result<std::shared_ptr<const RouteTable>> WithoutEnv(const std::string& name) const;
+
+  // The environment owning `host` (already normalized), or nullptr. O(1) in the number
+  // of environments.
+  const Environment* FindHost(std::string_view normalized_host) const;
+  const EnvMap& envs() const { return envs_; }
+  // Whether any route of any environment names this upstream address (for draining).
+  bool HasAddress(const std::string& address) const { return addresses_.count(address) > 0; }
+
+ private:
+  static Result<std::shared_ptr<const RouteTable>> FromMap(EnvMap envs);
+
+  EnvMap envs_;
+  struct StringHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+  };
+  std::unordered_map<std::string, const Environment*, StringHash, std::equal_to<>> by_host_;
+  std::unordered_set<std::string> addresses_;
+};
+
+// Publishes the current table. Readers call Load() (an atomic shared_ptr load) or keep a
+// Reader that reloads only when the version changed (no shared refcount traffic per
+// request). Thread-safe.
+class RouteTableHolder {
+ public:
+  RouteTableHolder();
+  std::shared_ptr<const RouteTable> Load() const { return table_.load(); }
+  void Store(std::shared_ptr<const RouteTable> table);
+  uint64_t version() const { return version_.load(std::memory_order_acquire); }
+
+  // A per-thread cache of the current snapshot. Not thread-safe: one per thread.
+  class Reader {
+   public:
+    explicit Reader(const RouteTableHolder& holder) : holder_(&holder) {}
+    const std::shared_ptr<const RouteTable>& Get();
+
+   private:
+    const RouteTableHolder* holder_;
+    uint64_t version_ = ~uint64_t{0};
+    std::shared_ptr<const RouteTable> table_;
+  };
+
+ private:
+  std::atomic<std::shared_ptr<const RouteTable>> table_;
+  std::atomic<uint64_t> version_{0};
+};
+
+}  // namespace adhoc::router

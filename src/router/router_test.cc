@@ -1,0 +1,566 @@
+// Integration tests: a real Router on 127.0.0.1 port 0, real upstream servers, raw sockets.
+#include "router/router.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "common/paths.h"
+#include "router/test_support.h"
+
+namespace adhoc::router {
+namespace {
+
+using json = nlohmann::json;
+using testing::Client;
+using testing::Upstream;
+
+// Bounded wait for a condition that another thread makes true.
+template <typename F>
+bool WaitFor(F condition, int max_ms = 10000) {
+  for (int waited = 0; waited < max_ms; waited += 10) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return condition();
+}
+
+json Target(const std::string& id, const std::string& address) {
+  return {{"id", id}, {"address", address}};
+}
+
+json Env(const std::string& name, json routes, const std::string& status = "running") {
+  return {{"name", name},
+          {"hosts", {name + ".localhost"}},
+          {"status", status},
+          {"routes", std::move(routes)}};
+}
+
+json ServiceRoute(const std::string& pattern, json targets) {
+  return {{"pattern", pattern}, {"service", "web"}, {"targets", std::move(targets)}};
+}
+
+class RouterTest : public ::testing::Test {
+ protected:
+  void StartRouter(RouterOptions options = {}) {
+    options.home = home_.path();
+    options.listen = "127.0.0.1:0";
+    if (options.threads == 0) options.threads = 2;
+    router_ = std::make_unique<Router>(options);
+    Status s = router_->Start();
+    ASSERT_TRUE(s.ok()) << s.error().message();
+  }
+  void Feed(const json& message) {
+    json answer = json::parse(router_->HandleFeedMessage(message.dump()));
+    ASSERT_EQ(answer["ok"], true) << answer.dump();
+  }
+  void ReplaceAll(json envs) { Feed({{"op", "replace_all"}, {"envs", std::move(envs)}}); }
+  uint16_t port() const { return router_->port(); }
+
+  testing::TempDir home_;
+  std::unique_ptr<Router> router_;  // declared after home_: stopped before it is removed
+};
+
+TEST_F(RouterTest, KeepAliveClientAndPooledUpstreamConnection) {
+  Upstream up;
+  StartRouter();
+  ReplaceAll({Env("demo", {ServiceRoute("/*", {Target("t1", up.address())})})});
+  Client c(port());
+  ASSERT_TRUE(c.ok());
+  for (int i = 0; i < 5; ++i) {
+    auto r = c.Get("demo.localhost", "/x");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status(), 200);
+    EXPECT_EQ(r->body, "hello from up");
+  }
+  EXPECT_EQ(up.requests(), 5);
+  EXPECT_EQ(up.connections(), 1);  // the upstream connection was reused
+}
+
+TEST_F(RouterTest, ForwardedHeadersAddedAndHopByHopRemoved) {
+  Upstream up;
+  StartRouter();
+  ReplaceAll({Env("demo", {ServiceRoute("/*", {Target("t1", up.address())})})});
+  Client c(port());
+  auto r = c.Get("Demo.Localhost:8080", "/headers?q=1",
+                 "X-First: 1\r\nConnection: X-Secret\r\nX-Secret: s\r\nKeep-Alive: 5\r\n"
+                 "Proxy-Authorization: p\r\nTE: trailers\r\nx-forwarded-for: 10.1.2.3\r\n"
+                 "X-Forwarded-Proto: https\r\nx-Mixed-CASE: v\r\n");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status(), 200);
+  const std::string& head = r->body;
+  EXPECT_EQ(head.rfind("GET /headers?q=1 HTTP/1.1\r\n", 0), 0u) << head;
+  EXPECT_NE(head.find("Host: Demo.Localhost:8080\r\n"), std::string::npos);
+  EXPECT_NE(head.find("x-Mixed-CASE: v\r\n"), std::string::npos);  // case kept
+  EXPECT_LT(head.find("X-First"), head.find("x-Mixed-CASE"));      // order kept
+  EXPECT_EQ(head.find("X-Secret"), std::string::npos);
+  EXPECT_EQ(head.find("Keep-Alive"), std::string::npos);
+  EXPECT_EQ(head.find("Proxy-Authorization"), std::string::npos);
+  EXPECT_EQ(head.find("TE:"), std::string::npos);
+  EXPECT_NE(head.find("X-Forwarded-For: 10.1.2.3, 127.0.0.1\r\n"), std::string::npos);
+  EXPECT_NE(head.find("X-Forwarded-Proto: http\r\n"), std::string::npos);
+  EXPECT_EQ(head.find("https"), std::string::npos);
+  EXPECT_NE(head.find("X-Forwarded-Host: Demo.Localhost:8080\r\n"), std::string::npos);
+}
+
+TEST_F(RouterTest, RoutesByPathPrecedenceAcrossServices) {
+  Upstream api("api"), web("web");
+  StartRouter();
+  ReplaceAll({Env("demo", {ServiceRoute("/*", {Target("w", web.address())}),
+                           ServiceRoute("/api/*", {Target("a", api.address())})})});
+  Client c(port());
+  EXPECT_EQ(c.Get("demo.localhost", "/api")->body, "hello from api");
+  EXPECT_EQ(c.Get("demo.localhost", "/api/x")->body, "hello from api");
+  EXPECT_EQ(c.Get("demo.localhost", "/apix")->body, "hello from web");
+}
+
+TEST_F(RouterTest, BalancesAcrossTargets) {
+  Upstream a("a"), b("b");
+  StartRouter();
+  ReplaceAll(
+      {Env("demo", {ServiceRoute("/*", {Target("a", a.address()), Target("b", b.address())})})});
+  Client c(port());
+  for (int i = 0; i < 10; ++i) ASSERT_EQ(c.Get("demo.localhost", "/")->status(), 200);
+  EXPECT_GT(a.requests(), 0);
+  EXPECT_GT(b.requests(), 0);
+}
+
+TEST_F(RouterTest, ChunkedUploadIsStreamedToTheUpstream) {
+  Upstream up;
+  StartRouter();
+  ReplaceAll({Env("demo", {ServiceRoute("/*", {Target("t1", up.address())})})});
+  Client c(port());
+  ASSERT_TRUE(
+      c.Send("POST /echo HTTP/1.1\r\nHost: demo.localhost\r\n"
+             "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"));
+  // The first chunk reaches the upstream before the client has sent the rest.
+  size_t head_bytes = 40;
+  ASSERT_TRUE(WaitFor([&] { return up.bytes_received() > head_bytes + 5; }));
+  ASSERT_TRUE(c.Send("6;ext=1\r\n world\r\n0\r\n\r\n"));
+  auto r = c.Read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status(), 200);
+  EXPECT_EQ(r->body, "hello world");
+}
+
+TEST_F(RouterTest, ChunkedDownloadIsStreamedToTheClient) {
+  Upstream up;
+  StartRouter();
+  ReplaceAll({Env("demo", {ServiceRoute("/*", {Target("t1", up.address())})})});
+  Client c(port());
+  ASSERT_TRUE(c.Send("GET /chunked-wait HTTP/1.1\r\nHost: demo.localhost\r\n\r\n"));
+  // "first" arrives while the upstream still holds back "last".
+  auto head = c.reader().Until("first\r\n");
+  ASSERT_TRUE(head) << "first chunk not streamed";
+  EXPECT_NE(head->find("Transfer-Encoding: chunked"), std::string::npos);
+  up.Release();
+  auto rest = c.reader().Until("0\r\n\r\n");
+  ASSERT_TRUE(rest);
+  EXPECT_NE(rest->find("last"), std::string::npos);
+  // And a whole chunked response, re-framed for the client.
+  auto r = c.Get("demo.localhost", "/chunked");
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->chunked);
+  EXPECT_EQ(r->body, "part-0part-1part-2part-3part-4");
+}
+
+TEST_F(RouterTest, LargeContentLengthBodyBothWays) {
+  Upstream up;
+  StartRouter();
+  ReplaceAll({Env("demo", {ServiceRoute("/*", {Target("t1", up.address())})})});
+  std::string body(3 * 1024 * 1024 + 17, 'x');
+  for (size_t i = 0; i < body.size(); i += 4096) body[i] = static_cast<char>('a' + i % 26);
+  Client c(port());
+  ASSERT_TRUE(c.Send("POST /echo HTTP/1.1\r\nHost: demo.localhost\r\nContent-Length: " +
+                     std::to_string(body.size()) + "\r\n\r\n" + body));
+  auto r = c.Read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status(), 200);
+  EXPECT_TRUE(r->body == body);
+}
+
+TEST_F(RouterTest, UntilCloseResponsesAreChunkedForHttp11Clients) {
+  Upstream up;
+  StartRouter();
+  ReplaceAll({Env("demo", {ServiceRoute("/*", {Target("t1", up.address())})})});
+  Client c(port());
+  auto r = c.Get("demo.localhost", "/close");
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->chunked);
+  EXPECT_EQ(r->body, "until close");
+  EXPECT_EQ(c.Get("demo.localhost", "/")->status(), 200);  // the client connection lives on
+}
+
+TEST_F(RouterTest, ExpectContinueAndPipelining) {
+  Upstream up;
+  StartRouter();
+  ReplaceAll({Env("demo", {ServiceRoute("/*", {Target("t1", up.address())})})});
+  Client c(port());
+  ASSERT_TRUE(
+      c.Send("POST /echo HTTP/1.1\r\nHost: demo.localhost\r\nContent-Length: 4\r\n"
+             "Expect: 100-continue\r\n\r\n"));
+  auto interim = c.Read();
+  ASSERT_TRUE(interim);
+  EXPECT_EQ(interim->status(), 100);
+  ASSERT_TRUE(c.Send("body"));
+  EXPECT_EQ(c.Read()->body, "body");
+  ASSERT_TRUE(
+      c.Send("GET /a HTTP/1.1\r\nHost: demo.localhost\r\n\r\n"
+             "POST /echo HTTP/1.1\r\nHost: demo.localhost\r\nContent-Length: 3\r\n\r\nxyz"));
+  EXPECT_EQ(c.Read()->body, "hello from up");
+  EXPECT_EQ(c.Read()->body, "xyz");
+}
+
+TEST_F(RouterTest, FolderRoutes) {
+  auto folder = home_.path() / "static";
+  std::filesystem::create_directories(folder / "static");
+  std::ofstream(folder / "static" / "app.css") << "body{}";
+  std::ofstream(home_.path() / "secret.txt") << "secret";
+  StartRouter();
+  ReplaceAll({Env("demo", {{{"pattern", "/static/*"}, {"folder", folder.string()}}})});
+  Client c(port());
+  auto r = c.Get("demo.localhost", "/static/app.css");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status(), 200);
+  EXPECT_EQ(r->body, "body{}");
+  EXPECT_EQ(r->header("content-type"), "text/css; charset=utf-8");
+  EXPECT_EQ(r->header("content-length"), "6");
+  EXPECT_FALSE(r->header("last-modified").empty());
+  auto not_modified = c.Get("demo.localhost", "/static/app.css",
+                            "If-Modified-Since: " + r->header("last-modified") + "\r\n");
+  EXPECT_EQ(not_modified->status(), 304);
+  ASSERT_TRUE(c.Send("HEAD /static/app.css HTTP/1.1\r\nHost: demo.localhost\r\n\r\n"));
+  auto head = c.Read(true);
+  EXPECT_EQ(head->status(), 200);
+  EXPECT_EQ(head->header("content-length"), "6");
+  EXPECT_EQ(c.Get("demo.localhost", "/static/missing.css")->status(), 404);
+  EXPECT_EQ(c.Get("demo.localhost", "/static/../../secret.txt")->status(), 404);
+  EXPECT_EQ(c.Get("demo.localhost", "/static/%2e%2e/%2e%2e/secret.txt")->status(), 404);
+  ASSERT_TRUE(c.Send("DELETE /static/app.css HTTP/1.1\r\nHost: demo.localhost\r\n\r\n"));
+  auto del = c.Read();
+  EXPECT_EQ(del->status(), 405);
+  EXPECT_EQ(del->header("allow"), "GET, HEAD");
+}
+
+TEST_F(RouterTest, UnknownHostIs404NamingTheHost) {
+  StartRouter();
+  Client c(port());
+  auto r = c.Get("nobody.localhost", "/");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status(), 404);
+  EXPECT_NE(r->body.find("No environment has the host &#39;nobody.localhost&#39;"),
+            std::string::npos)
+      << r->body;
+  auto j = c.Get("nobody.localhost", "/", "Accept: application/json\r\n");
+  ASSERT_TRUE(j);
+  EXPECT_EQ(j->header("content-type"), "application/json");
+  EXPECT_EQ(json::parse(j->body)["host"], "nobody.localhost");
+}
+
+TEST_F(RouterTest, StartingSleepingFailedAre503) {
+  StartRouter();
+  ReplaceAll({Env("a", json::array(), "starting"), Env("b", json::array(), "sleeping"),
+              Env("c", json::array(), "failed")});
+  Client c(port());
+  for (auto [env, word] : {std::pair{"a", "starting"}, {"b", "sleeping"}, {"c", "failed"}}) {
+    auto r = c.Get(std::string(env) + ".localhost", "/", "Accept: application/json\r\n");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status(), 503);
+    json j = json::parse(r->body);
+    EXPECT_EQ(j["environment"], env);
+    EXPECT_NE(j["detail"].get<std::string>().find(word), std::string::npos) << j.dump();
+  }
+}
+
+TEST_F(RouterTest, NoTargetIs503RefusedIs502SlowIs504) {
+  Upstream up;
+  RouterOptions options;
+  options.upstream_timeout = std::chrono::milliseconds(300);
+  StartRouter(options);
+  uint16_t refusing = testing::RefusingPort();
+  ReplaceAll({Env("demo", {ServiceRoute("/none/*", json::array()),
+                           ServiceRoute("/refused/*",
+                                        {Target("dead", "127.0.0.1:" + std::to_string(refusing))}),
+                           ServiceRoute("/*", {Target("t1", up.address())})})});
+  auto none = Client(port()).Get("demo.localhost", "/none/x");
+  ASSERT_TRUE(none);
+  EXPECT_EQ(none->status(), 503);
+  EXPECT_NE(none->body.find("no healthy target"), std::string::npos);
+  auto refused = Client(port()).Get("demo.localhost", "/refused/x");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status(), 502);
+  EXPECT_NE(refused->body.find("refused"), std::string::npos) << refused->body;
+  EXPECT_NE(refused->body.find("demo"), std::string::npos);
+  auto slow = Client(port()).Get("demo.localhost", "/slow");
+  ASSERT_TRUE(slow);
+  EXPECT_EQ(slow->status(), 504);
+}
+
+TEST_F(RouterTest, LiveRouteChangesDropNoRequest) {
+  Upstream a("a"), b("b");
+  StartRouter();
+  ReplaceAll({Env("demo", {ServiceRoute("/*", {Target("a", a.address())})})});
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, failed{0};
+  std::thread client([&] {
+    Client keep(port());
+    while (!stop) {
+      // Alternate a keep-alive connection and fresh connections.
+      auto r =
+          (ok % 2) ? keep.Get("demo.localhost", "/") : Client(port()).Get("demo.localhost", "/");
+      (r && r->status() == 200) ? ++ok : ++failed;
+    }
+  });
+  for (int i = 0; i < 40; ++i) {
+    const Upstream& target = i % 2 ? a : b;
+    json extra = Env("other" + std::to_string(i), {ServiceRoute("/*", {Target("x", a.address())})});
+    ReplaceAll(
+        {Env("demo", {ServiceRoute("/*", {Target(i % 2 ? "a" : "b", target.address())})}), extra});
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_TRUE(WaitFor([&] { return ok.load() > 50; }));
+  stop = true;
+  client.join();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_GT(a.requests(), 0);
+  EXPECT_GT(b.requests(), 0);
+}
+
+TEST_F(RouterTest, RemovedTargetFinishesInFlightThenItsConnectionCloses) {
+  Upstream a("a"), b("b");
+  StartRouter();
+  ReplaceAll({Env("demo", {ServiceRoute("/*", {Target("a", a.address())})})});
+  Client c(port());
+  ASSERT_TRUE(c.Send("GET /chunked-wait HTTP/1.1\r\nHost: demo.localhost\r\n\r\n"));
+  ASSERT_TRUE(c.reader().Until("first\r\n"));
+  ReplaceAll({Env("demo", {ServiceRoute("/*", {Target("b", b.address())})})});
+  a.Release();
+  auto rest = c.reader().Until("0\r\n\r\n");
+  ASSERT_TRUE(rest);  // the in-flight request finished on the removed target
+  EXPECT_NE(rest->find("last"), std::string::npos);
+  EXPECT_TRUE(WaitFor([&] { return a.closed_connections() == 1; }));  // not pooled
+  EXPECT_EQ(c.Get("demo.localhost", "/")->body, "hello from b");
+}
+
+TEST_F(RouterTest, HealthChecksTakeUnhealthyTargetsOutAndBackIn) {
+  Upstream a("a"), b("b");
+  StartRouter();
+  json route = ServiceRoute("/*", {Target("a", a.address()), Target("b", b.address())});
+  route["health"] = {{"path", "/health"}, {"interval_ms", 20}, {"timeout_ms", 1000},
+                     {"healthy", 2},      {"unhealthy", 3},    {"matcher", "200-399"}};
+  ReplaceAll({Env("demo", {route})});
+  a.health_status = 500;
+  auto only_b = [&] {
+    Client c(port());
+    for (int i = 0; i < 6; ++i) {
+      auto r = c.Get("demo.localhost", "/");
+      if (!r || r->body != "hello from b") return false;
+    }
+    return true;
+  };
+  ASSERT_TRUE(WaitFor(only_b));
+  a.health_status = 302;  // inside the matcher: healthy again
+  ASSERT_TRUE(WaitFor([&] {
+    Client c(port());
+    for (int i = 0; i < 6; ++i) {
+      auto r = c.Get("demo.localhost", "/");
+      if (r && r->body == "hello from a") return true;
+    }
+    return false;
+  }));
+  // Probes name the environment's host.
+  bool saw_probe = false;
+  for (const testing::Message& m : a.received()) {
+    if (m.start_line.rfind("GET /health ", 0) == 0) {
+      saw_probe = true;
+      EXPECT_EQ(m.header("host"), "demo.localhost");
+    }
+  }
+  EXPECT_TRUE(saw_probe);
+}
+
+TEST_F(RouterTest, ConnectionsAboveTheMaximumAreClosed) {
+  Upstream up;
+  RouterOptions options;
+  options.max_connections = 2;
+  StartRouter(options);
+  ReplaceAll({Env("demo", {ServiceRoute("/*", {Target("t1", up.address())})})});
+  Client first(port()), second(port());
+  ASSERT_EQ(first.Get("demo.localhost", "/")->status(), 200);
+  ASSERT_EQ(second.Get("demo.localhost", "/")->status(), 200);
+  Client third(port());
+  EXPECT_FALSE(third.Get("demo.localhost", "/").has_value());  // closed at accept
+  first.Send("GET / HTTP/1.1\r\nHost: demo.localhost\r\nConnection: close\r\n\r\n");
+  ASSERT_TRUE(first.Read());
+  ASSERT_TRUE(first.Closed());
+  // A slot is free again once the router has closed its side.
+  EXPECT_TRUE(WaitFor([&] {
+    auto r = Client(port()).Get("demo.localhost", "/");
+    return r && r->status() == 200;
+  }));
+}
+
+struct RawCase {
+  const char* name;
+  std::string request;
+};
+
+TEST_F(RouterTest, MalformedAndSmugglingRequestsAreRejectedAndNeverForwarded) {
+  Upstream up;
+  StartRouter();
+  ReplaceAll({Env("demo", {ServiceRoute("/*", {Target("t1", up.address())})})});
+  const std::string h = "Host: demo.localhost\r\n";
+  std::vector<RawCase> cases = {
+      {"cl_te", "POST / HTTP/1.1\r\n" + h +
+                    "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled "
+                    "HTTP/1.1\r\n" +
+                    h + "\r\n"},
+      {"te_cl", "POST / HTTP/1.1\r\n" + h +
+                    "Transfer-Encoding: chunked\r\nContent-Length: 40\r\n\r\n0\r\n\r\n"},
+      {"dup_cl", "POST / HTTP/1.1\r\n" + h + "Content-Length: 0\r\nContent-Length: 30\r\n\r\n"},
+      {"cl_list", "POST / HTTP/1.1\r\n" + h + "Content-Length: 1, 1\r\n\r\nx"},
+      {"cl_plus", "POST / HTTP/1.1\r\n" + h + "Content-Length: +1\r\n\r\nx"},
+      {"te_gzip", "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"},
+      {"te_space", "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding : chunked\r\n\r\n0\r\n\r\n"},
+      {"te_obsfold", "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n"},
+      {"bare_lf", "GET / HTTP/1.1\n" + h + "\r\n"},
+      {"bare_cr", "GET / HTTP/1.1\r\n" + h + "X: a\rb\r\n\r\n"},
+      {"nul", "GET / HTTP/1.1\r\n" + h + std::string("X: a\0b\r\n\r\n", 10)},
+      {"no_host", "GET / HTTP/1.1\r\n\r\n"},
+      {"two_hosts", "GET / HTTP/1.1\r\n" + h + h + "\r\n"},
+      {"bad_host", "GET / HTTP/1.1\r\nHost: demo.localhost/evil\r\n\r\n"},
+      {"bad_version", "GET / HTTP/1.7\r\n" + h + "\r\n"},
+      {"bad_method", "GE@T / HTTP/1.1\r\n" + h + "\r\n"},
+      {"bad_target", "GET /a\x7f HTTP/1.1\r\n" + h + "\r\n"},
+      {"bad_chunk_size",
+       "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"},
+      {"chunk_overflow",
+       "POST / HTTP/1.1\r\n" + h +
+           "Transfer-Encoding: chunked\r\n\r\n10000000000000001\r\nx\r\n0\r\n\r\n"},
+      {"bad_chunk_ext",
+       "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\n\r\n1;a b\r\nx\r\n0\r\n\r\n"},
+  };
+  for (const RawCase& tc : cases) {
+    std::string answer = testing::SendRaw(port(), tc.request);
+    // 400 and close, or a close without an answer; never 200 (which would mean forwarded).
+    if (!answer.empty()) {
+      EXPECT_EQ(answer.rfind("HTTP/1.1 400 ", 0), 0u) << tc.name << ": " << answer;
+      EXPECT_NE(answer.find("Connection: close"), std::string::npos) << tc.name;
+      EXPECT_EQ(answer.find("HTTP/1.1 200"), std::string::npos) << tc.name;
+    }
+  }
+  // Chunk errors are found while streaming, after the head went upstream: the upstream
+  // may have seen those heads but never a complete request, so it never answered one.
+  for (const testing::Message& m : up.received()) {
+    ADD_FAILURE() << "upstream received a complete request: " << m.start_line;
+  }
+}
+
+TEST_F(RouterTest, Limits431And414And413And408) {
+  Upstream up;
+  RouterOptions options;
+  options.limits.max_header_bytes = 4096;
+  options.limits.max_uri_bytes = 1024;
+  options.limits.max_body_bytes = 1000;
+  options.header_timeout = std::chrono::milliseconds(300);
+  StartRouter(options);
+  ReplaceAll({Env("demo", {ServiceRoute("/*", {Target("t1", up.address())})})});
+  const std::string h = "Host: demo.localhost\r\n";
+  auto status_of = [&](const std::string& raw) {
+    std::string answer = testing::SendRaw(port(), raw);
+    return answer.size() >= 12 ? std::atoi(answer.c_str() + 9) : 0;
+  };
+  EXPECT_EQ(status_of("GET / HTTP/1.1\r\n" + h + "X-Big: " + std::string(5000, 'a') + "\r\n\r\n"),
+            431);
+  EXPECT_EQ(status_of("GET /" + std::string(2000, 'a') + " HTTP/1.1\r\n" + h + "\r\n"), 414);
+  EXPECT_EQ(status_of("GET /" + std::string(5000, 'a')), 414);  // still in the request line
+  EXPECT_EQ(status_of("POST / HTTP/1.1\r\n" + h + "Content-Length: 1001\r\n\r\n"), 413);
+  EXPECT_EQ(status_of("POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\n\r\n" + "3e9\r\n" +
+                      std::string(1001, 'a') + "\r\n0\r\n\r\n"),
+            413);
+  // A client that stops halfway through its head gets 408 once the deadline passes.
+  Client slow(port());
+  ASSERT_TRUE(slow.Send("GET / HTTP/1.1\r\nHost: demo"));
+  auto r = slow.Read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status(), 408);
+  EXPECT_EQ(up.requests(), 0);
+}
+
+TEST_F(RouterTest, SlowlorisDoesNotStopOtherClients) {
+  Upstream up;
+  RouterOptions options;
+  options.threads = 1;  // one thread: concurrency must come from the event loop
+  StartRouter(options);
+  ReplaceAll({Env("demo", {ServiceRoute("/*", {Target("t1", up.address())})})});
+  std::vector<std::unique_ptr<Client>> slow;
+  for (int i = 0; i < 20; ++i) {
+    slow.push_back(std::make_unique<Client>(port()));
+    ASSERT_TRUE(slow.back()->Send("GET / HTTP/1.1\r\nHo"));
+  }
+  auto r = Client(port()).Get("demo.localhost", "/");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status(), 200);
+  for (auto& s : slow) ASSERT_TRUE(s->Send("st: demo.localhost\r\n\r\n"));
+  for (auto& s : slow) EXPECT_EQ(s->Read()->status(), 200);
+}
+
+TEST_F(RouterTest, AccessLogAndStats) {
+  Upstream up;
+  StartRouter();
+  ReplaceAll({Env("demo", {ServiceRoute("/*", {Target("task-1", up.address())})})});
+  Client c(port());
+  ASSERT_EQ(c.Get("demo.localhost", "/hello")->status(), 200);
+  ASSERT_EQ(c.Get("demo.localhost", "/again")->status(), 200);
+  // A request is logged just after its response is sent: wait for both lines.
+  std::vector<json> lines;
+  ASSERT_TRUE(WaitFor([&] {
+    router_->FlushAccessLogs();
+    std::ifstream log(paths::AccessLog(home_.path(), "demo"));
+    std::string line;
+    lines.clear();
+    while (std::getline(log, line)) lines.push_back(json::parse(line));
+    return lines.size() == 2;
+  }));
+  EXPECT_EQ(lines[0]["method"], "GET");
+  EXPECT_EQ(lines[0]["path"], "/hello");
+  EXPECT_EQ(lines[0]["status"], 200);
+  EXPECT_EQ(lines[0]["target"], "task-1");
+  EXPECT_GT(lines[0]["bytes"].get<int>(), 0);
+  EXPECT_TRUE(lines[0].contains("duration_ms"));
+  EXPECT_GT(lines[0]["time"].get<int64_t>(), 0);
+
+  json stats = json::parse(router_->HandleFeedMessage(R"({"op":"stats"})"));
+  EXPECT_EQ(stats["envs"]["demo"]["requests"], 2);
+  EXPECT_GT(stats["envs"]["demo"]["bytes"].get<int>(), 0);
+  EXPECT_GT(stats["envs"]["demo"]["last_request_ms"].get<int64_t>(), 0);
+  EXPECT_EQ(stats["envs"]["demo"]["errors_5xx"], 0);
+}
+
+TEST_F(RouterTest, FeedSocketAppliesMessages) {
+  Upstream up;
+  StartRouter();
+  auto socket_path = paths::RouterSocket(home_.path());
+  EXPECT_EQ(std::filesystem::status(socket_path).permissions() & std::filesystem::perms::all,
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, socket_path.c_str(), sizeof addr.sun_path - 1);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  testing::SetRecvTimeout(fd, 10);
+  testing::Reader reader(fd);
+  json put = {{"op", "put_env"},
+              {"env", Env("demo", {ServiceRoute("/*", {Target("t1", up.address())})})}};
+  ASSERT_TRUE(testing::SendAll(fd, R"({"op":"ping"})"
+                                   "\n" +
+                                       put.dump() + "\n"));
+  EXPECT_EQ(json::parse(*reader.Until("\n"))["pong"], true);
+  EXPECT_EQ(json::parse(*reader.Until("\n"))["ok"], true);
+  close(fd);
+  EXPECT_EQ(Client(port()).Get("demo.localhost", "/")->status(), 200);
+}
+
+}  // namespace
+}  // namespace adhoc::router

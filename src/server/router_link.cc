@@ -1,0 +1,135 @@
+#include "server/router_link.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <thread>
+
+#include "common/exec.h"
+#include "common/paths.h"
+
+namespace adhoc::server {
+
+namespace fs = std::filesystem;
+
+RouterLink::RouterLink(fs::path home, runtime::Runtime& runtime, RouterOptions options)
+    : home_(std::move(home)), runtime_(runtime), options_(std::move(options)) {}
+
+bool RouterLink::Running() {
+  std::lock_guard lock(mu_);
+  return handle_ && runtime_.Inspect(*handle_).kind == runtime::TaskState::kRunning;
+}
+
+Status RouterLink::EnsureRunning(bool* started) {
+  std::unique_lock lock(mu_);
+  if (started) *started = false;
+  fs::path folder = paths::RouterDir(home_) / "task";
+  if (!handle_) {
+    auto adopted = runtime_.Adopt(folder);
+    if (adopted.ok()) handle_ = *adopted;
+  }
+  if (handle_ && runtime_.Inspect(*handle_).kind == runtime::TaskState::kRunning) return OkStatus();
+  // A fresh start: the old folder only holds an ended router's records.
+  std::error_code ec;
+  fs::remove_all(folder, ec);
+  fs::create_directories(paths::RouterDir(home_) / "access", ec);
+  runtime::TaskSpec spec;
+  spec.id = "router";
+  spec.task_folder = folder;
+  spec.log_path = paths::RouterLog(home_);
+  spec.command = ShellQuote(options_.adhoc_binary.string()) + " router --home " +
+                 ShellQuote(home_.string()) + " --listen " + options_.listen_address + ":" +
+                 std::to_string(options_.listen_port);
+  if (options_.threads > 0) spec.command += " --threads " + std::to_string(options_.threads);
+  spec.env = {{"PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+              {"HOME", paths::RouterDir(home_).string()},
+              {"LANG", "C.UTF-8"}};
+  spec.working_folder = paths::RouterDir(home_);
+  spec.address = options_.listen_address;
+  spec.port = options_.listen_port;
+  spec.stop_timeout = std::chrono::seconds(5);
+  auto handle = runtime_.Start(spec);
+  if (!handle.ok()) return std::move(handle).context("starting the router").error();
+  handle_ = *handle;
+  if (started) *started = true;
+  // Ready when its feed socket answers.
+  lock.unlock();
+  for (int i = 0; i < 500; ++i) {
+    if (Send({{"op", "ping"}}).ok()) return OkStatus();
+    if (!Running()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return Failed("the router did not come up; see " + paths::RouterLog(home_).string());
+}
+
+Status RouterLink::Stop() {
+  std::lock_guard lock(mu_);
+  if (!handle_) {
+    auto adopted = runtime_.Adopt(paths::RouterDir(home_) / "task");
+    if (!adopted.ok()) return OkStatus();
+    handle_ = *adopted;
+  }
+  Status s = runtime_.Stop(*handle_);
+  handle_.reset();
+  return s;
+}
+
+Status RouterLink::ReplaceAll(const nlohmann::json& envs) {
+  return Send({{"op", "replace_all"}, {"envs", envs}});
+}
+Status RouterLink::PutEnv(const nlohmann::json& env) {
+  return Send({{"op", "put_env"}, {"env", env}});
+}
+Status RouterLink::RemoveEnv(const std::string& name) {
+  return Send({{"op", "remove_env"}, {"name", name}});
+}
+Result<nlohmann::json> RouterLink::Stats() { return Send({{"op", "stats"}}); }
+
+Result<nlohmann::json> RouterLink::Send(const nlohmann::json& message) {
+  fs::path socket_path = paths::RouterSocket(home_);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Failed(std::string("socket: ") + strerror(errno));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, socket_path.c_str(), sizeof(addr.sun_path) - 1);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    return Failed("the router's feed socket does not answer (" + socket_path.string() + ")");
+  }
+  std::string line = message.dump() + "\n";
+  size_t sent = 0;
+  while (sent < line.size()) {
+    ssize_t n = ::send(fd, line.data() + sent, line.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) {
+      close(fd);
+      return Failed("writing to the router's feed socket failed");
+    }
+    sent += n;
+  }
+  std::string reply;
+  char buf[65536];
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (reply.find('\n') == std::string::npos) {
+    pollfd p{fd, POLLIN, 0};
+    int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    deadline - std::chrono::steady_clock::now())
+                                    .count());
+    if (left <= 0 || poll(&p, 1, left) <= 0) break;
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    reply.append(buf, n);
+  }
+  close(fd);
+  auto nl = reply.find('\n');
+  if (nl == std::string::npos) return Failed("the router did not answer a feed message");
+  auto json = nlohmann::json::parse(reply.substr(0, nl), nullptr, false);
+  if (json.is_discarded()) return Failed("the router answered something that is not JSON");
+  if (!json.value("ok", false))
+    return Failed("the router refused a feed message: " + json.value("error", std::string("?")));
+  return json;
+}
+
+}  // namespace adhoc::server

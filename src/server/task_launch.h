@@ -1,0 +1,75 @@
+// Turning a service or task of adhoc.toml into a runtime::TaskSpec for one environment:
+// placeholder values, the environment variables in DESIGN's order, templates rendered into
+// {taskdir}, limits, stop settings, folders and logs. Knows the placeholder names; knows
+// nothing of how tasks are started.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "common/result.h"
+#include "runtime/task.h"
+#include "spec/spec.h"
+#include "state/store.h"
+
+namespace adhoc::server {
+
+// Everything about one environment that placeholders may need.
+struct EnvironmentFacts {
+  std::filesystem::path home;
+  std::string env;
+  std::string hostname;                                        // demo.localhost
+  std::string url;                                             // http://demo.localhost:8080/
+  std::map<std::string, std::string> version_refs;             // image -> ref ("v1.0.0")
+  std::map<std::string, std::filesystem::path> release_paths;  // image -> built release folder
+  std::optional<state::DatabaseCredentials> database;
+  std::string postgres_host;
+  int postgres_port = 0;
+  std::string redis_host;
+  int redis_port = 0;
+  std::string redis_password;
+};
+
+// One process to launch.
+struct LaunchRequest {
+  std::string process;  // service or task name ("gunicorn", "migrate", "run")
+  std::string task_id;  // "gunicorn-3"
+  std::string image;
+  std::string command;  // a template
+  const spec::EnvList* own_env = nullptr;
+  std::vector<std::string> templates;
+  std::string address;  // the task's own address
+  std::optional<int> port;
+  int stop_signal = 15;
+  std::chrono::milliseconds stop_timeout{std::chrono::seconds(10)};
+  int cpu = 0;
+  int memory_mib = 0;
+};
+
+// The placeholder values for a process; random.* values are made once per environment in
+// the store. secret.* has no value yet (secrets are not built).
+std::function<std::optional<std::string>(const std::string& key)> PlaceholderValues(
+    const EnvironmentFacts& facts, const LaunchRequest& request, state::Store& store);
+
+// The rendered environment variables of a process (spec::BuildTaskEnv's order).
+Result<std::map<std::string, std::string>> ProcessEnvironment(const spec::Project& project,
+                                                              const spec::EnvFile& env_file,
+                                                              const EnvironmentFacts& facts,
+                                                              const LaunchRequest& request,
+                                                              state::Store& store);
+
+// The TaskSpec, with {taskdir} created and templates rendered into it. Errors name the
+// process and the template or placeholder.
+Result<runtime::TaskSpec> MakeTaskSpec(const spec::Project& project, const spec::EnvFile& env_file,
+                                       const EnvironmentFacts& facts, const LaunchRequest& request,
+                                       state::Store& store);
+
+// LaunchRequests for a service's task and for a one-off task.
+LaunchRequest ServiceLaunch(const spec::Service& service, const std::string& task_id,
+                            const std::string& address);
+LaunchRequest TaskLaunch(const spec::Task& task, const std::string& task_id,
+                         const std::string& address);
+
+}  // namespace adhoc::server
