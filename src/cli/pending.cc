@@ -5,7 +5,6 @@ namespace adhoc::cli {
   int f(const Args& a, const Output& o) {                                \
     return o.Fail(Failed("`adhoc " + a.command + "` is not built yet")); \
   }
-PENDING(RunDoctor)
 int RunVersion(const Args&, const Output& o) {
   if (o.json()) o.Document({{"version", "0.1.0"}});
   o.Line("adhoc 0.1.0");
