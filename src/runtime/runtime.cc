@@ -118,6 +118,34 @@ std::string CommandWord(const std::string& command) {
   return "";
 }
 
+std::string ExecForm(const std::string& command) {
+  std::istringstream in(command);
+  std::string first;
+  if (!(in >> first)) return command;
+  if (first == "exec" || IsAssignment(first) || ShellWords().count(first) ||
+      first.find_first_of("({") == 0)
+    return command;
+  char quote = 0;
+  for (size_t i = 0; i < command.size(); ++i) {
+    char c = command[i];
+    if (quote) {
+      if (c == quote)
+        quote = 0;
+      else if (c == '\\' && quote == '"')
+        ++i;
+      continue;
+    }
+    if (c == '\\') {
+      ++i;
+    } else if (c == '\'' || c == '"') {
+      quote = c;
+    } else if (c == ';' || c == '&' || c == '|' || c == '\n' || c == '`' || c == '(') {
+      return command;
+    }
+  }
+  return "exec " + command;
+}
+
 Status CheckCommandExists(const std::string& command, const std::string& path,
                           const fs::path& working_folder) {
   std::string word = CommandWord(command);

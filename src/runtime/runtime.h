@@ -91,6 +91,13 @@ class LocalRuntime : public Runtime {
 // quotes, expansions or redirections up front (those are left to the shell).
 std::string CommandWord(const std::string& command);
 
+// `command` as the shell should run it so that its program IS the task's main process:
+// "exec " is put in front of a single simple command (no unquoted ; & | newline, no
+// leading assignment, keyword or exec), because Debian's /bin/sh (dash) forks a lone
+// command instead of replacing itself, and the stop signal would reach the shell only.
+// Anything else is returned unchanged.
+std::string ExecForm(const std::string& command);
+
 // NotFound "command not found: X" unless CommandWord(command) is empty, or found: with a
 // '/' relative to `working_folder`, else in `path` (a PATH value).
 Status CheckCommandExists(const std::string& command, const std::string& path,

@@ -289,3 +289,58 @@ TEST(CommandWordTest, ChecksPathAndWorkingFolder) {
 
 }  // namespace
 }  // namespace adhoc::runtime
+
+namespace adhoc::runtime {
+namespace {
+
+TEST(ExecFormTest, ASimpleCommandReplacesTheShell) {
+  EXPECT_EQ(ExecForm("gunicorn -b 127.0.0.1:8000 app.wsgi"),
+            "exec gunicorn -b 127.0.0.1:8000 app.wsgi");
+  EXPECT_EQ(ExecForm("nginx -p /t -c nginx.conf -g 'daemon off;'"),
+            "exec nginx -p /t -c nginx.conf -g 'daemon off;'");
+  EXPECT_EQ(ExecForm("/bin/echo \"a;b\" x"), "exec /bin/echo \"a;b\" x");
+}
+
+TEST(ExecFormTest, AnythingElseIsLeftToTheShell) {
+  EXPECT_EQ(ExecForm("echo a; exit 3"), "echo a; exit 3");
+  EXPECT_EQ(ExecForm("a && b"), "a && b");
+  EXPECT_EQ(ExecForm("a | b"), "a | b");
+  EXPECT_EQ(ExecForm("sleep 300 & echo x"), "sleep 300 & echo x");
+  EXPECT_EQ(ExecForm("exec sleep 60"), "exec sleep 60");
+  EXPECT_EQ(ExecForm("FOO=1 run"), "FOO=1 run");
+  EXPECT_EQ(ExecForm("if true; then x; fi"), "if true; then x; fi");
+  EXPECT_EQ(ExecForm("i=0; while x; do y; done"), "i=0; while x; do y; done");
+  EXPECT_EQ(ExecForm(""), "");
+}
+
+TEST_F(RuntimeTest, TheStopSignalReachesTheProgramOfASimpleCommand) {
+  // Without `exec`, dash would keep itself as the main process and the program would only
+  // see the final SIGKILL.
+  std::string marks = (dir_.path() / "marks").string();
+  TaskSpec spec = Spec(
+      "/usr/bin/python3 -c \"import signal,sys,time\n"
+      "def stop(*a):\n"
+      "  open('" +
+      marks +
+      "','a').write('term\\n'); sys.exit(0)\n"
+      "signal.signal(signal.SIGTERM, stop)\n"
+      "open('" +
+      marks +
+      "','a').write('up\\n')\n"
+      "time.sleep(60)\"");
+  spec.stop_timeout = std::chrono::seconds(10);
+  auto h = Start(spec);
+  ASSERT_TRUE(h.ok()) << h.error().message();
+  for (int i = 0; i < 200 && !std::filesystem::exists(marks); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_TRUE(runtime_.Stop(*h).ok());
+  std::ifstream in(marks);
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(all.find("term"), std::string::npos) << all;
+  auto exit = ReadExitRecord(h->task_folder);
+  ASSERT_TRUE(exit.has_value());
+  EXPECT_EQ(exit->code, 0);
+}
+
+}  // namespace
+}  // namespace adhoc::runtime

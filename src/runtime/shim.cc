@@ -1,5 +1,7 @@
 #include "runtime/shim.h"
 
+#include "runtime/runtime.h"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -113,7 +115,7 @@ int ShimMain(int argc, char** argv) {
   std::vector<char*> envp;
   for (auto& e : env_strings) envp.push_back(e.data());
   envp.push_back(nullptr);
-  std::string command = spec.command;
+  std::string command = ExecForm(spec.command);
   char sh[] = "/bin/sh";
   char dash_c[] = "-c";
   char* child_argv[] = {sh, dash_c, command.data(), nullptr};
