@@ -687,7 +687,11 @@ Status ControlPlane::RemoveEverything(const std::string& env) {
     if (handle.ok() && runtime_->Inspect(*handle).kind == runtime::TaskState::kRunning)
       keep(runtime_->Stop(*handle));
   }
-  if (router_->Running()) keep(router_->RemoveEnv(env));
+  // A router that does not answer now gets the whole table (without this env) when it is
+  // started again, so its routes cannot outlive the environment.
+  if (router_->Running())
+    if (Status s = router_->RemoveEnv(env); !s.ok())
+      ServerLog("destroy " + env + ": " + s.error().message());
 
   auto record = store_->FindEnvironment(env);
   std::string block = record.ok() && *record ? (*record)->address_block : "";
