@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pwd.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,9 +13,11 @@
 #include <fstream>
 #include <optional>
 #include <sstream>
+#include <thread>
 
 #include "common/exec.h"
 #include "common/paths.h"
+#include "runtime/process.h"
 
 namespace adhoc::resources {
 namespace fs = std::filesystem;
@@ -273,12 +276,32 @@ Result<PostgresClusterStatus> PostgresCluster::GetStatus() {
     st.running = true;
     auto at = r->output.find("PID: ");
     if (at != std::string::npos) st.pid = std::atoi(r->output.c_str() + at + 5);
+    // pg_ctl only asks kill(pid, 0): a postmaster killed with -9 and not yet reaped (a
+    // zombie) still looks alive to it, and to the next postmaster's lock check.
+    if (st.pid > 0 && !runtime::ProcessStartTime(st.pid)) {
+      st.running = false;
+      st.pid = 0;
+    }
   } else if (r->exit_code != 3 && r->exit_code != 4) {
     return Failed("pg_ctl status exited with status " + std::to_string(r->exit_code) + ": " +
                   LastLines(r->output, 3));
   }
   return st;
 }
+
+namespace {
+
+// A postmaster killed with -9 leaves postmaster.pid behind; while its process has not been
+// reaped, a new postmaster refuses to start. Waits (bounded) for it to be gone.
+void WaitForDeadPostmaster(const fs::path& data) {
+  std::ifstream in(data / "postmaster.pid");
+  pid_t pid = 0;
+  if (!(in >> pid) || pid <= 0) return;
+  for (int i = 0; i < 100 && kill(pid, 0) == 0 && !runtime::ProcessStartTime(pid); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+}
+
+}  // namespace
 
 Status PostgresCluster::Start() {
   auto fail = [&](Status s) {
@@ -290,6 +313,7 @@ Status PostgresCluster::Start() {
   auto st = GetStatus();
   if (!st.ok()) return st;
   if (st->running) return OkStatus();
+  WaitForDeadPostmaster(paths::PostgresData(home_));
   if (auto s = CheckAddressFree(options_.listen_address, options_.port); !s.ok()) return fail(s);
   if (auto s = WriteSettings(); !s.ok()) return fail(s);
   auto r = RunTool("pg_ctl",

@@ -19,6 +19,7 @@
 #include "common/exec.h"
 #include "common/paths.h"
 #include "resources/databases.h"
+#include "runtime/process.h"
 
 namespace adhoc::resources {
 namespace fs = std::filesystem;
@@ -243,24 +244,6 @@ Result<std::optional<RespReply>> ParseAt(std::string_view data, size_t* pos, int
 
 }  // namespace
 
-std::optional<uint64_t> ProcessStartTime(pid_t pid) {
-  if (pid <= 0) return std::nullopt;
-  std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
-  // The command name (field 2) may hold spaces and ')': fields count from the last ')'.
-  size_t close_paren = stat.rfind(')');
-  if (close_paren == std::string::npos) return std::nullopt;
-  std::istringstream fields(stat.substr(close_paren + 1));
-  std::string field;
-  std::vector<std::string> rest;
-  while (fields >> field && rest.size() < 20) rest.push_back(field);
-  // rest[0] is field 3 (state), rest[19] field 22 (starttime).
-  if (rest.size() < 20 || rest[0] == "Z" || rest[0] == "X") return std::nullopt;
-  uint64_t start = 0;
-  auto [end, ec] = std::from_chars(rest[19].data(), rest[19].data() + rest[19].size(), start);
-  if (ec != std::errc()) return std::nullopt;
-  return start;
-}
-
 std::string RenderRedisConfig(const RedisOptions& o, const fs::path& dir) {
   std::ostringstream s;
   s << "# Written by adhoc for one environment; rewritten at every start.\n"
@@ -343,7 +326,7 @@ std::optional<ProcessIdentity> RedisInstance::RecordedProcess() const {
   std::istringstream pidfile(ReadFile(dir_ / "redis.pid"));
   pid_t written = 0;
   if (pidfile >> written && written != p.pid) return std::nullopt;
-  auto start = ProcessStartTime(p.pid);
+  auto start = runtime::ProcessStartTime(p.pid);
   if (!start || *start != p.start_time) return std::nullopt;
   return p;
 }
@@ -373,7 +356,7 @@ Status RedisInstance::LoadPasswordFromConfig() {
 
 Status RedisInstance::WaitUntilGone(const ProcessIdentity& p, milliseconds timeout) {
   auto deadline = Clock::now() + timeout;
-  while (ProcessStartTime(p.pid) == p.start_time) {
+  while (runtime::ProcessStartTime(p.pid) == p.start_time) {
     if (Clock::now() >= deadline)
       return Failed("still running after " + std::to_string(timeout.count()) + " ms");
     std::this_thread::sleep_for(milliseconds(50));
@@ -432,7 +415,7 @@ Status RedisInstance::Start() {
     std::istringstream pidfile(ReadFile(dir_ / "redis.pid"));
     pid_t pid = 0;
     if (pidfile >> pid) {
-      auto start = ProcessStartTime(pid);
+      auto start = runtime::ProcessStartTime(pid);
       if (!start) return fail(Failed("redis-server exited" + log_tail()));
       auto pong = RedisCommands(options_.host, options_.port, options_.password, {{"PING"}},
                                 milliseconds(1000));
@@ -469,9 +452,9 @@ Status RedisInstance::Stop() {
   bool asked = reply.ok() && reply->type != RespReply::Type::kError;
   if (!asked || !WaitUntilGone(*p, options_.stop_timeout).ok()) {
     // The pid is signalled only while its start time still matches (never a recycled pid).
-    if (ProcessStartTime(p->pid) == p->start_time) kill(p->pid, SIGTERM);
+    if (runtime::ProcessStartTime(p->pid) == p->start_time) kill(p->pid, SIGTERM);
     if (!WaitUntilGone(*p, options_.stop_timeout).ok()) {
-      if (ProcessStartTime(p->pid) == p->start_time) kill(p->pid, SIGKILL);
+      if (runtime::ProcessStartTime(p->pid) == p->start_time) kill(p->pid, SIGKILL);
       (void)WaitUntilGone(*p, milliseconds(5000));
       fs::remove(dir_ / "redis.proc", ec);
       return Failed("it did not stop in time and was killed: data since the last save is lost")

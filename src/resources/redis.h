@@ -49,9 +49,6 @@ struct ProcessIdentity {
   uint64_t start_time = 0;
 };
 
-// The start time of a live (not zombie) process; nullopt when there is none.
-std::optional<uint64_t> ProcessStartTime(pid_t pid);
-
 class RedisInstance {
  public:
   RedisInstance(std::filesystem::path home, std::string env, RedisOptions options);

@@ -12,6 +12,7 @@
 #include "common/paths.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "runtime/process.h"
 
 namespace adhoc::resources {
 namespace {
@@ -77,12 +78,12 @@ TEST(RespTest, IncompleteInputAsksForMoreAndGarbageIsAnError) {
 }
 
 TEST(ProcessStartTimeTest, KnowsLiveProcessesAndForgetsReapedOnes) {
-  EXPECT_TRUE(ProcessStartTime(getpid()).has_value());
+  EXPECT_TRUE(runtime::ProcessStartTime(getpid()).has_value());
   pid_t child = fork();
   if (child == 0) _exit(0);
   int status;
   waitpid(child, &status, 0);
-  EXPECT_FALSE(ProcessStartTime(child).has_value());
+  EXPECT_FALSE(runtime::ProcessStartTime(child).has_value());
 }
 
 // ---- Real Redis -------------------------------------------------------------------------
@@ -178,7 +179,7 @@ TEST(RedisInstanceTest, StartIsIdempotentAndDataSurvivesStopStart) {
   auto stopped = r.Stop();
   ASSERT_TRUE(stopped.ok()) << stopped.error().message();
   EXPECT_FALSE(*r.Running());
-  EXPECT_FALSE(ProcessStartTime(first).has_value());
+  EXPECT_FALSE(runtime::ProcessStartTime(first).has_value());
   EXPECT_TRUE(fs::exists(r.dir() / "dump.rdb"));
   EXPECT_TRUE(r.Stop().ok()) << "stopping a stopped server is a no-op";
 
@@ -216,7 +217,7 @@ TEST(RedisInstanceTest, AStaleRecordIsNotMistakenForTheServer) {
   std::ofstream(r.dir() / "redis.proc") << getpid() << " 1\n";
   EXPECT_FALSE(*r.Running());
   EXPECT_TRUE(r.Stop().ok());
-  EXPECT_TRUE(ProcessStartTime(getpid()).has_value()) << "and is never signalled";
+  EXPECT_TRUE(runtime::ProcessStartTime(getpid()).has_value()) << "and is never signalled";
 }
 
 TEST(RedisInstanceTest, DestroyLeavesNoProcessOrFolder) {
@@ -227,7 +228,7 @@ TEST(RedisInstanceTest, DestroyLeavesNoProcessOrFolder) {
   pid_t pid = RecordedPid(r);
   ASSERT_GT(pid, 0);
   ASSERT_TRUE(r.Destroy().ok());
-  EXPECT_FALSE(ProcessStartTime(pid).has_value());
+  EXPECT_FALSE(runtime::ProcessStartTime(pid).has_value());
   EXPECT_FALSE(fs::exists(paths::RedisDir(home.path(), "gone")));
   EXPECT_TRUE(r.Destroy().ok()) << "destroying twice is fine";
 }

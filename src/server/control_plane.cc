@@ -224,11 +224,34 @@ void ControlPlane::LoopOnce() {
   }
   CheckHealth();
   for (const auto& env : changed) PushRoutes(env);
+  // PostgreSQL and each environment's Redis are their own daemons: if one died, start it again.
+  if (std::chrono::steady_clock::now() >= next_base_check_) {
+    next_base_check_ = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    CheckBase();
+  }
   // A router that died is started again and given the whole table.
   if (!stop_ && !envs_.empty() && !router_->Running()) {
     bool started = false;
     if (router_->EnsureRunning(&started).ok() && started) (void)PushAllRoutes();
   }
+}
+
+void ControlPlane::CheckBase() {
+  bool postgres = false;
+  std::vector<std::pair<std::string, std::string>> redis;  // env, address
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [env, live] : envs_) {
+      if (!live->context) continue;
+      postgres |= live->context->project->postgres.has_value();
+      if (live->context->project->redis) redis.push_back({env, live->context->facts.redis_host});
+    }
+  }
+  if (postgres)
+    if (Status s = EnsureBase(true); !s.ok()) ServerLog("base: " + s.error().message());
+  for (const auto& [env, address] : redis)
+    if (Status s = EnsureRedisRunning(env, address); !s.ok())
+      ServerLog("redis of " + env + ": " + s.error().message());
 }
 
 void ControlPlane::CheckHealth() {

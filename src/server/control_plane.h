@@ -103,6 +103,7 @@ class ControlPlane {
   void Loop();
   void LoopOnce();
   void CheckHealth();
+  void CheckBase();
 
   // Pieces of Up and Destroy.
   Status EnsureBase(bool postgres);
@@ -143,6 +144,7 @@ class ControlPlane {
   std::map<std::string, std::shared_ptr<LiveEnv>> envs_;
   std::mutex base_mu_;  // starting PostgreSQL and the router
 
+  std::chrono::steady_clock::time_point next_base_check_;
   std::atomic<bool> stop_{false};
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;

@@ -877,7 +877,8 @@ Status ControlPlane::Recover() {
     }
   }
   ADHOC_ASSIGN_OR_RETURN(auto all, store_->ListEnvironments());
-  if (all.empty()) return OkStatus();
+  // A router that outlived us may still route what recovery just removed.
+  if (all.empty()) return router_->Running() ? PushAllRoutes() : OkStatus();
   // The order of DESIGN: database, Redis, services (before-deploy tasks are not re-run), routes.
   bool postgres = false;
   std::vector<std::pair<state::Environment, spec::Project>> parsed;
@@ -888,7 +889,9 @@ Status ControlPlane::Recover() {
     if (project.ok() && project.value.postgres) postgres = true;
   }
   Status base = EnsureBase(postgres);
-  if (!base.ok()) ServerLog("recovery: " + base.error().message());
+  ServerLog(fmt::format("recovery: {} environment(s); base {}", all.size(),
+                        base.ok() ? std::string(postgres ? "with PostgreSQL" : "without PostgreSQL")
+                                  : base.error().message()));
   for (const auto& env : all) {
     auto live = RestoreLive(env);
     if (!live.ok()) {

@@ -20,6 +20,11 @@ RouterLink::RouterLink(fs::path home, runtime::Runtime& runtime, RouterOptions o
 
 bool RouterLink::Running() {
   std::lock_guard lock(mu_);
+  if (!handle_) {
+    // A router left running by an earlier control plane is adopted here too.
+    auto adopted = runtime_.Adopt(paths::RouterDir(home_) / "task");
+    if (adopted.ok()) handle_ = *adopted;
+  }
   return handle_ && runtime_.Inspect(*handle_).kind == runtime::TaskState::kRunning;
 }
 

@@ -1,3 +1,4 @@
+import os
 import signal
 import sys
 import time
@@ -6,8 +7,8 @@ from common import cache
 
 
 def stop(signum, frame):
-    # A worker finishing its job: a moment, then out.
-    time.sleep(0.2)
+    # A worker finishing its job: a moment (longer when a test wants a slow stop), then out.
+    time.sleep(float(os.environ.get("WORKER_STOP_SECONDS", "0.2")))
     sys.exit(0)
 
 
