@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# bench/up.sh: how long `adhoc up` takes for a new μblog environment on built releases, from the
+# command to the first 200 through the router on both `/` (frontend) and the backend's health
+# path, and to `up` returning (after-create tasks included); then `destroy`; and the memory (RSS)
+# of a running environment per service. Median and max of N runs (default 5).
+#
+# Usage: bench/up.sh [RUNS]    (builds adhoc if needed; uses its own home and ports; cleans up)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+runs=${1:-5}
+[ -x build/adhoc ] || scripts/setup.sh >/dev/null
+adhoc="$root/build/adhoc"
+
+work=$(mktemp -d /tmp/adhoc-bench-up.XXXXXX)
+chmod 755 "$work"
+export ADHOC_HOME="$work/home"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+export ADHOC_ROUTER_LISTEN="127.0.0.1:$port"
+cleanup() {
+  (cd "$work/repo" 2>/dev/null && "$adhoc" base down >/dev/null 2>&1) || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+examples/ublog/make-repo.sh "$work/repo" >/dev/null
+cd "$work/repo"
+ms() { echo $(( $(date +%s%N) / 1000000 )); }
+code() { curl -s -o /dev/null -w '%{http_code}' -H "Host: $1.localhost" "http://127.0.0.1:$port$2" || true; }
+
+# Warm-up: the base (initdb, PostgreSQL, router) and the releases are built once, like on a
+# machine that has run adhoc before. Not measured.
+cp envs/demo.toml envs/warm.toml
+"$adhoc" up warm >/dev/null
+"$adhoc" destroy warm >/dev/null
+
+first=() done_=() destroy=()
+for i in $(seq 1 "$runs"); do
+  env="bench-$i"
+  cp envs/demo.toml "envs/$env.toml"
+  t0=$(ms)
+  "$adhoc" up "$env" >"$work/up-$i.log" 2>&1 &
+  up_pid=$!
+  got_front=0 got_back=0
+  while :; do
+    [ $got_front -eq 0 ] && [ "$(code "$env" /)" = 200 ] && got_front=1
+    [ $got_back -eq 0 ] && [ "$(code "$env" /api/health-check/)" = 200 ] && got_back=1
+    [ $got_front -eq 1 ] && [ $got_back -eq 1 ] && break
+    if ! kill -0 $up_pid 2>/dev/null && [ $got_front -eq 0 -o $got_back -eq 0 ]; then
+      wait $up_pid || { cat "$work/up-$i.log"; exit 1; }
+    fi
+    sleep 0.01
+  done
+  first+=($(( $(ms) - t0 )))
+  wait $up_pid
+  done_+=($(( $(ms) - t0 )))
+  if [ "$i" -eq 1 ]; then
+    "$adhoc" --json status "$env" > "$work/status.json"
+  fi
+  t1=$(ms)
+  "$adhoc" destroy "$env" >/dev/null
+  destroy+=($(( $(ms) - t1 )))
+done
+
+stats() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {printf "%d ms median, %d ms max", a[int((NR+1)/2)], a[NR]}'; }
+echo "## bench/up.sh ($runs runs, $(date -u +%Y-%m-%d), $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r))"
+echo
+echo "| measure | result |"
+echo "|---|---|"
+echo "| \`adhoc up\` to first 200 on / and /api/health-check/ | $(stats "${first[@]}") |"
+echo "| \`adhoc up\` returning (sample data included) | $(stats "${done_[@]}") |"
+echo "| \`adhoc destroy\` | $(stats "${destroy[@]}") |"
+echo
+echo "Memory (RSS) of a running μblog environment, per service:"
+echo
+python3 - "$work/status.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+total = 0
+print("| service | RSS |")
+print("|---|---|")
+for s in d["services"]:
+    rss = sum(t.get("memory_bytes", 0) for t in s["tasks"])
+    total += rss
+    print(f"| {s['name']} | {rss / 2**20:.0f} MiB |")
+print(f"| all services | {total / 2**20:.0f} MiB |")
+PY
