@@ -431,7 +431,7 @@ Status RedisInstance::Start() {
                std::string::npos) {
       return fail(Conflict("redis-server could not listen" + log_tail()));
     }
-    std::this_thread::sleep_for(milliseconds(50));
+    std::this_thread::sleep_for(milliseconds(5));
   }
   return fail(Failed("no answer to PING within " + std::to_string(options_.start_timeout.count()) +
                      " ms" + log_tail()));
