@@ -144,16 +144,20 @@ int RunLs(const Args& args, const Output& out) {
     out.Line("No environments. Create one with `adhoc new NAME` and `adhoc up NAME`.");
     return 0;
   }
-  out.Line(fmt::format("{:<20} {:<10} {:<34} {:<28} {:<10} {:>5} {:>9} {:>8}", "NAME", "STATUS",
-                       "URL", "VERSIONS", "OWNER", "AGE", "TIME LEFT", "MEMORY"));
+  out.Line(fmt::format("{:<20} {:<10} {:<34} {:<28} {:<10} {:>5} {:>8} {:>9} {:>8}", "NAME",
+                       "STATUS", "URL", "VERSIONS", "OWNER", "AGE", "LAST REQ", "TIME LEFT",
+                       "MEMORY"));
   for (const auto& e : envs) {
     std::string versions;
     for (auto& [image, v] : e["versions"].items())
       versions += (versions.empty() ? "" : " ") + image + "=" + v.value("ref", "");
     std::string left = e.contains("expires_ms") ? Left(e["expires_ms"].get<long long>()) : "-";
-    out.Line(fmt::format("{:<20} {:<10} {:<34} {:<28} {:<10} {:>5} {:>9} {:>8}",
+    std::string last = e.contains("last_request_ms")
+                           ? Ago(e["last_request_ms"].get<long long>()) + " ago"
+                           : "never";
+    out.Line(fmt::format("{:<20} {:<10} {:<34} {:<28} {:<10} {:>5} {:>8} {:>9} {:>8}",
                          e.value("name", ""), e.value("status", ""), e.value("url", ""), versions,
-                         e.value("owner", ""), Ago(e.value("created_ms", 0LL)), left,
+                         e.value("owner", ""), Ago(e.value("created_ms", 0LL)), last, left,
                          Mib(e.value("memory_bytes", 0ULL))));
   }
   return 0;

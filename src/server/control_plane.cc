@@ -249,9 +249,24 @@ void ControlPlane::CheckBase() {
   }
   if (postgres)
     if (Status s = EnsureBase(true); !s.ok()) ServerLog("base: " + s.error().message());
+  RecordRequests();
   for (const auto& [env, address] : redis)
     if (Status s = EnsureRedisRunning(env, address); !s.ok())
       ServerLog("redis of " + env + ": " + s.error().message());
+}
+
+void ControlPlane::RecordRequests() {
+  // The router counts requests per environment; their last time feeds `ls` and the TTL.
+  if (!router_->Running()) return;
+  auto stats = router_->Stats();
+  if (!stats.ok() || !stats->contains("envs")) return;
+  for (auto& [env, counters] : (*stats)["envs"].items()) {
+    long long last = counters.value("last_request_ms", 0LL);
+    if (last <= 0) continue;
+    auto record = store_->FindEnvironment(env);
+    if (!record.ok() || !*record) continue;
+    if ((*record)->last_request_at.value_or(0) < last) (void)store_->RecordRequest(env, last);
+  }
 }
 
 void ControlPlane::CheckHealth() {

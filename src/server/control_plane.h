@@ -104,6 +104,7 @@ class ControlPlane {
   void LoopOnce();
   void CheckHealth();
   void CheckBase();
+  void RecordRequests();
 
   // Pieces of Up and Destroy.
   Status EnsureBase(bool postgres);
