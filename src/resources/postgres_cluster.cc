@@ -17,6 +17,7 @@
 
 #include "common/exec.h"
 #include "common/paths.h"
+#include "runtime/addresses.h"
 #include "runtime/process.h"
 
 namespace adhoc::resources {
@@ -94,40 +95,6 @@ Status EnsureTraversableForOthers(const fs::path& home) {
     if (p == p.root_path()) break;
   }
   return OkStatus();
-}
-
-// Binds the address:port once (SO_REUSEADDR, so only a listener counts) to tell a taken
-// port apart from a server that failed for another reason.
-Status CheckAddressFree(const std::string& host, int port) {
-  sockaddr_storage addr{};
-  socklen_t len = 0;
-  int family = AF_INET;
-  auto* v4 = reinterpret_cast<sockaddr_in*>(&addr);
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(&addr);
-  if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(port);
-    len = sizeof(*v4);
-  } else if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
-    family = AF_INET6;
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(port);
-    len = sizeof(*v6);
-  } else {
-    return BadInput("'" + host + "' is not an IP address");
-  }
-  int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return Failed(std::string("socket: ") + strerror(errno));
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  int rc = bind(fd, reinterpret_cast<sockaddr*>(&addr), len);
-  int err = errno;
-  close(fd);
-  std::string where = host + ":" + std::to_string(port);
-  if (rc == 0) return OkStatus();
-  if (err == EADDRINUSE) return Conflict(where + " is already in use by another process");
-  if (err == EADDRNOTAVAIL) return BadInput(where + " is not an address of this machine");
-  return Failed("binding " + where + ": " + strerror(err));
 }
 
 bool HasServerTools(const fs::path& dir) {
@@ -314,7 +281,8 @@ Status PostgresCluster::Start() {
   if (!st.ok()) return st;
   if (st->running) return OkStatus();
   WaitForDeadPostmaster(paths::PostgresData(home_));
-  if (auto s = CheckAddressFree(options_.listen_address, options_.port); !s.ok()) return fail(s);
+  if (auto s = runtime::BindProbe().CheckFree(options_.listen_address, options_.port); !s.ok())
+    return fail(s);
   if (auto s = WriteSettings(); !s.ok()) return fail(s);
   auto r = RunTool("pg_ctl",
                    {"start", "-w", "-s", "-t", std::to_string(options_.start_timeout.count()), "-D",

@@ -19,6 +19,7 @@
 #include "common/exec.h"
 #include "common/paths.h"
 #include "resources/databases.h"
+#include "runtime/addresses.h"
 #include "runtime/process.h"
 
 namespace adhoc::resources {
@@ -83,25 +84,6 @@ Result<sockaddr_storage> ParseAddress(const std::string& host, int port, socklen
     return BadInput("'" + host + "' is not an IP address");
   }
   return addr;
-}
-
-// Binds once (SO_REUSEADDR, so only a listener counts) to name a taken port up front:
-// a daemonized Redis that cannot bind only says so in its log.
-Status CheckAddressFree(const std::string& host, int port) {
-  socklen_t len = 0;
-  ADHOC_ASSIGN_OR_RETURN(sockaddr_storage addr, ParseAddress(host, port, &len));
-  int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return Failed(std::string("socket: ") + strerror(errno));
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  int rc = bind(fd, reinterpret_cast<sockaddr*>(&addr), len);
-  int err = errno;
-  close(fd);
-  std::string where = host + ":" + std::to_string(port);
-  if (rc == 0) return OkStatus();
-  if (err == EADDRINUSE) return Conflict(where + " is already in use by another process");
-  if (err == EADDRNOTAVAIL) return BadInput(where + " is not an address of this machine");
-  return Failed("binding " + where + ": " + strerror(err));
 }
 
 class Connection {
@@ -381,7 +363,8 @@ Status RedisInstance::Start() {
     (void)LoadPasswordFromConfig();
     return OkStatus();
   }
-  if (auto s = CheckAddressFree(options_.host, options_.port); !s.ok()) return fail(s.error());
+  if (auto s = runtime::BindProbe().CheckFree(options_.host, options_.port); !s.ok())
+    return fail(s.error());
 
   std::error_code ec;
   fs::create_directories(dir_, ec);

@@ -69,20 +69,32 @@ Result<std::string> AllocateTaskAddress(const AddressBlock& block,
 
 Status BindProbe::CheckFree(const std::string& address, int port) {
   std::string where = address + ":" + std::to_string(port);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(static_cast<uint16_t>(port));
-  if (inet_pton(AF_INET, address.c_str(), &sa.sin_addr) != 1)
-    return BadInput("not an IPv4 address: '" + address + "'");
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_storage storage{};
+  socklen_t len = 0;
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&storage);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&storage);
+  if (inet_pton(AF_INET, address.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(static_cast<uint16_t>(port));
+    len = sizeof *v4;
+  } else if (inet_pton(AF_INET6, address.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(static_cast<uint16_t>(port));
+    len = sizeof *v6;
+  } else {
+    return BadInput("not an IP address: '" + address + "'");
+  }
+  int fd = socket(storage.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return Failed(std::string("socket: ") + strerror(errno));
+  // SO_REUSEADDR: only a listener counts as taken, not a connection in TIME_WAIT.
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  int r = bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+  int r = bind(fd, reinterpret_cast<sockaddr*>(&storage), len);
   int err = errno;
   close(fd);
   if (r == 0) return OkStatus();
   if (err == EADDRINUSE) return Conflict(where + " is already in use");
+  if (err == EADDRNOTAVAIL) return BadInput(where + " is not an address of this machine");
   return Failed("checking " + where + ": " + strerror(err));
 }
 

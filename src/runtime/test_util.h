@@ -2,6 +2,8 @@
 // are stopped when the test ends, also on failure. Not part of the library's API.
 #pragma once
 
+#include "common/test_support.h"
+
 #include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -17,21 +19,7 @@
 
 namespace adhoc::runtime::testing {
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "adhoc-rt-XXXXXX").string();
-    path_ = mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
+using adhoc::testutil::TempDir;
 
 inline std::string UniqueId(const std::string& prefix) {
   std::random_device rd;
