@@ -157,7 +157,7 @@ const char* ActionName(Action action) {
     case Action::kCreateDatabase:
       return "create database";
     case Action::kStartRedis:
-      return "start redis";
+      return "start";
     case Action::kRunTask:
       return "run task";
     case Action::kStartService:

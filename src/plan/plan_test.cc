@@ -84,11 +84,11 @@ class PlanTest : public ::testing::Test {
 TEST_F(PlanTest, NewEnvironmentFollowsTheOrderOfOperations) {
   Plan p = MakePlan(wanted_, std::nullopt);
   EXPECT_TRUE(p.create);
-  EXPECT_EQ(Names(p), (std::vector<std::string>{"release backend", "release frontend",
-                                                "create database {env}-db", "start redis redis",
-                                                "run task migrate", "start service api",
-                                                "start service worker", "start service web",
-                                                "add routes static", "run task seed"}));
+  EXPECT_EQ(Names(p),
+            (std::vector<std::string>{"release backend", "release frontend",
+                                      "create database {env}-db", "start redis", "run task migrate",
+                                      "start service api", "start service worker",
+                                      "start service web", "add routes static", "run task seed"}));
   for (const auto& s : p.steps) EXPECT_EQ(s.reason, "new environment");
 }
 
