@@ -342,10 +342,12 @@ Result<json> ControlPlane::Up(const std::string& env, const fs::path& project_di
     for (auto& s : started) (void)runtime_->Stop(s->handle);
     for (auto& s : started) (void)store_->DeleteTask(env, s->task_id);
     if (create) {
-      (void)RemoveEverything(env);
-      error.context("up " + env).context("");
-      std::string msg = error.message().substr(2) + "\nNothing of '" + env + "' was left behind.";
-      error = Error(error.kind(), msg);
+      Status removed = RemoveEverything(env);
+      error = Error(error.kind(),
+                    "up " + env + ": " + error.message() +
+                        (removed.ok() ? "\nNothing of '" + env + "' was left behind."
+                                      : "\nCleaning up failed too (" + removed.error().message() +
+                                            "); run `adhoc destroy " + env + "`."));
     } else {
       error = Error(error.kind(), "up " + env + ": " + error.message() + "\n'" + env +
                                       "' still runs what it ran before.");
@@ -881,7 +883,6 @@ Status ControlPlane::Recover() {
   if (all.empty()) return router_->Running() ? PushAllRoutes() : OkStatus();
   // The order of DESIGN: database, Redis, services (before-deploy tasks are not re-run), routes.
   bool postgres = false;
-  std::vector<std::pair<state::Environment, spec::Project>> parsed;
   for (const auto& env : all) {
     auto j = json::parse(env.spec_json, nullptr, false);
     if (j.is_discarded()) continue;
