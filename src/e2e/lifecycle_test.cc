@@ -78,6 +78,15 @@ TEST_F(LifecycleTest, TwoEnvironmentsSideBySideThroughTheRouter) {
     return a.status == 200 && json::parse(a.body)["heartbeats"].get<int>() > 0;
   });
   EXPECT_EQ(beats.status, 200);
+  // `logs -f` shows new lines as they are written.
+  auto follow = std::async(std::launch::async, [&] {
+    return box_.Adhoc({"logs", "alpha", "api", "-f"}, 5);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  box_.Http("alpha", "GET", "/api/env?followed");
+  CommandResult followed = follow.get();
+  EXPECT_TRUE(followed.timed_out) << "-f keeps following until stopped";
+  EXPECT_NE(followed.output.find("/api/env?followed"), std::string::npos) << followed.output;
   // `run` passes the exit status on.
   CommandResult run = box_.Adhoc({"run", "alpha", "--", "sh", "-c", "echo from-run; exit 7"});
   EXPECT_EQ(run.exit_code, 7) << run.output;

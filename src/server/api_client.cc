@@ -96,7 +96,8 @@ Result<nlohmann::json> ApiClient::Stream(
   while (!parser.is_done()) {
     parser.get().body().data = chunk;
     parser.get().body().size = sizeof chunk;
-    http::read(*socket, buffer, parser, ec);
+    // read_some: hand over each event as it arrives (read would wait for a full buffer).
+    http::read_some(*socket, buffer, parser, ec);
     if (ec == http::error::need_buffer) ec = {};
     if (ec) return Failed("the control plane closed the stream early: " + ec.message());
     pending.append(chunk, sizeof chunk - parser.get().body().size);
