@@ -1,7 +1,5 @@
 #include "runtime/shim.h"
 
-#include "runtime/runtime.h"
-
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -15,6 +13,7 @@
 #include <thread>
 
 #include "runtime/log_writer.h"
+#include "runtime/runtime.h"
 #include "runtime/task.h"
 
 namespace adhoc::runtime {

@@ -2,8 +2,6 @@
 // are stopped when the test ends, also on failure. Not part of the library's API.
 #pragma once
 
-#include "common/test_support.h"
-
 #include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -15,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "common/test_support.h"
 #include "runtime/runtime.h"
 
 namespace adhoc::runtime::testing {

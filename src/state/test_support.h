@@ -1,14 +1,14 @@
 // Helpers shared by the state module's tests only (not part of the library API).
 #pragma once
 
-#include "common/test_support.h"
-
 #include <stdlib.h>
 
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
+
+#include "common/test_support.h"
 
 namespace adhoc::state::testing {
 
