@@ -6,6 +6,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <fstream>
 #include <future>
 #include <thread>
 
@@ -105,6 +107,34 @@ TEST_F(LifecycleTest, TwoEnvironmentsSideBySideThroughTheRouter) {
   auto tasks = Tasks("alpha");
   EXPECT_TRUE(tasks.count("api-2")) << box_.Adhoc({"status", "alpha"}).output;
   EXPECT_EQ(tasks["worker-1"], before["worker-1"]) << "the other services were not touched";
+}
+
+TEST_F(LifecycleTest, UpAgainAfterAChangeRollsTheServicesWithoutDroppingARequest) {
+  Up("alpha");
+  auto before = Tasks("alpha");
+  CommandResult same = box_.Adhoc({"up", "alpha"});
+  EXPECT_EQ(same.exit_code, 0) << same.output;
+  EXPECT_NE(same.output.find("nothing to do"), std::string::npos) << same.output;
+  EXPECT_EQ(Tasks("alpha"), before) << "no change, no restart";
+
+  std::ofstream(box_.repo() / "envs/alpha.toml", std::ios::app) << "\n[env]\nFEATURE = \"on\"\n";
+  CommandResult plan = box_.Adhoc({"plan", "alpha"});
+  EXPECT_NE(plan.output.find("roll service api"), std::string::npos) << plan.output;
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, failed{0};
+  std::thread client([&] {
+    while (!stop) box_.Http("alpha", "GET", "/api/health").status == 200 ? ++ok : ++failed;
+  });
+  CommandResult up = box_.Adhoc({"up", "alpha"});
+  stop = true;
+  client.join();
+  EXPECT_EQ(up.exit_code, 0) << up.output;
+  EXPECT_NE(up.output.find("task migrate"), std::string::npos) << "before-deploy tasks ran again";
+  EXPECT_GT(ok.load(), 0);
+  EXPECT_EQ(failed.load(), 0) << "new tasks are healthy before the old ones leave";
+  auto after = Tasks("alpha");
+  EXPECT_TRUE(after.count("api-2")) << box_.Adhoc({"status", "alpha"}).output;
+  for (const auto& [id, pid] : before) EXPECT_FALSE(Alive(pid)) << id << " was stopped";
 }
 
 TEST_F(LifecycleTest, DestroyLeavesNothing) {
