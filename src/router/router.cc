@@ -360,14 +360,12 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
     if (ex.status >= 500) s.errors_5xx.fetch_add(1, std::memory_order_relaxed);
     AccessRecord rec;
     rec.time_ms = ex.start_ms;
-    rec.method = ex.req.method;
-    rec.path = ex.req.path;
     rec.status = ex.status;
     rec.bytes = ex.bytes;
     rec.duration_ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - ex.start).count();
-    rec.target = ex.target_id;
-    w_.access_log.Log(ex.env->name, rec);
+    rec.target = std::move(ex.target_id);
+    w_.access_log.Log(ex.env->name, ex.req.method, ex.req.path, rec);
   }
 
   // Reads the next request head into `head`. False: the connection ends (answered or not).
