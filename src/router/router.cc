@@ -80,12 +80,19 @@ struct UpstreamConnection : BufferedSocket {
 // Idle keep-alive connections to upstreams, per worker (so single-threaded).
 class UpstreamPool {
  public:
-  std::unique_ptr<UpstreamConnection> Take(const std::string& address) {
+  // A connection pooled less than kTrustedIdle ago skips the liveness probe (a recv
+  // syscall) unless `verify`: an upstream that closed it that soon is caught by the
+  // caller's retry, and one that sends unasked bytes (a 408 at its idle timeout) does so
+  // only after seconds. Callers verify when a failure could not be retried (a body).
+  static constexpr std::chrono::milliseconds kTrustedIdle{1000};
+  std::unique_ptr<UpstreamConnection> Take(const std::string& address, bool verify) {
     auto it = idle_.find(address);
     if (it == idle_.end()) return nullptr;
+    auto now = Clock::now();
     while (!it->second.empty()) {
       auto conn = std::move(it->second.back());
       it->second.pop_back();
+      if (!verify && now - conn->idle_since < kTrustedIdle) return conn;
       if (IsAlive(*conn)) return conn;
     }
     return nullptr;
@@ -632,7 +639,8 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
     bool sent_continue = false;
     ResponseHead resp;
     for (int attempt = 0;; ++attempt) {
-      upstream_ = w_.pool.Take(target->address);
+      // Only a bodiless request can be retried on a fresh connection if this one is dead.
+      upstream_ = w_.pool.Take(target->address, req.framing != BodyFraming::kNone);
       bool reused = upstream_ != nullptr;
       if (!reused) {
         std::string why;
@@ -750,17 +758,27 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
     out += close_after ? "Connection: close\r\n" : (client_11 ? "" : "Connection: keep-alive\r\n");
     out += "\r\n";
     ex.status = resp.status;
-    if (co_await WriteClient(&ex, out) != Io::kOk) {
+    // The head goes out together with the part of a Content-Length body already read
+    // (all of a small one): one write instead of two.
+    uint64_t body_left = resp.framing == BodyFraming::kLength ? resp.content_length : 0;
+    size_t with_head = static_cast<size_t>(std::min<uint64_t>(body_left, upstream_->size()));
+    Arm(opt().body_timeout);
+    std::array<asio::const_buffer, 2> head_and_body = {
+        asio::buffer(out), asio::buffer(upstream_->data().data(), with_head)};
+    if (co_await Write(client_.socket, head_and_body) != Io::kOk) {
       upstream_.reset();
       co_return false;
     }
+    ex.bytes += out.size() + with_head;
+    upstream_->consume(with_head);
+    body_left -= with_head;
     Copy c = Copy::kOk;
     std::optional<HttpError> framing_error;
     switch (resp.framing) {
       case BodyFraming::kNone:
         break;
       case BodyFraming::kLength:
-        c = co_await CopyLength(*upstream_, client_.socket, resp.content_length, &ex.bytes);
+        c = co_await CopyLength(*upstream_, client_.socket, body_left, &ex.bytes);
         break;
       case BodyFraming::kChunked: {
         ChunkedDecoder decoder(~uint64_t{0}, 502);
