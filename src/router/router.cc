@@ -216,16 +216,32 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
  private:
   const RouterOptions& opt() const { return w_.options; }
 
-  // One timer per connection bounds whichever operation runs next; on expiry both
-  // sockets' pending operations are cancelled and timed_out_ tells why.
+  // One deadline per connection bounds whichever operation runs next; when it passes,
+  // both sockets' pending operations are cancelled and timed_out_ tells why. Arming is
+  // just a clock read: the connection's one timer is restarted only when it must fire
+  // earlier than it is set to (or is not set); when it fires before the deadline (which
+  // moved later meanwhile) it is set again for the rest.
   void Arm(std::chrono::milliseconds d) {
     timed_out_ = false;
+    deadline_ = Clock::now() + d;
+    if (!timer_armed_ || deadline_ < timer_expiry_) StartTimer();
+  }
+
+  void StartTimer() {
+    timer_armed_ = true;
+    timer_expiry_ = deadline_;
     uint64_t gen = ++timer_gen_;
-    timer_.expires_after(d);
+    timer_.expires_at(deadline_);
     std::weak_ptr<ClientConnection> weak = weak_from_this();
     timer_.async_wait([weak, gen](error_code ec) {
       auto self = weak.lock();
-      if (ec || !self || gen != self->timer_gen_) return;
+      if (!self || gen != self->timer_gen_) return;  // superseded by a later StartTimer
+      self->timer_armed_ = false;
+      if (ec) return;
+      if (Clock::now() < self->deadline_) {
+        self->StartTimer();
+        return;
+      }
       self->timed_out_ = true;
       error_code ignored;
       self->client_.socket.cancel(ignored);
@@ -803,6 +819,9 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   std::string client_ip_;
   asio::steady_timer timer_;
   uint64_t timer_gen_ = 0;
+  Clock::time_point deadline_{};
+  Clock::time_point timer_expiry_{};  // when timer_ fires, if timer_armed_
+  bool timer_armed_ = false;
   bool timed_out_ = false;
   bool closing_ = false;
   uint64_t requests_ = 0;
