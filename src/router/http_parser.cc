@@ -1,34 +1,25 @@
 #include "router/http_parser.h"
 
+#include <array>
 #include <cctype>
 
 namespace adhoc::router {
 
 namespace {
 
-bool IsTokenChar(unsigned char c) {
-  if (std::isalnum(c)) return true;
-  switch (c) {
-    case '!':
-    case '#':
-    case '$':
-    case '%':
-    case '&':
-    case '\'':
-    case '*':
-    case '+':
-    case '-':
-    case '.':
-    case '^':
-    case '_':
-    case '`':
-    case '|':
-    case '~':
-      return true;
-    default:
-      return false;
-  }
-}
+// tchar (RFC 9110 5.6.2) as a table: the parser asks for every byte of every name.
+constexpr auto kTokenChars = [] {
+  std::array<bool, 256> t{};
+  for (int c = '0'; c <= '9'; ++c) t[c] = true;
+  for (int c = 'a'; c <= 'z'; ++c) t[c] = t[c - 'a' + 'A'] = true;
+  for (unsigned char c : std::string_view("!#$%&'*+-.^_`|~")) t[c] = true;
+  return t;
+}();
+
+bool IsTokenChar(unsigned char c) { return kTokenChars[c]; }
+
+// ASCII only, as HTTP field names and tokens are (and as std::tolower in the C locale).
+char AsciiLower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c; }
 
 bool IsToken(std::string_view s) {
   if (s.empty()) return false;
@@ -55,7 +46,7 @@ std::string_view TrimOws(std::string_view s) {
 
 std::string Lower(std::string_view s) {
   std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char& c : out) c = AsciiLower(c);
   return out;
 }
 
@@ -126,6 +117,14 @@ bool IsTargetChars(std::string_view s) {
   return true;
 }
 
+// The line views of the head being parsed: one vector per thread, reused, so parsing
+// allocates only for what it returns.
+std::vector<std::string_view>& LinesScratch() {
+  thread_local std::vector<std::string_view> lines;
+  lines.clear();
+  return lines;
+}
+
 // Splits the head (without its final empty line) into lines ending in CRLF. Bare CR or
 // LF anywhere is an error.
 bool SplitLines(std::string_view head, std::vector<std::string_view>& lines) {
@@ -146,6 +145,7 @@ bool SplitLines(std::string_view head, std::vector<std::string_view>& lines) {
 // Parses header lines[1..] into `headers`; `status` is the error status to use.
 std::optional<HttpError> ParseHeaderLines(const std::vector<std::string_view>& lines,
                                           std::vector<Header>& headers, int status) {
+  headers.reserve(lines.size() - 1);
   for (size_t i = 1; i < lines.size(); ++i) {
     std::string_view line = lines[i];
     if (line.empty()) return HttpError{status, "empty header line"};
@@ -213,10 +213,7 @@ bool ParseVersion(std::string_view v, int& minor) {
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
+    if (AsciiLower(a[i]) != AsciiLower(b[i])) return false;
   }
   return true;
 }
@@ -240,7 +237,7 @@ std::optional<HttpError> ParseRequestHead(std::string_view head, const ParseLimi
   if (head.size() < 4 || head.substr(head.size() - 4) != "\r\n\r\n") {
     return HttpError{400, "incomplete head"};
   }
-  std::vector<std::string_view> lines;
+  std::vector<std::string_view>& lines = LinesScratch();
   if (!SplitLines(head.substr(0, head.size() - 2), lines) || lines.empty()) {
     return HttpError{400, "bare CR or LF in head"};
   }
@@ -349,7 +346,7 @@ std::optional<HttpError> ParseResponseHead(std::string_view head, std::string_vi
   if (head.size() < 4 || head.substr(head.size() - 4) != "\r\n\r\n") {
     return HttpError{502, "incomplete response head"};
   }
-  std::vector<std::string_view> lines;
+  std::vector<std::string_view>& lines = LinesScratch();
   if (!SplitLines(head.substr(0, head.size() - 2), lines) || lines.empty()) {
     return HttpError{502, "bare CR or LF in response head"};
   }

@@ -130,6 +130,20 @@ class UpstreamPool {
 
 class ClientConnection;
 
+void AppendField(std::string& out, std::string_view name, std::string_view value) {
+  out += name;
+  out += ": ";
+  out += value;
+  out += "\r\n";
+}
+
+// A status code is three digits (the parser checks 100..599).
+void AppendStatus(std::string& out, int status) {
+  out += static_cast<char>('0' + status / 100);
+  out += static_cast<char>('0' + status / 10 % 10);
+  out += static_cast<char>('0' + status % 10);
+}
+
 }  // namespace
 
 struct Worker {
@@ -574,7 +588,8 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
       }
       if (EqualsIgnoreCase(h.name, "expect")) continue;  // the router answers 100-continue
       if (EqualsIgnoreCase(h.name, "x-forwarded-for")) {
-        forwarded_for += (forwarded_for.empty() ? "" : ", ") + h.value;
+        if (!forwarded_for.empty()) forwarded_for += ", ";
+        forwarded_for += h.value;
         continue;
       }
       if (EqualsIgnoreCase(h.name, "x-forwarded-proto") ||
@@ -582,19 +597,20 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
         continue;
       }
       if (EqualsIgnoreCase(h.name, "host")) {
-        out += h.name + ": " + req.host + "\r\n";  // the absolute-form authority if any
+        AppendField(out, h.name, req.host);  // the absolute-form authority if any
         continue;
       }
-      out += h.name;
-      out += ": ";
-      out += h.value;
-      out += "\r\n";
+      AppendField(out, h.name, h.value);
     }
-    if (req.version_minor == 0 && !req.Find("host")) out += "Host: " + req.host + "\r\n";
-    forwarded_for += (forwarded_for.empty() ? "" : ", ") + client_ip_;
-    out += "X-Forwarded-For: " + forwarded_for + "\r\n";
-    out += "X-Forwarded-Proto: http\r\n";
-    out += "X-Forwarded-Host: " + req.host + "\r\n";
+    if (req.version_minor == 0 && !req.Find("host")) AppendField(out, "Host", req.host);
+    out += "X-Forwarded-For: ";
+    if (!forwarded_for.empty()) {
+      out += forwarded_for;
+      out += ", ";
+    }
+    out += client_ip_;
+    out += "\r\nX-Forwarded-Proto: http\r\n";
+    AppendField(out, "X-Forwarded-Host", req.host);
     out += "\r\n";
     return out;
   }
@@ -755,13 +771,16 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
     // Response head to the client: hop-by-hop fields dropped, framing decided here.
     bool client_11 = req.version_minor == 1;
     bool encode = false, close_after = !req.keep_alive;
-    std::string out = "HTTP/1.1 " + std::to_string(resp.status) + " " + resp.reason + "\r\n";
+    std::string out;
+    out.reserve(256);
+    out += "HTTP/1.1 ";
+    AppendStatus(out, resp.status);
+    out += ' ';
+    out += resp.reason;
+    out += "\r\n";
     for (const Header& h : resp.headers) {
       if (IsHopByHop(h.name, resp.connection_options)) continue;
-      out += h.name;
-      out += ": ";
-      out += h.value;
-      out += "\r\n";
+      AppendField(out, h.name, h.value);
     }
     if (resp.framing == BodyFraming::kChunked || resp.framing == BodyFraming::kUntilClose) {
       if (client_11) {
