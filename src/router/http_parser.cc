@@ -161,7 +161,7 @@ std::optional<HttpError> ParseHeaderLines(const std::vector<std::string_view>& l
     if (!IsToken(name)) return HttpError{status, "malformed header name"};
     std::string_view value = line.substr(colon + 1);
     if (!IsFieldValue(value)) return HttpError{status, "control character in header value"};
-    headers.push_back(Header{std::string(name), std::string(TrimOws(value))});
+    headers.push_back(Header{name, TrimOws(value)});
   }
   return std::nullopt;
 }
@@ -218,7 +218,7 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   return true;
 }
 
-const std::string* RequestHead::Find(std::string_view name) const {
+const std::string_view* RequestHead::Find(std::string_view name) const {
   for (const Header& h : headers) {
     if (EqualsIgnoreCase(h.name, name)) return &h.value;
   }
@@ -296,7 +296,7 @@ std::optional<HttpError> ParseRequestHead(std::string_view head, const ParseLimi
   for (const Header& h : out.headers) {
     if (EqualsIgnoreCase(h.name, "host")) {
       ++host_count;
-      out.host = h.value;
+      out.host = std::string(h.value);
     } else if (EqualsIgnoreCase(h.name, "expect")) {
       if (!EqualsIgnoreCase(h.value, "100-continue")) return HttpError{417, "unsupported Expect"};
       out.expect_continue = true;

@@ -459,7 +459,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
       co_await SendPage(ex, err->status, detail, false);
       co_return false;
     }
-    if (const std::string* accept = ex.req.Find("accept")) ex.json = PrefersJson(*accept);
+    if (const std::string_view* accept = ex.req.Find("accept")) ex.json = PrefersJson(*accept);
     // A body we do not read leaves the connection unusable: close after answering.
     bool can_keep = ex.req.keep_alive && ex.req.framing == BodyFraming::kNone;
 
@@ -526,7 +526,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
       ~FdCloser() { ::close(fd); }
     } closer{file->fd};
     std::string last_modified = HttpDate(file->mtime);
-    const std::string* ims = ex.req.Find("if-modified-since");
+    const std::string_view* ims = ex.req.Find("if-modified-since");
     bool not_modified = ims && *ims == last_modified;
     ex.status = not_modified ? 304 : 200;
     std::string out = not_modified ? "HTTP/1.1 304 Not Modified\r\n" : "HTTP/1.1 200 OK\r\n";
