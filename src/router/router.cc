@@ -24,9 +24,16 @@ namespace adhoc::router {
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
-using asio::awaitable;
-using asio::use_awaitable;
 using Clock = std::chrono::steady_clock;
+// Connections, their timers and coroutines are bound to their worker's io_context by
+// type, not through the type-erased any_io_executor: every completion and resumption on
+// the hot path then skips a polymorphic executor dispatch.
+using Executor = asio::io_context::executor_type;
+using Socket = asio::basic_stream_socket<tcp, Executor>;
+using Timer = asio::basic_waitable_timer<Clock, asio::wait_traits<Clock>, Executor>;
+template <typename T>
+using Task = asio::awaitable<T, Executor>;
+constexpr asio::use_awaitable_t<Executor> kAwait;
 using boost::system::error_code;
 
 namespace {
@@ -40,9 +47,9 @@ int64_t WallMs() {
 // A socket with a read buffer: bytes read but not yet consumed stay between calls
 // (the start of a body after its head, a pipelined request).
 struct BufferedSocket {
-  explicit BufferedSocket(tcp::socket s) : socket(std::move(s)), buf(kSmall) {}
+  explicit BufferedSocket(Socket s) : socket(std::move(s)), buf(kSmall) {}
   static constexpr size_t kSmall = 4096;  // idle keep-alive connections stay small
-  tcp::socket socket;
+  Socket socket;
   std::vector<char> buf;
   size_t begin = 0, end = 0;
 
@@ -195,7 +202,7 @@ struct Exchange {
 
 class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
  public:
-  ClientConnection(Worker& w, tcp::socket s) : w_(w), client_(std::move(s)), timer_(*w.io) {
+  ClientConnection(Worker& w, Socket s) : w_(w), client_(std::move(s)), timer_(*w.io) {
     w_.live.insert(this);
     error_code ec;
     client_.socket.set_option(tcp::no_delay(true), ec);
@@ -207,7 +214,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
     w_.connections.fetch_sub(1);
   }
 
-  static awaitable<void> Serve(std::shared_ptr<ClientConnection> self) {
+  static Task<void> Serve(std::shared_ptr<ClientConnection> self) {
     while (!self->closing_) {
       bool keep = co_await self->HandleOne();
       if (!keep) break;
@@ -215,7 +222,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
     }
     self->timer_.cancel();
     error_code ec;
-    self->client_.socket.shutdown(tcp::socket::shutdown_send, ec);
+    self->client_.socket.shutdown(Socket::shutdown_send, ec);
     self->client_.socket.close(ec);
   }
 
@@ -264,26 +271,25 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   }
 
   // Reads what is available into `s`; `want`: room to make (heads small, bodies large).
-  awaitable<Io> ReadMore(BufferedSocket& s, size_t want = 16 * 1024) {
+  Task<Io> ReadMore(BufferedSocket& s, size_t want = 16 * 1024) {
     s.Reserve(want);
     error_code ec;
-    size_t n =
-        co_await s.socket.async_read_some(asio::buffer(s.buf.data() + s.end, s.buf.size() - s.end),
-                                          asio::redirect_error(use_awaitable, ec));
+    size_t n = co_await s.socket.async_read_some(
+        asio::buffer(s.buf.data() + s.end, s.buf.size() - s.end), asio::redirect_error(kAwait, ec));
     if (ec) co_return timed_out_ ? Io::kTimeout : Io::kClosed;
     s.end += n;
     co_return Io::kOk;
   }
 
   template <typename Buffers>
-  awaitable<Io> Write(tcp::socket& s, const Buffers& buffers) {
+  Task<Io> Write(Socket& s, const Buffers& buffers) {
     error_code ec;
-    co_await asio::async_write(s, buffers, asio::redirect_error(use_awaitable, ec));
+    co_await asio::async_write(s, buffers, asio::redirect_error(kAwait, ec));
     if (ec) co_return timed_out_ ? Io::kTimeout : Io::kClosed;
     co_return Io::kOk;
   }
 
-  awaitable<Io> WriteClient(Exchange* ex, std::string_view data) {
+  Task<Io> WriteClient(Exchange* ex, std::string_view data) {
     Arm(opt().body_timeout);
     Io r = co_await Write(client_.socket, asio::buffer(data.data(), data.size()));
     if (ex && r == Io::kOk) ex->bytes += data.size();
@@ -291,7 +297,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   }
 
   // Writes `data` to `sink`, as one chunk if `encode`.
-  awaitable<Io> WriteData(tcp::socket& sink, std::string_view data, bool encode) {
+  Task<Io> WriteData(Socket& sink, std::string_view data, bool encode) {
     Arm(opt().body_timeout);
     if (!encode) co_return co_await Write(sink, asio::buffer(data.data(), data.size()));
     char size_line[24];
@@ -302,8 +308,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
     co_return co_await Write(sink, bufs);
   }
 
-  awaitable<Copy> CopyLength(BufferedSocket& src, tcp::socket& sink, uint64_t n,
-                             uint64_t* counted) {
+  Task<Copy> CopyLength(BufferedSocket& src, Socket& sink, uint64_t n, uint64_t* counted) {
     while (n > 0) {
       if (src.size() == 0) {
         Arm(opt().body_timeout);
@@ -322,8 +327,8 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
 
   // Decodes chunked framing from `src`; re-encodes it to `sink` if `encode`, else
   // writes the bare data (an HTTP/1.0 client, closed at the end).
-  awaitable<Copy> CopyChunked(BufferedSocket& src, tcp::socket& sink, ChunkedDecoder& decoder,
-                              bool encode, uint64_t* counted) {
+  Task<Copy> CopyChunked(BufferedSocket& src, Socket& sink, ChunkedDecoder& decoder, bool encode,
+                         uint64_t* counted) {
     while (true) {
       while (src.size() > 0 && !decoder.done() && !decoder.error()) {
         ChunkedDecoder::Step step = decoder.Feed(src.data());
@@ -349,8 +354,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
     }
   }
 
-  awaitable<Copy> CopyUntilClose(BufferedSocket& src, tcp::socket& sink, bool encode,
-                                 uint64_t* counted) {
+  Task<Copy> CopyUntilClose(BufferedSocket& src, Socket& sink, bool encode, uint64_t* counted) {
     while (true) {
       if (src.size() > 0) {
         if (co_await WriteData(sink, src.data(), encode) != Io::kOk) co_return Copy::kSinkFailed;
@@ -373,8 +377,8 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   // Answers with one of the router's own pages.
   // Parameters by value: callers may build them in temporaries that end before the
   // coroutine body runs.
-  awaitable<void> SendPage(Exchange& ex, int status, std::string detail, bool keep_alive,
-                           std::string extra_headers = {}) {
+  Task<void> SendPage(Exchange& ex, int status, std::string detail, bool keep_alive,
+                      std::string extra_headers = {}) {
     std::string env_name = ex.env ? ex.env->name : std::string();
     ErrorPage page = MakeErrorPage(status, env_name, NormalizeHost(ex.req.host), detail, ex.json);
     std::string out = "HTTP/1.1 " + std::to_string(status) + " " + StatusText(status) +
@@ -406,7 +410,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   }
 
   // Reads the next request head into `head`. False: the connection ends (answered or not).
-  awaitable<bool> ReadRequestHead(std::string& head, Exchange& ex) {
+  Task<bool> ReadRequestHead(std::string& head, Exchange& ex) {
     bool got_bytes = client_.size() > 0;
     Arm(got_bytes || requests_ == 0 ? opt().header_timeout : opt().idle_timeout);
     size_t scanned = 0;
@@ -447,7 +451,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
     }
   }
 
-  awaitable<bool> HandleOne() {
+  Task<bool> HandleOne() {
     Exchange ex;
     std::string head;
     if (!co_await ReadRequestHead(head, ex)) co_return false;
@@ -483,7 +487,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
     co_return keep;
   }
 
-  awaitable<bool> Dispatch(Exchange& ex, bool can_keep) {
+  Task<bool> Dispatch(Exchange& ex, bool can_keep) {
     const Environment& env = *ex.env;
     if (env.status != EnvStatus::kRunning) {
       std::string detail =
@@ -506,7 +510,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
     co_return co_await Proxy(ex, *route);
   }
 
-  awaitable<bool> ServeFolder(Exchange& ex, const Route& route, bool can_keep) {
+  Task<bool> ServeFolder(Exchange& ex, const Route& route, bool can_keep) {
     ex.target_id = "folder";
     const std::string& method = ex.req.method;
     if (method != "GET" && method != "HEAD") {
@@ -616,7 +620,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   }
 
   // Connects upstream_ to `target`. 0 on success, else the status to answer.
-  awaitable<int> Connect(const Target& target, std::string& why) {
+  Task<int> Connect(const Target& target, std::string& why) {
     error_code ec;
     auto address =
         asio::ip::make_address(target.host == "localhost" ? "127.0.0.1" : target.host, ec);
@@ -624,11 +628,11 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
       why = "target address '" + target.address + "' is not an IP address";
       co_return 502;
     }
-    upstream_ = std::make_unique<UpstreamConnection>(tcp::socket(*w_.io));
+    upstream_ = std::make_unique<UpstreamConnection>(Socket(*w_.io));
     upstream_->address = target.address;
     Arm(opt().connect_timeout);
     co_await upstream_->socket.async_connect(tcp::endpoint(address, target.port),
-                                             asio::redirect_error(use_awaitable, ec));
+                                             asio::redirect_error(kAwait, ec));
     if (ec) {
       bool timeout = timed_out_;
       upstream_.reset();
@@ -643,7 +647,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
     co_return 0;
   }
 
-  awaitable<bool> Proxy(Exchange& ex, const Route& route) {
+  Task<bool> Proxy(Exchange& ex, const Route& route) {
     const RequestHead& req = ex.req;
     const Target* target = PickTarget(route);
     if (!target) {
@@ -836,7 +840,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   Worker& w_;
   BufferedSocket client_;
   std::string client_ip_;
-  asio::steady_timer timer_;
+  Timer timer_;
   uint64_t timer_gen_ = 0;
   Clock::time_point deadline_{};
   Clock::time_point timer_expiry_{};  // when timer_ fires, if timer_armed_
@@ -886,25 +890,25 @@ struct Router::Impl {
   explicit Impl(RouterOptions o)
       : options(std::move(o)), feed(holder, registry), access_log(options.home), health(holder) {}
 
-  awaitable<void> AcceptLoop() {
+  Task<void> AcceptLoop() {
     size_t next = 0;
     asio::steady_timer backoff(acceptor->get_executor());
     while (true) {
       Worker& w = *workers[next++ % workers.size()];
       error_code ec;
-      auto socket = co_await acceptor->async_accept(*w.io, asio::redirect_error(use_awaitable, ec));
+      auto socket = co_await acceptor->async_accept(*w.io, asio::redirect_error(kAwait, ec));
       if (ec) {
         if (ec == asio::error::operation_aborted || !acceptor->is_open()) co_return;
         // Out of descriptors or similar: wait a little instead of spinning.
         backoff.expires_after(std::chrono::milliseconds(50));
-        co_await backoff.async_wait(asio::redirect_error(use_awaitable, ec));
+        co_await backoff.async_wait(asio::redirect_error(kAwait, ec));
         continue;
       }
       if (connections.fetch_add(1) >= options.max_connections) {
         connections.fetch_sub(1);
         continue;  // the socket closes as it goes out of scope
       }
-      asio::post(*w.io, [&w, s = tcp::socket(std::move(socket))]() mutable {
+      asio::post(*w.io, [&w, s = std::move(socket)]() mutable {
         auto conn = std::make_shared<ClientConnection>(w, std::move(s));
         asio::co_spawn(*w.io, ClientConnection::Serve(std::move(conn)), asio::detached);
       });
