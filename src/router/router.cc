@@ -470,7 +470,25 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   Task<bool> HandleOne() {
     Exchange ex;
     std::string head;
-    if (!co_await ReadRequestHead(head, ex)) co_return false;
+    // The common keep-alive case without ReadRequestHead's coroutine frame: wait for the
+    // next request under the idle timeout and take its head if one read brought it whole.
+    // Anything else (first request, pipelined or partial heads, leading empty lines,
+    // limits, 408) is ReadRequestHead's.
+    if (client_.size() == 0 && requests_ > 0 && !closing_) {
+      Arm(opt().idle_timeout);
+      size_t n = co_await StartRead(client_, BufferedSocket::kSmall);
+      client_.end += n;
+      if (Outcome() != Io::kOk) co_return false;  // as ReadRequestHead: nothing came, no page
+    }
+    std::string_view buffered = client_.data();
+    size_t head_end = buffered.size() >= 4 && buffered[0] != '\r' ? buffered.find("\r\n\r\n")
+                                                                  : std::string_view::npos;
+    if (head_end != std::string_view::npos) {
+      head.assign(buffered.substr(0, head_end + 4));
+      client_.consume(head_end + 4);
+    } else if (!co_await ReadRequestHead(head, ex)) {
+      co_return false;
+    }
     ++requests_;
     ex.start = Clock::now();
     ex.start_ms = WallMs();
@@ -497,7 +515,16 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
     stats.requests.fetch_add(1, std::memory_order_relaxed);
     stats.last_request_ms.store(ex.start_ms, std::memory_order_relaxed);
     stats.in_flight.fetch_add(1, std::memory_order_relaxed);
-    bool keep = co_await Dispatch(ex, can_keep);
+    // Proxied requests go straight to Proxy (one coroutine frame less); the router's own
+    // answers and folders through Dispatch.
+    const Route* route =
+        ex.env->status == EnvStatus::kRunning ? ex.env->Match(ex.req.path) : nullptr;
+    bool keep;
+    if (route && !route->is_folder()) {
+      keep = co_await Proxy(ex, *route);
+    } else {
+      keep = co_await Dispatch(ex, can_keep);
+    }
     stats.in_flight.fetch_sub(1, std::memory_order_relaxed);
     Finish(ex);
     co_return keep;
