@@ -171,10 +171,10 @@ struct Framing {
   uint64_t content_length = 0;
   bool content_length_ok = true;
   std::vector<std::string> transfer_codings;
-  std::vector<std::string> connection;
 };
 
-Framing ScanFraming(const std::vector<Header>& headers) {
+// `connection` receives the Connection options (appended: callers pass it cleared).
+Framing ScanFraming(const std::vector<Header>& headers, std::vector<std::string>& connection) {
   Framing f;
   for (const Header& h : headers) {
     if (EqualsIgnoreCase(h.name, "content-length")) {
@@ -183,7 +183,7 @@ Framing ScanFraming(const std::vector<Header>& headers) {
     } else if (EqualsIgnoreCase(h.name, "transfer-encoding")) {
       SplitList(h.value, f.transfer_codings);
     } else if (EqualsIgnoreCase(h.name, "connection")) {
-      SplitList(h.value, f.connection);
+      SplitList(h.value, connection);
     }
   }
   return f;
@@ -307,8 +307,7 @@ std::optional<HttpError> ParseRequestHead(std::string_view head, const ParseLimi
   if (host_count == 1 && !IsValidHost(out.host)) return HttpError{400, "malformed Host header"};
   if (!authority.empty()) out.host = authority;  // RFC 9112 3.2.2: the target's authority wins
 
-  Framing f = ScanFraming(out.headers);
-  out.connection_options = std::move(f.connection);
+  Framing f = ScanFraming(out.headers, out.connection_options);
   for (const std::string& o : out.connection_options) {
     if (!IsToken(o)) return HttpError{400, "malformed Connection header"};
   }
@@ -342,7 +341,14 @@ std::optional<HttpError> ParseRequestHead(std::string_view head, const ParseLimi
 
 std::optional<HttpError> ParseResponseHead(std::string_view head, std::string_view request_method,
                                            ResponseHead& out) {
+  // Reset, keeping the vectors' capacity: a connection reuses its ResponseHead.
+  std::vector<Header> headers = std::move(out.headers);
+  std::vector<std::string> options = std::move(out.connection_options);
+  headers.clear();
+  options.clear();
   out = ResponseHead();
+  out.headers = std::move(headers);
+  out.connection_options = std::move(options);
   if (head.size() < 4 || head.substr(head.size() - 4) != "\r\n\r\n") {
     return HttpError{502, "incomplete response head"};
   }
@@ -365,8 +371,7 @@ std::optional<HttpError> ParseResponseHead(std::string_view head, std::string_vi
   if (!IsFieldValue(out.reason)) return HttpError{502, "control character in reason phrase"};
   if (auto err = ParseHeaderLines(lines, out.headers, 502)) return err;
 
-  Framing f = ScanFraming(out.headers);
-  out.connection_options = std::move(f.connection);
+  Framing f = ScanFraming(out.headers, out.connection_options);
   out.keep_alive = out.version_minor == 1 ? !HasOption(out.connection_options, "close")
                                           : HasOption(out.connection_options, "keep-alive");
   if (request_method == "HEAD" || out.status < 200 || out.status == 204 || out.status == 304) {

@@ -79,7 +79,8 @@ std::optional<HttpError> ParseRequestHead(std::string_view head, const ParseLimi
                                           RequestHead& out);
 
 // Parses a complete response head from an upstream. `request_method` decides framing
-// (HEAD has no body). Errors carry status 502. out.headers point into `head`.
+// (HEAD has no body). Errors carry status 502. out.headers point into `head`. `out` is
+// reset first, keeping its vectors' capacity (so it can be reused without allocating).
 std::optional<HttpError> ParseResponseHead(std::string_view head, std::string_view request_method,
                                            ResponseHead& out);
 

@@ -219,11 +219,20 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
       bool keep = co_await self->HandleOne();
       if (!keep) break;
       self->client_.Shrink();
+      self->ShrinkHeads();
     }
     self->timer_.cancel();
     error_code ec;
     self->client_.socket.shutdown(Socket::shutdown_send, ec);
     self->client_.socket.close(ec);
+  }
+
+  // Gives back the reused head buffers after an unusually large head (between requests).
+  void ShrinkHeads() {
+    constexpr size_t kLarge = 16 * 1024;
+    for (std::string* s : {&request_head_, &upstream_head_, &response_head_}) {
+      if (s->capacity() > kLarge) *s = std::string();
+    }
   }
 
   // From the worker's thread (Stop): ends the connection at its next step.
@@ -469,7 +478,8 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
 
   Task<bool> HandleOne() {
     Exchange ex;
-    std::string head;
+    std::string& head = request_head_;  // ex.req's header views point into it
+    head.clear();
     // The common keep-alive case without ReadRequestHead's coroutine frame: wait for the
     // next request under the idle timeout and take its head if one read brought it whole.
     // Anything else (first request, pipelined or partial heads, leading empty lines,
@@ -615,9 +625,8 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
     return best;
   }
 
-  std::string UpstreamHead(const RequestHead& req) {
-    std::string out;
-    out.reserve(512);
+  void UpstreamHead(const RequestHead& req, std::string& out) {
+    out.clear();
     out += req.method;
     out += ' ';
     if (req.target.front() == '/' || req.target == "*") {
@@ -659,7 +668,6 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
     out += "\r\nX-Forwarded-Proto: http\r\n";
     AppendField(out, "X-Forwarded-Host", req.host);
     out += "\r\n";
-    return out;
   }
 
   // Connects upstream_ to `target`. 0 on success, else the status to answer.
@@ -708,7 +716,8 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
       ~Outstanding() { s->outstanding.fetch_sub(1, std::memory_order_relaxed); }
     } outstanding{state.get()};
 
-    std::string head = UpstreamHead(req);
+    std::string& head = upstream_head_;
+    UpstreamHead(req, head);
     auto fail = [&](int status, const std::string& why) {
       return SendPage(ex, status,
                       "Service '" + route.service + "' of environment '" + ex.env->name +
@@ -716,7 +725,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
                       false);
     };
     bool sent_continue = false;
-    ResponseHead resp;
+    ResponseHead& resp = response_;
     for (int attempt = 0;; ++attempt) {
       // Only a bodiless request can be retried on a fresh connection if this one is dead.
       upstream_ = w_.pool.Take(target->address, req.framing != BodyFraming::kNone);
@@ -788,7 +797,6 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
           if (r != Io::kOk) break;
           continue;
         }
-        resp = ResponseHead();
         if (auto err = ParseResponseHead(d.substr(0, pos + 4), req.method, resp)) {
           co_await fail(502, "sent a malformed response: " + err->reason);
           co_return false;
@@ -821,8 +829,8 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
     // Response head to the client: hop-by-hop fields dropped, framing decided here.
     bool client_11 = req.version_minor == 1;
     bool encode = false, close_after = !req.keep_alive;
-    std::string out;
-    out.reserve(256);
+    std::string& out = response_head_;
+    out.clear();
     out += "HTTP/1.1 ";
     AppendStatus(out, resp.status);
     out += ' ';
@@ -896,6 +904,11 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   bool timer_armed_ = false;
   bool timed_out_ = false;
   error_code io_ec_;  // the outcome of the last StartRead/StartWrite
+  // Reused by each request in turn, so their capacity is allocated once per connection.
+  std::string request_head_;   // the client's head, as read
+  std::string upstream_head_;  // the head sent upstream
+  ResponseHead response_;      // the upstream's head, parsed
+  std::string response_head_;  // the head sent to the client
   bool closing_ = false;
   uint64_t requests_ = 0;
   std::unique_ptr<UpstreamConnection> upstream_;
