@@ -6,6 +6,8 @@
 #
 #   bench/router.sh [--adhoc build/adhoc] [--workers 1] [--duration 10] [--connections 64]
 #
+# After the table it prints the exact configurations used (for 1 environment; 1000 adds
+# 999 more servers/backends/envs of the same shape) so results can be reproduced.
 # Installs wrk and haproxy (Debian packages) when missing. Everything listens on
 # 127.0.0.1; temporary files live in a mktemp directory removed at exit.
 set -euo pipefail
@@ -156,6 +158,7 @@ start_nginx() {
     done
     echo "}"
   } > "$dir/nginx.conf"
+  [[ $n == 1 ]] && cp "$dir/nginx.conf" "$WORK/shown-nginx.conf"
   taskset -c "$PROXY_CPUS" nginx -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;' &
   PROXY_PID=$!
   PIDS+=($PROXY_PID)
@@ -185,6 +188,7 @@ start_haproxy() {
       echo "  server s1 127.0.0.1:$UP_PORT"
     done
   } > "$dir/haproxy.cfg"
+  [[ $n == 1 ]] && cp "$dir/haproxy.cfg" "$WORK/shown-haproxy.cfg"
   taskset -c "$PROXY_CPUS" haproxy -f "$dir/haproxy.cfg" -db &
   PROXY_PID=$!
   PIDS+=($PROXY_PID)
@@ -217,3 +221,16 @@ for n in 1 1000; do
   done
   unset RPS RSS
 done
+
+echo
+echo "== configurations (1 environment) =="
+echo "upstream: nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'), 1 worker, pinned to CPUs $LOAD_CPUS:"
+sed 's/^/  /' "$WORK/up/nginx.conf"
+echo "adhoc: taskset -c $PROXY_CPUS $ADHOC router --home HOME --listen 127.0.0.1:$PROXY_PORT --threads $WORKERS"
+echo "  (access logs on, as in production; upstream keep-alive pool of up to 64 idle per target;"
+echo "   fed env1 with routes /api/* and /* to 127.0.0.1:$UP_PORT)"
+echo "nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'): taskset -c $PROXY_CPUS nginx -c nginx.conf"
+sed 's/^/  /' "$WORK/shown-nginx.conf"
+echo "haproxy $(haproxy -v | awk 'NR==1 {print $3}'): taskset -c $PROXY_CPUS haproxy -f haproxy.cfg -db"
+sed 's/^/  /' "$WORK/shown-haproxy.cfg"
+echo "wrk: taskset -c $LOAD_CPUS wrk -t1 -c$CONNECTIONS -d${DURATION}s --latency -H 'Host: env<middle>.localhost'"

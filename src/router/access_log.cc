@@ -1,8 +1,8 @@
 #include "router/access_log.h"
 
+#include <charconv>
 #include <cstdio>
 #include <map>
-#include <nlohmann/json.hpp>
 
 #include "common/paths.h"
 
@@ -10,6 +10,100 @@ namespace adhoc::router {
 
 namespace {
 constexpr size_t kMaxQueued = 100000;
+
+// Length of the valid UTF-8 sequence starting at s[i], or 0 if it is not one.
+size_t Utf8Length(std::string_view s, size_t i) {
+  auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  auto cont = [&](size_t k) { return k < s.size() && (byte(k) & 0xC0) == 0x80; };
+  unsigned char c = byte(i);
+  if (c >= 0xC2 && c <= 0xDF) return cont(i + 1) ? 2 : 0;
+  if (c >= 0xE0 && c <= 0xEF) {
+    if (!cont(i + 1) || !cont(i + 2)) return 0;
+    unsigned char c1 = byte(i + 1);
+    if (c == 0xE0 && c1 < 0xA0) return 0;  // overlong
+    if (c == 0xED && c1 > 0x9F) return 0;  // surrogates
+    return 3;
+  }
+  if (c >= 0xF0 && c <= 0xF4) {
+    if (!cont(i + 1) || !cont(i + 2) || !cont(i + 3)) return 0;
+    unsigned char c1 = byte(i + 1);
+    if (c == 0xF0 && c1 < 0x90) return 0;  // overlong
+    if (c == 0xF4 && c1 > 0x8F) return 0;  // above U+10FFFF
+    return 4;
+  }
+  return 0;
+}
+
+void AppendInt(std::string& out, int64_t v) {
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, r.ptr);
+}
+
+void AppendUint(std::string& out, uint64_t v) {
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, r.ptr);
+}
+}  // namespace
+
+void AppendJsonString(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out.push_back('"');
+  size_t i = 0;
+  while (i < s.size()) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+      size_t run = i + 1;
+      while (run < s.size()) {
+        unsigned char d = static_cast<unsigned char>(s[run]);
+        if (d < 0x20 || d >= 0x80 || d == '"' || d == '\\') break;
+        ++run;
+      }
+      out.append(s.data() + i, run - i);
+      i = run;
+      continue;
+    }
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(static_cast<char>(c));
+      ++i;
+    } else if (c < 0x20) {
+      out += "\\u00";
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 0xF]);
+      ++i;
+    } else if (size_t n = Utf8Length(s, i)) {
+      out.append(s.data() + i, n);
+      i += n;
+    } else {
+      out += "\\ufffd";
+      ++i;
+    }
+  }
+  out.push_back('"');
+}
+
+std::string FormatAccessLine(std::string_view method, std::string_view path,
+                             const AccessRecord& r) {
+  std::string line;
+  line.reserve(96 + method.size() + path.size() + r.target.size());
+  line += "{\"time\":";
+  AppendInt(line, r.time_ms);
+  line += ",\"method\":";
+  AppendJsonString(line, method);
+  line += ",\"path\":";
+  AppendJsonString(line, path);
+  line += ",\"status\":";
+  AppendInt(line, r.status);
+  line += ",\"bytes\":";
+  AppendUint(line, r.bytes);
+  line += ",\"duration_ms\":";
+  AppendInt(line, r.duration_ms);
+  line += ",\"target\":";
+  AppendJsonString(line, r.target);
+  line += "}\n";
+  return line;
 }
 
 AccessLog::AccessLog(std::filesystem::path home) : home_(std::move(home)) {
@@ -26,12 +120,14 @@ AccessLog::~AccessLog() {
 }
 
 void AccessLog::Log(const std::string& env, const AccessRecord& r) {
+  Log(env, r.method, r.path, r);
+}
+
+void AccessLog::Log(const std::string& env, std::string_view method, std::string_view path,
+                    const AccessRecord& r) {
   if (home_.empty()) return;
-  nlohmann::json j = {{"time", r.time_ms},  {"method", r.method}, {"path", r.path},
-                      {"status", r.status}, {"bytes", r.bytes},   {"duration_ms", r.duration_ms},
-                      {"target", r.target}};
-  std::string line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  line.push_back('\n');
+  std::string line = FormatAccessLine(method, path, r);
+  bool wake;
   {
     std::lock_guard lock(mu_);
     if (queue_.size() >= kMaxQueued) {
@@ -40,16 +136,20 @@ void AccessLog::Log(const std::string& env, const AccessRecord& r) {
     }
     queue_.emplace_back(env, std::move(line));
     ++queued_;
+    // The writer sleeps only on an empty queue, or while collecting a batch.
+    wake = queue_.size() == 1 || queue_.size() == kBatchLines;
   }
-  cv_.notify_one();
+  if (wake) cv_.notify_one();
 }
 
 void AccessLog::Flush() {
   if (home_.empty()) return;
   std::unique_lock lock(mu_);
   uint64_t target = queued_;
+  ++flush_waiters_;
   cv_.notify_one();
   flushed_.wait(lock, [&] { return written_ >= target || stop_; });
+  --flush_waiters_;
 }
 
 uint64_t AccessLog::dropped() const {
@@ -63,7 +163,10 @@ void AccessLog::Run() {
   std::filesystem::create_directories(paths::AccessLog(home_, "x").parent_path(), ec);
   std::unique_lock lock(mu_);
   while (true) {
-    cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+    cv_.wait(lock, [&] { return stop_ || !queue_.empty() || flush_waiters_ > 0; });
+    // Collect a batch: one wakeup and one write per file for many requests.
+    cv_.wait_for(lock, kBatchDelay,
+                 [&] { return stop_ || flush_waiters_ > 0 || queue_.size() >= kBatchLines; });
     std::deque<std::pair<std::string, std::string>> batch;
     batch.swap(queue_);
     bool stopping = stop_;

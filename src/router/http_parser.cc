@@ -1,34 +1,25 @@
 #include "router/http_parser.h"
 
+#include <array>
 #include <cctype>
 
 namespace adhoc::router {
 
 namespace {
 
-bool IsTokenChar(unsigned char c) {
-  if (std::isalnum(c)) return true;
-  switch (c) {
-    case '!':
-    case '#':
-    case '$':
-    case '%':
-    case '&':
-    case '\'':
-    case '*':
-    case '+':
-    case '-':
-    case '.':
-    case '^':
-    case '_':
-    case '`':
-    case '|':
-    case '~':
-      return true;
-    default:
-      return false;
-  }
-}
+// tchar (RFC 9110 5.6.2) as a table: the parser asks for every byte of every name.
+constexpr auto kTokenChars = [] {
+  std::array<bool, 256> t{};
+  for (int c = '0'; c <= '9'; ++c) t[c] = true;
+  for (int c = 'a'; c <= 'z'; ++c) t[c] = t[c - 'a' + 'A'] = true;
+  for (unsigned char c : std::string_view("!#$%&'*+-.^_`|~")) t[c] = true;
+  return t;
+}();
+
+bool IsTokenChar(unsigned char c) { return kTokenChars[c]; }
+
+// ASCII only, as HTTP field names and tokens are (and as std::tolower in the C locale).
+char AsciiLower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c; }
 
 bool IsToken(std::string_view s) {
   if (s.empty()) return false;
@@ -55,7 +46,7 @@ std::string_view TrimOws(std::string_view s) {
 
 std::string Lower(std::string_view s) {
   std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char& c : out) c = AsciiLower(c);
   return out;
 }
 
@@ -126,6 +117,14 @@ bool IsTargetChars(std::string_view s) {
   return true;
 }
 
+// The line views of the head being parsed: one vector per thread, reused, so parsing
+// allocates only for what it returns.
+std::vector<std::string_view>& LinesScratch() {
+  thread_local std::vector<std::string_view> lines;
+  lines.clear();
+  return lines;
+}
+
 // Splits the head (without its final empty line) into lines ending in CRLF. Bare CR or
 // LF anywhere is an error.
 bool SplitLines(std::string_view head, std::vector<std::string_view>& lines) {
@@ -146,6 +145,7 @@ bool SplitLines(std::string_view head, std::vector<std::string_view>& lines) {
 // Parses header lines[1..] into `headers`; `status` is the error status to use.
 std::optional<HttpError> ParseHeaderLines(const std::vector<std::string_view>& lines,
                                           std::vector<Header>& headers, int status) {
+  headers.reserve(lines.size() - 1);
   for (size_t i = 1; i < lines.size(); ++i) {
     std::string_view line = lines[i];
     if (line.empty()) return HttpError{status, "empty header line"};
@@ -161,7 +161,7 @@ std::optional<HttpError> ParseHeaderLines(const std::vector<std::string_view>& l
     if (!IsToken(name)) return HttpError{status, "malformed header name"};
     std::string_view value = line.substr(colon + 1);
     if (!IsFieldValue(value)) return HttpError{status, "control character in header value"};
-    headers.push_back(Header{std::string(name), std::string(TrimOws(value))});
+    headers.push_back(Header{name, TrimOws(value)});
   }
   return std::nullopt;
 }
@@ -171,10 +171,10 @@ struct Framing {
   uint64_t content_length = 0;
   bool content_length_ok = true;
   std::vector<std::string> transfer_codings;
-  std::vector<std::string> connection;
 };
 
-Framing ScanFraming(const std::vector<Header>& headers) {
+// `connection` receives the Connection options (appended: callers pass it cleared).
+Framing ScanFraming(const std::vector<Header>& headers, std::vector<std::string>& connection) {
   Framing f;
   for (const Header& h : headers) {
     if (EqualsIgnoreCase(h.name, "content-length")) {
@@ -183,7 +183,7 @@ Framing ScanFraming(const std::vector<Header>& headers) {
     } else if (EqualsIgnoreCase(h.name, "transfer-encoding")) {
       SplitList(h.value, f.transfer_codings);
     } else if (EqualsIgnoreCase(h.name, "connection")) {
-      SplitList(h.value, f.connection);
+      SplitList(h.value, connection);
     }
   }
   return f;
@@ -213,15 +213,12 @@ bool ParseVersion(std::string_view v, int& minor) {
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
+    if (AsciiLower(a[i]) != AsciiLower(b[i])) return false;
   }
   return true;
 }
 
-const std::string* RequestHead::Find(std::string_view name) const {
+const std::string_view* RequestHead::Find(std::string_view name) const {
   for (const Header& h : headers) {
     if (EqualsIgnoreCase(h.name, name)) return &h.value;
   }
@@ -240,7 +237,7 @@ std::optional<HttpError> ParseRequestHead(std::string_view head, const ParseLimi
   if (head.size() < 4 || head.substr(head.size() - 4) != "\r\n\r\n") {
     return HttpError{400, "incomplete head"};
   }
-  std::vector<std::string_view> lines;
+  std::vector<std::string_view>& lines = LinesScratch();
   if (!SplitLines(head.substr(0, head.size() - 2), lines) || lines.empty()) {
     return HttpError{400, "bare CR or LF in head"};
   }
@@ -299,7 +296,7 @@ std::optional<HttpError> ParseRequestHead(std::string_view head, const ParseLimi
   for (const Header& h : out.headers) {
     if (EqualsIgnoreCase(h.name, "host")) {
       ++host_count;
-      out.host = h.value;
+      out.host = std::string(h.value);
     } else if (EqualsIgnoreCase(h.name, "expect")) {
       if (!EqualsIgnoreCase(h.value, "100-continue")) return HttpError{417, "unsupported Expect"};
       out.expect_continue = true;
@@ -310,8 +307,7 @@ std::optional<HttpError> ParseRequestHead(std::string_view head, const ParseLimi
   if (host_count == 1 && !IsValidHost(out.host)) return HttpError{400, "malformed Host header"};
   if (!authority.empty()) out.host = authority;  // RFC 9112 3.2.2: the target's authority wins
 
-  Framing f = ScanFraming(out.headers);
-  out.connection_options = std::move(f.connection);
+  Framing f = ScanFraming(out.headers, out.connection_options);
   for (const std::string& o : out.connection_options) {
     if (!IsToken(o)) return HttpError{400, "malformed Connection header"};
   }
@@ -345,11 +341,18 @@ std::optional<HttpError> ParseRequestHead(std::string_view head, const ParseLimi
 
 std::optional<HttpError> ParseResponseHead(std::string_view head, std::string_view request_method,
                                            ResponseHead& out) {
+  // Reset, keeping the vectors' capacity: a connection reuses its ResponseHead.
+  std::vector<Header> headers = std::move(out.headers);
+  std::vector<std::string> options = std::move(out.connection_options);
+  headers.clear();
+  options.clear();
   out = ResponseHead();
+  out.headers = std::move(headers);
+  out.connection_options = std::move(options);
   if (head.size() < 4 || head.substr(head.size() - 4) != "\r\n\r\n") {
     return HttpError{502, "incomplete response head"};
   }
-  std::vector<std::string_view> lines;
+  std::vector<std::string_view>& lines = LinesScratch();
   if (!SplitLines(head.substr(0, head.size() - 2), lines) || lines.empty()) {
     return HttpError{502, "bare CR or LF in response head"};
   }
@@ -368,8 +371,7 @@ std::optional<HttpError> ParseResponseHead(std::string_view head, std::string_vi
   if (!IsFieldValue(out.reason)) return HttpError{502, "control character in reason phrase"};
   if (auto err = ParseHeaderLines(lines, out.headers, 502)) return err;
 
-  Framing f = ScanFraming(out.headers);
-  out.connection_options = std::move(f.connection);
+  Framing f = ScanFraming(out.headers, out.connection_options);
   out.keep_alive = out.version_minor == 1 ? !HasOption(out.connection_options, "close")
                                           : HasOption(out.connection_options, "keep-alive");
   if (request_method == "HEAD" || out.status < 200 || out.status == 204 || out.status == 304) {

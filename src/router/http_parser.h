@@ -31,9 +31,11 @@ struct ParseLimits {
   uint64_t max_body_bytes = 100ull * 1024 * 1024;  // Content-Length or chunked sum: else 413
 };
 
+// Views into the head text given to ParseRequestHead/ParseResponseHead (no copies on
+// the hot path): valid only while that text is alive and unchanged.
 struct Header {
-  std::string name;   // as sent (case kept)
-  std::string value;  // surrounding whitespace removed
+  std::string_view name;   // as sent (case kept)
+  std::string_view value;  // surrounding whitespace removed
 };
 
 enum class BodyFraming { kNone, kLength, kChunked, kUntilClose };
@@ -54,7 +56,7 @@ struct RequestHead {
   std::vector<std::string> connection_options;  // lower-cased tokens of Connection
 
   // The first value of a header (case-insensitive name), or nullptr.
-  const std::string* Find(std::string_view name) const;
+  const std::string_view* Find(std::string_view name) const;
 };
 
 struct ResponseHead {
@@ -72,11 +74,13 @@ struct ResponseHead {
 size_t FindHeadEnd(std::string_view buffer);
 
 // Parses a complete request head (ending in "\r\n\r\n"). On error `out` is unspecified.
+// out.headers point into `head`: keep it alive as long as they are used.
 std::optional<HttpError> ParseRequestHead(std::string_view head, const ParseLimits& limits,
                                           RequestHead& out);
 
 // Parses a complete response head from an upstream. `request_method` decides framing
-// (HEAD has no body). Errors carry status 502.
+// (HEAD has no body). Errors carry status 502. out.headers point into `head`. `out` is
+// reset first, keeping its vectors' capacity (so it can be reused without allocating).
 std::optional<HttpError> ParseResponseHead(std::string_view head, std::string_view request_method,
                                            ResponseHead& out);
 

@@ -5,7 +5,8 @@
 namespace adhoc::router {
 namespace {
 
-std::optional<HttpError> Parse(const std::string& head, RequestHead* out = nullptr,
+// `head` is a view: out->headers point into it, so callers pass text that outlives them.
+std::optional<HttpError> Parse(std::string_view head, RequestHead* out = nullptr,
                                ParseLimits limits = {}) {
   RequestHead local;
   return ParseRequestHead(head, limits, out ? *out : local);

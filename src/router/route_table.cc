@@ -144,7 +144,7 @@ std::string NormalizeHost(std::string_view host) {
   }
   if (!host.empty() && host.back() == '.') host.remove_suffix(1);  // "demo.localhost."
   out.reserve(host.size());
-  for (char c : host) out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  for (char c : host) out.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c);
   return out;
 }
 

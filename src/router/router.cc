@@ -24,9 +24,16 @@ namespace adhoc::router {
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
-using asio::awaitable;
-using asio::use_awaitable;
 using Clock = std::chrono::steady_clock;
+// Connections, their timers and coroutines are bound to their worker's io_context by
+// type, not through the type-erased any_io_executor: every completion and resumption on
+// the hot path then skips a polymorphic executor dispatch.
+using Executor = asio::io_context::executor_type;
+using Socket = asio::basic_stream_socket<tcp, Executor>;
+using Timer = asio::basic_waitable_timer<Clock, asio::wait_traits<Clock>, Executor>;
+template <typename T>
+using Task = asio::awaitable<T, Executor>;
+constexpr asio::use_awaitable_t<Executor> kAwait;
 using boost::system::error_code;
 
 namespace {
@@ -40,9 +47,9 @@ int64_t WallMs() {
 // A socket with a read buffer: bytes read but not yet consumed stay between calls
 // (the start of a body after its head, a pipelined request).
 struct BufferedSocket {
-  explicit BufferedSocket(tcp::socket s) : socket(std::move(s)), buf(kSmall) {}
+  explicit BufferedSocket(Socket s) : socket(std::move(s)), buf(kSmall) {}
   static constexpr size_t kSmall = 4096;  // idle keep-alive connections stay small
-  tcp::socket socket;
+  Socket socket;
   std::vector<char> buf;
   size_t begin = 0, end = 0;
 
@@ -80,12 +87,19 @@ struct UpstreamConnection : BufferedSocket {
 // Idle keep-alive connections to upstreams, per worker (so single-threaded).
 class UpstreamPool {
  public:
-  std::unique_ptr<UpstreamConnection> Take(const std::string& address) {
+  // A connection pooled less than kTrustedIdle ago skips the liveness probe (a recv
+  // syscall) unless `verify`: an upstream that closed it that soon is caught by the
+  // caller's retry, and one that sends unasked bytes (a 408 at its idle timeout) does so
+  // only after seconds. Callers verify when a failure could not be retried (a body).
+  static constexpr std::chrono::milliseconds kTrustedIdle{1000};
+  std::unique_ptr<UpstreamConnection> Take(const std::string& address, bool verify) {
     auto it = idle_.find(address);
     if (it == idle_.end()) return nullptr;
+    auto now = Clock::now();
     while (!it->second.empty()) {
       auto conn = std::move(it->second.back());
       it->second.pop_back();
+      if (!verify && now - conn->idle_since < kTrustedIdle) return conn;
       if (IsAlive(*conn)) return conn;
     }
     return nullptr;
@@ -122,6 +136,20 @@ class UpstreamPool {
 };
 
 class ClientConnection;
+
+void AppendField(std::string& out, std::string_view name, std::string_view value) {
+  out += name;
+  out += ": ";
+  out += value;
+  out += "\r\n";
+}
+
+// A status code is three digits (the parser checks 100..599).
+void AppendStatus(std::string& out, int status) {
+  out += static_cast<char>('0' + status / 100);
+  out += static_cast<char>('0' + status / 10 % 10);
+  out += static_cast<char>('0' + status % 10);
+}
 
 }  // namespace
 
@@ -174,7 +202,7 @@ struct Exchange {
 
 class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
  public:
-  ClientConnection(Worker& w, tcp::socket s) : w_(w), client_(std::move(s)), timer_(*w.io) {
+  ClientConnection(Worker& w, Socket s) : w_(w), client_(std::move(s)), timer_(*w.io) {
     w_.live.insert(this);
     error_code ec;
     client_.socket.set_option(tcp::no_delay(true), ec);
@@ -186,16 +214,25 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
     w_.connections.fetch_sub(1);
   }
 
-  static awaitable<void> Serve(std::shared_ptr<ClientConnection> self) {
+  static Task<void> Serve(std::shared_ptr<ClientConnection> self) {
     while (!self->closing_) {
       bool keep = co_await self->HandleOne();
       if (!keep) break;
       self->client_.Shrink();
+      self->ShrinkHeads();
     }
     self->timer_.cancel();
     error_code ec;
-    self->client_.socket.shutdown(tcp::socket::shutdown_send, ec);
+    self->client_.socket.shutdown(Socket::shutdown_send, ec);
     self->client_.socket.close(ec);
+  }
+
+  // Gives back the reused head buffers after an unusually large head (between requests).
+  void ShrinkHeads() {
+    constexpr size_t kLarge = 16 * 1024;
+    for (std::string* s : {&request_head_, &upstream_head_, &response_head_}) {
+      if (s->capacity() > kLarge) *s = std::string();
+    }
   }
 
   // From the worker's thread (Stop): ends the connection at its next step.
@@ -209,16 +246,32 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
  private:
   const RouterOptions& opt() const { return w_.options; }
 
-  // One timer per connection bounds whichever operation runs next; on expiry both
-  // sockets' pending operations are cancelled and timed_out_ tells why.
+  // One deadline per connection bounds whichever operation runs next; when it passes,
+  // both sockets' pending operations are cancelled and timed_out_ tells why. Arming is
+  // just a clock read: the connection's one timer is restarted only when it must fire
+  // earlier than it is set to (or is not set); when it fires before the deadline (which
+  // moved later meanwhile) it is set again for the rest.
   void Arm(std::chrono::milliseconds d) {
     timed_out_ = false;
+    deadline_ = Clock::now() + d;
+    if (!timer_armed_ || deadline_ < timer_expiry_) StartTimer();
+  }
+
+  void StartTimer() {
+    timer_armed_ = true;
+    timer_expiry_ = deadline_;
     uint64_t gen = ++timer_gen_;
-    timer_.expires_after(d);
+    timer_.expires_at(deadline_);
     std::weak_ptr<ClientConnection> weak = weak_from_this();
     timer_.async_wait([weak, gen](error_code ec) {
       auto self = weak.lock();
-      if (ec || !self || gen != self->timer_gen_) return;
+      if (!self || gen != self->timer_gen_) return;  // superseded by a later StartTimer
+      self->timer_armed_ = false;
+      if (ec) return;
+      if (Clock::now() < self->deadline_) {
+        self->StartTimer();
+        return;
+      }
       self->timed_out_ = true;
       error_code ignored;
       self->client_.socket.cancel(ignored);
@@ -227,26 +280,39 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   }
 
   // Reads what is available into `s`; `want`: room to make (heads small, bodies large).
-  awaitable<Io> ReadMore(BufferedSocket& s, size_t want = 16 * 1024) {
+  Task<Io> ReadMore(BufferedSocket& s, size_t want = 16 * 1024) {
     s.Reserve(want);
     error_code ec;
-    size_t n =
-        co_await s.socket.async_read_some(asio::buffer(s.buf.data() + s.end, s.buf.size() - s.end),
-                                          asio::redirect_error(use_awaitable, ec));
+    size_t n = co_await s.socket.async_read_some(
+        asio::buffer(s.buf.data() + s.end, s.buf.size() - s.end), asio::redirect_error(kAwait, ec));
     if (ec) co_return timed_out_ ? Io::kTimeout : Io::kClosed;
     s.end += n;
     co_return Io::kOk;
   }
 
+  // The hot path's reads and writes: the asio operation awaited directly, without the
+  // coroutine frame ReadMore/Write cost; the outcome is left in io_ec_ (a connection has
+  // one operation in flight at a time) and read with Outcome(). A failed read yields 0.
+  auto StartRead(BufferedSocket& s, size_t want) {
+    s.Reserve(want);
+    return s.socket.async_read_some(asio::buffer(s.buf.data() + s.end, s.buf.size() - s.end),
+                                    asio::redirect_error(kAwait, io_ec_));
+  }
   template <typename Buffers>
-  awaitable<Io> Write(tcp::socket& s, const Buffers& buffers) {
+  auto StartWrite(Socket& s, const Buffers& buffers) {
+    return asio::async_write(s, buffers, asio::redirect_error(kAwait, io_ec_));
+  }
+  Io Outcome() const { return !io_ec_ ? Io::kOk : timed_out_ ? Io::kTimeout : Io::kClosed; }
+
+  template <typename Buffers>
+  Task<Io> Write(Socket& s, const Buffers& buffers) {
     error_code ec;
-    co_await asio::async_write(s, buffers, asio::redirect_error(use_awaitable, ec));
+    co_await asio::async_write(s, buffers, asio::redirect_error(kAwait, ec));
     if (ec) co_return timed_out_ ? Io::kTimeout : Io::kClosed;
     co_return Io::kOk;
   }
 
-  awaitable<Io> WriteClient(Exchange* ex, std::string_view data) {
+  Task<Io> WriteClient(Exchange* ex, std::string_view data) {
     Arm(opt().body_timeout);
     Io r = co_await Write(client_.socket, asio::buffer(data.data(), data.size()));
     if (ex && r == Io::kOk) ex->bytes += data.size();
@@ -254,7 +320,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   }
 
   // Writes `data` to `sink`, as one chunk if `encode`.
-  awaitable<Io> WriteData(tcp::socket& sink, std::string_view data, bool encode) {
+  Task<Io> WriteData(Socket& sink, std::string_view data, bool encode) {
     Arm(opt().body_timeout);
     if (!encode) co_return co_await Write(sink, asio::buffer(data.data(), data.size()));
     char size_line[24];
@@ -265,8 +331,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
     co_return co_await Write(sink, bufs);
   }
 
-  awaitable<Copy> CopyLength(BufferedSocket& src, tcp::socket& sink, uint64_t n,
-                             uint64_t* counted) {
+  Task<Copy> CopyLength(BufferedSocket& src, Socket& sink, uint64_t n, uint64_t* counted) {
     while (n > 0) {
       if (src.size() == 0) {
         Arm(opt().body_timeout);
@@ -285,8 +350,8 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
 
   // Decodes chunked framing from `src`; re-encodes it to `sink` if `encode`, else
   // writes the bare data (an HTTP/1.0 client, closed at the end).
-  awaitable<Copy> CopyChunked(BufferedSocket& src, tcp::socket& sink, ChunkedDecoder& decoder,
-                              bool encode, uint64_t* counted) {
+  Task<Copy> CopyChunked(BufferedSocket& src, Socket& sink, ChunkedDecoder& decoder, bool encode,
+                         uint64_t* counted) {
     while (true) {
       while (src.size() > 0 && !decoder.done() && !decoder.error()) {
         ChunkedDecoder::Step step = decoder.Feed(src.data());
@@ -312,8 +377,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
     }
   }
 
-  awaitable<Copy> CopyUntilClose(BufferedSocket& src, tcp::socket& sink, bool encode,
-                                 uint64_t* counted) {
+  Task<Copy> CopyUntilClose(BufferedSocket& src, Socket& sink, bool encode, uint64_t* counted) {
     while (true) {
       if (src.size() > 0) {
         if (co_await WriteData(sink, src.data(), encode) != Io::kOk) co_return Copy::kSinkFailed;
@@ -336,8 +400,8 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   // Answers with one of the router's own pages.
   // Parameters by value: callers may build them in temporaries that end before the
   // coroutine body runs.
-  awaitable<void> SendPage(Exchange& ex, int status, std::string detail, bool keep_alive,
-                           std::string extra_headers = {}) {
+  Task<void> SendPage(Exchange& ex, int status, std::string detail, bool keep_alive,
+                      std::string extra_headers = {}) {
     std::string env_name = ex.env ? ex.env->name : std::string();
     ErrorPage page = MakeErrorPage(status, env_name, NormalizeHost(ex.req.host), detail, ex.json);
     std::string out = "HTTP/1.1 " + std::to_string(status) + " " + StatusText(status) +
@@ -360,18 +424,16 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
     if (ex.status >= 500) s.errors_5xx.fetch_add(1, std::memory_order_relaxed);
     AccessRecord rec;
     rec.time_ms = ex.start_ms;
-    rec.method = ex.req.method;
-    rec.path = ex.req.path;
     rec.status = ex.status;
     rec.bytes = ex.bytes;
     rec.duration_ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - ex.start).count();
-    rec.target = ex.target_id;
-    w_.access_log.Log(ex.env->name, rec);
+    rec.target = std::move(ex.target_id);
+    w_.access_log.Log(ex.env->name, ex.req.method, ex.req.path, rec);
   }
 
   // Reads the next request head into `head`. False: the connection ends (answered or not).
-  awaitable<bool> ReadRequestHead(std::string& head, Exchange& ex) {
+  Task<bool> ReadRequestHead(std::string& head, Exchange& ex) {
     bool got_bytes = client_.size() > 0;
     Arm(got_bytes || requests_ == 0 ? opt().header_timeout : opt().idle_timeout);
     size_t scanned = 0;
@@ -398,7 +460,9 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
         }
         co_return false;
       }
-      Io r = co_await ReadMore(client_, BufferedSocket::kSmall);
+      size_t n = co_await StartRead(client_, BufferedSocket::kSmall);
+      client_.end += n;
+      Io r = Outcome();
       if (r != Io::kOk) {
         if (r == Io::kTimeout && got_bytes && !closing_) {
           co_await SendPage(ex, 408, "The request's headers did not arrive in time.", false);
@@ -412,10 +476,29 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
     }
   }
 
-  awaitable<bool> HandleOne() {
+  Task<bool> HandleOne() {
     Exchange ex;
-    std::string head;
-    if (!co_await ReadRequestHead(head, ex)) co_return false;
+    std::string& head = request_head_;  // ex.req's header views point into it
+    head.clear();
+    // The common keep-alive case without ReadRequestHead's coroutine frame: wait for the
+    // next request under the idle timeout and take its head if one read brought it whole.
+    // Anything else (first request, pipelined or partial heads, leading empty lines,
+    // limits, 408) is ReadRequestHead's.
+    if (client_.size() == 0 && requests_ > 0 && !closing_) {
+      Arm(opt().idle_timeout);
+      size_t n = co_await StartRead(client_, BufferedSocket::kSmall);
+      client_.end += n;
+      if (Outcome() != Io::kOk) co_return false;  // as ReadRequestHead: nothing came, no page
+    }
+    std::string_view buffered = client_.data();
+    size_t head_end = buffered.size() >= 4 && buffered[0] != '\r' ? buffered.find("\r\n\r\n")
+                                                                  : std::string_view::npos;
+    if (head_end != std::string_view::npos) {
+      head.assign(buffered.substr(0, head_end + 4));
+      client_.consume(head_end + 4);
+    } else if (!co_await ReadRequestHead(head, ex)) {
+      co_return false;
+    }
     ++requests_;
     ex.start = Clock::now();
     ex.start_ms = WallMs();
@@ -424,7 +507,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
       co_await SendPage(ex, err->status, detail, false);
       co_return false;
     }
-    if (const std::string* accept = ex.req.Find("accept")) ex.json = PrefersJson(*accept);
+    if (const std::string_view* accept = ex.req.Find("accept")) ex.json = PrefersJson(*accept);
     // A body we do not read leaves the connection unusable: close after answering.
     bool can_keep = ex.req.keep_alive && ex.req.framing == BodyFraming::kNone;
 
@@ -442,13 +525,22 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
     stats.requests.fetch_add(1, std::memory_order_relaxed);
     stats.last_request_ms.store(ex.start_ms, std::memory_order_relaxed);
     stats.in_flight.fetch_add(1, std::memory_order_relaxed);
-    bool keep = co_await Dispatch(ex, can_keep);
+    // Proxied requests go straight to Proxy (one coroutine frame less); the router's own
+    // answers and folders through Dispatch.
+    const Route* route =
+        ex.env->status == EnvStatus::kRunning ? ex.env->Match(ex.req.path) : nullptr;
+    bool keep;
+    if (route && !route->is_folder()) {
+      keep = co_await Proxy(ex, *route);
+    } else {
+      keep = co_await Dispatch(ex, can_keep);
+    }
     stats.in_flight.fetch_sub(1, std::memory_order_relaxed);
     Finish(ex);
     co_return keep;
   }
 
-  awaitable<bool> Dispatch(Exchange& ex, bool can_keep) {
+  Task<bool> Dispatch(Exchange& ex, bool can_keep) {
     const Environment& env = *ex.env;
     if (env.status != EnvStatus::kRunning) {
       std::string detail =
@@ -471,7 +563,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
     co_return co_await Proxy(ex, *route);
   }
 
-  awaitable<bool> ServeFolder(Exchange& ex, const Route& route, bool can_keep) {
+  Task<bool> ServeFolder(Exchange& ex, const Route& route, bool can_keep) {
     ex.target_id = "folder";
     const std::string& method = ex.req.method;
     if (method != "GET" && method != "HEAD") {
@@ -491,7 +583,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
       ~FdCloser() { ::close(fd); }
     } closer{file->fd};
     std::string last_modified = HttpDate(file->mtime);
-    const std::string* ims = ex.req.Find("if-modified-since");
+    const std::string_view* ims = ex.req.Find("if-modified-since");
     bool not_modified = ims && *ims == last_modified;
     ex.status = not_modified ? 304 : 200;
     std::string out = not_modified ? "HTTP/1.1 304 Not Modified\r\n" : "HTTP/1.1 200 OK\r\n";
@@ -533,9 +625,8 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
     return best;
   }
 
-  std::string UpstreamHead(const RequestHead& req) {
-    std::string out;
-    out.reserve(512);
+  void UpstreamHead(const RequestHead& req, std::string& out) {
+    out.clear();
     out += req.method;
     out += ' ';
     if (req.target.front() == '/' || req.target == "*") {
@@ -553,7 +644,8 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
       }
       if (EqualsIgnoreCase(h.name, "expect")) continue;  // the router answers 100-continue
       if (EqualsIgnoreCase(h.name, "x-forwarded-for")) {
-        forwarded_for += (forwarded_for.empty() ? "" : ", ") + h.value;
+        if (!forwarded_for.empty()) forwarded_for += ", ";
+        forwarded_for += h.value;
         continue;
       }
       if (EqualsIgnoreCase(h.name, "x-forwarded-proto") ||
@@ -561,25 +653,25 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
         continue;
       }
       if (EqualsIgnoreCase(h.name, "host")) {
-        out += h.name + ": " + req.host + "\r\n";  // the absolute-form authority if any
+        AppendField(out, h.name, req.host);  // the absolute-form authority if any
         continue;
       }
-      out += h.name;
-      out += ": ";
-      out += h.value;
-      out += "\r\n";
+      AppendField(out, h.name, h.value);
     }
-    if (req.version_minor == 0 && !req.Find("host")) out += "Host: " + req.host + "\r\n";
-    forwarded_for += (forwarded_for.empty() ? "" : ", ") + client_ip_;
-    out += "X-Forwarded-For: " + forwarded_for + "\r\n";
-    out += "X-Forwarded-Proto: http\r\n";
-    out += "X-Forwarded-Host: " + req.host + "\r\n";
+    if (req.version_minor == 0 && !req.Find("host")) AppendField(out, "Host", req.host);
+    out += "X-Forwarded-For: ";
+    if (!forwarded_for.empty()) {
+      out += forwarded_for;
+      out += ", ";
+    }
+    out += client_ip_;
+    out += "\r\nX-Forwarded-Proto: http\r\n";
+    AppendField(out, "X-Forwarded-Host", req.host);
     out += "\r\n";
-    return out;
   }
 
   // Connects upstream_ to `target`. 0 on success, else the status to answer.
-  awaitable<int> Connect(const Target& target, std::string& why) {
+  Task<int> Connect(const Target& target, std::string& why) {
     error_code ec;
     auto address =
         asio::ip::make_address(target.host == "localhost" ? "127.0.0.1" : target.host, ec);
@@ -587,11 +679,11 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
       why = "target address '" + target.address + "' is not an IP address";
       co_return 502;
     }
-    upstream_ = std::make_unique<UpstreamConnection>(tcp::socket(*w_.io));
+    upstream_ = std::make_unique<UpstreamConnection>(Socket(*w_.io));
     upstream_->address = target.address;
     Arm(opt().connect_timeout);
     co_await upstream_->socket.async_connect(tcp::endpoint(address, target.port),
-                                             asio::redirect_error(use_awaitable, ec));
+                                             asio::redirect_error(kAwait, ec));
     if (ec) {
       bool timeout = timed_out_;
       upstream_.reset();
@@ -606,7 +698,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
     co_return 0;
   }
 
-  awaitable<bool> Proxy(Exchange& ex, const Route& route) {
+  Task<bool> Proxy(Exchange& ex, const Route& route) {
     const RequestHead& req = ex.req;
     const Target* target = PickTarget(route);
     if (!target) {
@@ -624,7 +716,8 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
       ~Outstanding() { s->outstanding.fetch_sub(1, std::memory_order_relaxed); }
     } outstanding{state.get()};
 
-    std::string head = UpstreamHead(req);
+    std::string& head = upstream_head_;
+    UpstreamHead(req, head);
     auto fail = [&](int status, const std::string& why) {
       return SendPage(ex, status,
                       "Service '" + route.service + "' of environment '" + ex.env->name +
@@ -632,9 +725,10 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
                       false);
     };
     bool sent_continue = false;
-    ResponseHead resp;
+    ResponseHead& resp = response_;
     for (int attempt = 0;; ++attempt) {
-      upstream_ = w_.pool.Take(target->address);
+      // Only a bodiless request can be retried on a fresh connection if this one is dead.
+      upstream_ = w_.pool.Take(target->address, req.framing != BodyFraming::kNone);
       bool reused = upstream_ != nullptr;
       if (!reused) {
         std::string why;
@@ -645,7 +739,8 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
         }
       }
       Arm(opt().body_timeout);
-      if (co_await Write(upstream_->socket, asio::buffer(head)) != Io::kOk) {
+      co_await StartWrite(upstream_->socket, asio::buffer(head));
+      if (Outcome() != Io::kOk) {
         if (reused && attempt == 0) continue;  // a stale pooled connection: once more, fresh
         co_await fail(502, "closed the connection");
         co_return false;
@@ -696,11 +791,12 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
             co_await fail(502, "sent a response head that is too large");
             co_return false;
           }
-          r = co_await ReadMore(*upstream_);
+          size_t n = co_await StartRead(*upstream_, 16 * 1024);
+          upstream_->end += n;
+          r = Outcome();
           if (r != Io::kOk) break;
           continue;
         }
-        resp = ResponseHead();
         if (auto err = ParseResponseHead(d.substr(0, pos + 4), req.method, resp)) {
           co_await fail(502, "sent a malformed response: " + err->reason);
           co_return false;
@@ -733,13 +829,16 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
     // Response head to the client: hop-by-hop fields dropped, framing decided here.
     bool client_11 = req.version_minor == 1;
     bool encode = false, close_after = !req.keep_alive;
-    std::string out = "HTTP/1.1 " + std::to_string(resp.status) + " " + resp.reason + "\r\n";
+    std::string& out = response_head_;
+    out.clear();
+    out += "HTTP/1.1 ";
+    AppendStatus(out, resp.status);
+    out += ' ';
+    out += resp.reason;
+    out += "\r\n";
     for (const Header& h : resp.headers) {
       if (IsHopByHop(h.name, resp.connection_options)) continue;
-      out += h.name;
-      out += ": ";
-      out += h.value;
-      out += "\r\n";
+      AppendField(out, h.name, h.value);
     }
     if (resp.framing == BodyFraming::kChunked || resp.framing == BodyFraming::kUntilClose) {
       if (client_11) {
@@ -752,17 +851,30 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
     out += close_after ? "Connection: close\r\n" : (client_11 ? "" : "Connection: keep-alive\r\n");
     out += "\r\n";
     ex.status = resp.status;
-    if (co_await WriteClient(&ex, out) != Io::kOk) {
+    // The head goes out together with the part of a Content-Length body already read
+    // (all of a small one): one write instead of two.
+    uint64_t body_left = resp.framing == BodyFraming::kLength ? resp.content_length : 0;
+    size_t with_head = static_cast<size_t>(std::min<uint64_t>(body_left, upstream_->size()));
+    Arm(opt().body_timeout);
+    std::array<asio::const_buffer, 2> head_and_body = {
+        asio::buffer(out), asio::buffer(upstream_->data().data(), with_head)};
+    co_await StartWrite(client_.socket, head_and_body);
+    if (Outcome() != Io::kOk) {
       upstream_.reset();
       co_return false;
     }
+    ex.bytes += out.size() + with_head;
+    upstream_->consume(with_head);
+    body_left -= with_head;
     Copy c = Copy::kOk;
     std::optional<HttpError> framing_error;
     switch (resp.framing) {
       case BodyFraming::kNone:
         break;
       case BodyFraming::kLength:
-        c = co_await CopyLength(*upstream_, client_.socket, resp.content_length, &ex.bytes);
+        if (body_left > 0) {
+          c = co_await CopyLength(*upstream_, client_.socket, body_left, &ex.bytes);
+        }
         break;
       case BodyFraming::kChunked: {
         ChunkedDecoder decoder(~uint64_t{0}, 502);
@@ -785,9 +897,18 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   Worker& w_;
   BufferedSocket client_;
   std::string client_ip_;
-  asio::steady_timer timer_;
+  Timer timer_;
   uint64_t timer_gen_ = 0;
+  Clock::time_point deadline_{};
+  Clock::time_point timer_expiry_{};  // when timer_ fires, if timer_armed_
+  bool timer_armed_ = false;
   bool timed_out_ = false;
+  error_code io_ec_;  // the outcome of the last StartRead/StartWrite
+  // Reused by each request in turn, so their capacity is allocated once per connection.
+  std::string request_head_;   // the client's head, as read
+  std::string upstream_head_;  // the head sent upstream
+  ResponseHead response_;      // the upstream's head, parsed
+  std::string response_head_;  // the head sent to the client
   bool closing_ = false;
   uint64_t requests_ = 0;
   std::unique_ptr<UpstreamConnection> upstream_;
@@ -832,25 +953,25 @@ struct Router::Impl {
   explicit Impl(RouterOptions o)
       : options(std::move(o)), feed(holder, registry), access_log(options.home), health(holder) {}
 
-  awaitable<void> AcceptLoop() {
+  Task<void> AcceptLoop() {
     size_t next = 0;
     asio::steady_timer backoff(acceptor->get_executor());
     while (true) {
       Worker& w = *workers[next++ % workers.size()];
       error_code ec;
-      auto socket = co_await acceptor->async_accept(*w.io, asio::redirect_error(use_awaitable, ec));
+      auto socket = co_await acceptor->async_accept(*w.io, asio::redirect_error(kAwait, ec));
       if (ec) {
         if (ec == asio::error::operation_aborted || !acceptor->is_open()) co_return;
         // Out of descriptors or similar: wait a little instead of spinning.
         backoff.expires_after(std::chrono::milliseconds(50));
-        co_await backoff.async_wait(asio::redirect_error(use_awaitable, ec));
+        co_await backoff.async_wait(asio::redirect_error(kAwait, ec));
         continue;
       }
       if (connections.fetch_add(1) >= options.max_connections) {
         connections.fetch_sub(1);
         continue;  // the socket closes as it goes out of scope
       }
-      asio::post(*w.io, [&w, s = tcp::socket(std::move(socket))]() mutable {
+      asio::post(*w.io, [&w, s = std::move(socket)]() mutable {
         auto conn = std::make_shared<ClientConnection>(w, std::move(s));
         asio::co_spawn(*w.io, ClientConnection::Serve(std::move(conn)), asio::detached);
       });
