@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks adhoc's router against nginx and HAProxy as reverse proxies in front of the
 # same fast upstream (nginx answering a small body), with the same worker count and CPU
-# pinning, for 1 and 1000 environments (host-based routes). Median of 3 wrk runs each;
+# pinning, for 1, 100 and 1000 environments (host-based routes; ENV_COUNTS="1 1000" to
+# choose). Median of 3 wrk runs each;
 # prints requests/s, p50/p99 latency and the proxy's RSS, with ratios to adhoc.
 #
 #   bench/router.sh [--adhoc build/adhoc] [--workers 1] [--duration 10] [--connections 64]
@@ -203,7 +204,7 @@ stop_proxy() {
 
 echo "workers=$WORKERS connections=$CONNECTIONS duration=${DURATION}s cpus: proxy=$PROXY_CPUS load=$LOAD_CPUS"
 printf '%-8s %6s %12s %9s %9s %9s %10s %10s\n' proxy envs req/s p50_ms p99_ms rss_kb "rps/adhoc" "rss/adhoc"
-for n in 1 1000; do
+for n in ${ENV_COUNTS:-1 100 1000}; do
   host="env$(( (n + 1) / 2 )).localhost"
   declare -A RPS RSS
   for proxy in adhoc nginx haproxy; do

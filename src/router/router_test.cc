@@ -327,6 +327,21 @@ TEST_F(RouterTest, LiveRouteChangesDropNoRequest) {
   EXPECT_GT(b.requests(), 0);
 }
 
+TEST_F(RouterTest, AChangeIsVisibleToTheVeryNextRequestOnAnOpenConnection) {
+  // A feed message is applied before it is answered: no reload, no delay, and a kept-alive
+  // client connection follows the new table on its next request.
+  Upstream a("a"), b("b");
+  StartRouter();
+  Client keep(port());
+  for (int i = 0; i < 10; ++i) {
+    const Upstream& target = i % 2 ? b : a;
+    ReplaceAll({Env("demo", {ServiceRoute("/*", {Target(i % 2 ? "b" : "a", target.address())})})});
+    auto r = keep.Get("demo.localhost", "/");
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(r->body, std::string("hello from ") + (i % 2 ? "b" : "a")) << "change " << i;
+  }
+}
+
 TEST_F(RouterTest, RemovedTargetFinishesInFlightThenItsConnectionCloses) {
   Upstream a("a"), b("b");
   StartRouter();
