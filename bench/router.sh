@@ -17,12 +17,16 @@ ADHOC=build/adhoc
 WORKERS=1
 DURATION=10
 CONNECTIONS=64
+# adhoc always writes a per-environment access log (it is how it sees idle environments);
+# "on" gives nginx and HAProxy a per-request access log too, so all three do the same work.
+ACCESS_LOGS=on
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --adhoc) ADHOC=$2; shift 2 ;;
     --workers) WORKERS=$2; shift 2 ;;
     --duration) DURATION=$2; shift 2 ;;
     --connections) CONNECTIONS=$2; shift 2 ;;
+    --access-logs) ACCESS_LOGS=$2; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -149,7 +153,14 @@ start_nginx() {
   {
     echo "worker_processes $WORKERS; error_log stderr warn; pid $dir/nginx.pid;"
     echo "events { worker_connections 8192; }"
-    echo "http { access_log off; keepalive_requests 1000000; server_names_hash_max_size 4096;"
+    echo "http { keepalive_requests 1000000; server_names_hash_max_size 4096;"
+    if [[ $ACCESS_LOGS == on ]]; then
+      # JSON lines like adhoc's, buffered as adhoc's writer batches them.
+      echo "  log_format lines escape=json '{\"time\":\"\$msec\",\"method\":\"\$request_method\",\"path\":\"\$uri\",\"status\":\$status,\"bytes\":\$body_bytes_sent,\"duration\":\"\$request_time\"}';"
+      echo "  access_log $dir/logs/access.log lines buffer=64k flush=1s;"
+    else
+      echo "  access_log off;"
+    fi
     echo "  upstream up { server 127.0.0.1:$UP_PORT; keepalive 64; }"
     for h in $(hosts "$n"); do
       echo "  server { listen 127.0.0.1:$PROXY_PORT; server_name $h;"
@@ -174,12 +185,17 @@ start_haproxy() {
     echo "global"
     echo "  nbthread $WORKERS"
     echo "  maxconn 8000"
+    [[ $ACCESS_LOGS == on ]] && echo "  log stdout format raw local0"
     echo "defaults"
     echo "  mode http"
     echo "  timeout connect 5s"
     echo "  timeout client 60s"
     echo "  timeout server 60s"
     echo "  option forwardfor"
+    if [[ $ACCESS_LOGS == on ]]; then
+      echo "  log global"
+      echo "  option httplog"
+    fi
     echo "  http-reuse always"
     echo "frontend fe"
     echo "  bind 127.0.0.1:$PROXY_PORT"
@@ -190,7 +206,7 @@ start_haproxy() {
     done
   } > "$dir/haproxy.cfg"
   [[ $n == 1 ]] && cp "$dir/haproxy.cfg" "$WORK/shown-haproxy.cfg"
-  taskset -c "$PROXY_CPUS" haproxy -f "$dir/haproxy.cfg" -db &
+  taskset -c "$PROXY_CPUS" haproxy -f "$dir/haproxy.cfg" -db > "$dir/access.log" &
   PROXY_PID=$!
   PIDS+=($PROXY_PID)
   wait_port $PROXY_PORT
@@ -228,7 +244,8 @@ echo "== configurations (1 environment) =="
 echo "upstream: nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'), 1 worker, pinned to CPUs $LOAD_CPUS:"
 sed 's/^/  /' "$WORK/up/nginx.conf"
 echo "adhoc: taskset -c $PROXY_CPUS $ADHOC router --home HOME --listen 127.0.0.1:$PROXY_PORT --threads $WORKERS"
-echo "  (access logs on, as in production; upstream keep-alive pool of up to 64 idle per target;"
+echo "  (access logs on, as in production; nginx and HAProxy access logs: $ACCESS_LOGS;"
+echo "   upstream keep-alive pool of up to 64 idle per target;"
 echo "   fed env1 with routes /api/* and /* to 127.0.0.1:$UP_PORT)"
 echo "nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'): taskset -c $PROXY_CPUS nginx -c nginx.conf"
 sed 's/^/  /' "$WORK/shown-nginx.conf"
