@@ -175,15 +175,8 @@ void ControlPlane::LoopOnce() {
         slot->healthy = slot->prober == nullptr;
         if (slot->prober) {
           const spec::Service* svc = slot->context->project->FindService(slot->service);
-          runtime::HealthSettings hs;
-          if (svc && svc->health) {
-            hs.start_timeout = svc->health->start_timeout;
-            hs.interval = svc->health->interval;
-            hs.timeout = svc->health->timeout;
-            hs.healthy_threshold = svc->health->healthy;
-            hs.unhealthy_threshold = svc->health->unhealthy;
-          }
-          slot->health = std::make_unique<runtime::HealthTracker>(hs, clock_);
+          slot->health = std::make_unique<runtime::HealthTracker>(
+              svc ? HealthSettingsFor(*svc) : runtime::HealthSettings{}, clock_);
         }
         auto task = store_->GetTask(env, e.handle.id);
         if (task.ok()) {

@@ -58,9 +58,10 @@ long long Since(std::chrono::steady_clock::time_point t0) {
 
 std::string Seconds(long long ms) { return fmt::format("{:.1f}s", ms / 1000.0); }
 
-// The resident memory of every process in a task's process group.
-uint64_t GroupRssBytes(pid_t pgid) {
-  uint64_t total = 0;
+// Resident memory summed by process group, from one pass over /proc (a task's pid is its
+// process group's id, so this gives each task's memory with its children).
+std::map<pid_t, uint64_t> RssByProcessGroup() {
+  std::map<pid_t, uint64_t> total;
   std::error_code ec;
   for (auto& entry : fs::directory_iterator("/proc", ec)) {
     std::string name = entry.path().filename();
@@ -74,10 +75,9 @@ uint64_t GroupRssBytes(pid_t pgid) {
     std::string state;
     long ppid, pgrp;
     rest >> state >> ppid >> pgrp;
-    if (pgrp != pgid) continue;
     std::ifstream status(entry.path() / "status");
     while (std::getline(status, line))
-      if (line.rfind("VmRSS:", 0) == 0) total += std::stoull(line.substr(6)) * 1024;
+      if (line.rfind("VmRSS:", 0) == 0) total[pgrp] += std::stoull(line.substr(6)) * 1024;
   }
   return total;
 }
@@ -140,14 +140,8 @@ std::unique_ptr<ControlPlane::Slot> ControlPlane::NewSlot(
   slot->service = service.name;
   slot->address = address;
   slot->context = std::move(context);
-  runtime::HealthSettings hs;
   if (service.health) {
     const auto& h = *service.health;
-    hs.start_timeout = h.start_timeout;
-    hs.interval = h.interval;
-    hs.timeout = h.timeout;
-    hs.healthy_threshold = h.healthy;
-    hs.unhealthy_threshold = h.unhealthy;
     if (!h.path.empty() && service.port) {
       auto matcher = runtime::StatusMatcher::Parse(h.matcher);
       if (matcher.ok())
@@ -155,7 +149,8 @@ std::unique_ptr<ControlPlane::Slot> ControlPlane::NewSlot(
             address, *service.port, slot->context->facts.hostname, h.path, *matcher);
     }
   }
-  if (slot->prober) slot->health = std::make_unique<runtime::HealthTracker>(hs, clock_);
+  if (slot->prober)
+    slot->health = std::make_unique<runtime::HealthTracker>(HealthSettingsFor(service), clock_);
   return slot;
 }
 
@@ -174,11 +169,7 @@ Result<std::unique_ptr<ControlPlane::Slot>> ControlPlane::StartGated(
         service.health->command, [&](const spec::Placeholder& p) { return values(p.Key()); });
     if (!cmd.ok()) return std::move(cmd).context("health command of " + service.name).error();
     slot->prober = std::make_shared<runtime::CommandProber>(*cmd, spec.env, spec.working_folder);
-    runtime::HealthSettings hs;
-    hs.start_timeout = service.health->start_timeout;
-    hs.interval = service.health->interval;
-    hs.timeout = service.health->timeout;
-    slot->health = std::make_unique<runtime::HealthTracker>(hs, clock_);
+    slot->health = std::make_unique<runtime::HealthTracker>(HealthSettingsFor(service), clock_);
   }
   state::Task row;
   row.env = env;
@@ -488,21 +479,26 @@ Result<json> ControlPlane::Up(const std::string& env, const fs::path& project_di
   }
   auto context = std::make_shared<LaunchContext>(LaunchContext{project, env_spec, *facts});
 
+  // A one-off task as a step of this operation: it must exit 0.
+  auto run_task = [&](const spec::Task& task) {
+    return op.Step("task " + task.name, [&]() -> Result<std::string> {
+      ADHOC_ASSIGN_OR_RETURN(std::string id, store_->NextTaskId(env, task.name));
+      std::string tail;
+      ADHOC_ASSIGN_OR_RETURN(
+          int code, RunTaskNow(env, *context, TaskLaunch(task, id, block.Address(2)), task.timeout,
+                               progress, &tail));
+      if (code != 0)
+        return Failed(fmt::format("{} ({}) exited with status {}; its last lines:{}", task.name, id,
+                                  code, tail));
+      return std::string("exit 0");
+    });
+  };
+
   // Before-deploy tasks, in file order: migrations before code (the seed's order).
   for (const auto& step : plan.steps) {
     if (step.action != plan::Action::kRunTask || step.detail != "before deploy") continue;
     const spec::Task* task = project->FindTask(step.target);
-    auto ran = op.Step("task " + task->name, [&]() -> Result<std::string> {
-      ADHOC_ASSIGN_OR_RETURN(std::string id, store_->NextTaskId(env, task->name));
-      std::string tail;
-      ADHOC_ASSIGN_OR_RETURN(int code,
-                             RunTaskNow(env, *context, TaskLaunch(*task, id, block.Address(2)),
-                                        task->timeout, progress, &tail));
-      if (code != 0)
-        return Failed(fmt::format("{} ({}) exited with status {}; its last lines:{}", task->name,
-                                  id, code, tail));
-      return std::string("exit 0");
-    });
+    auto ran = run_task(*task);
     if (!ran.ok()) return fail(ran.error());
   }
 
@@ -612,17 +608,7 @@ Result<json> ControlPlane::Up(const std::string& env, const fs::path& project_di
   if (create) {
     for (const auto& task : project->tasks) {
       if (task.after != spec::Task::After::kCreate) continue;
-      auto ran = op.Step("task " + task.name, [&]() -> Result<std::string> {
-        ADHOC_ASSIGN_OR_RETURN(std::string id, store_->NextTaskId(env, task.name));
-        std::string tail;
-        ADHOC_ASSIGN_OR_RETURN(int code,
-                               RunTaskNow(env, *context, TaskLaunch(task, id, block.Address(2)),
-                                          task.timeout, progress, &tail));
-        if (code != 0)
-          return Failed(fmt::format("{} ({}) exited with status {}; its last lines:{}", task.name,
-                                    id, code, tail));
-        return std::string("exit 0");
-      });
+      auto ran = run_task(task);
       if (!ran.ok()) return fail(ran.error());
     }
   }
@@ -930,6 +916,7 @@ Result<json> ControlPlane::EnvironmentJson(const std::string& env) {
   ADHOC_ASSIGN_OR_RETURN(auto tasks, store_->ListTasks(env));
   json services = json::array();
   uint64_t total_memory = 0;
+  const std::map<pid_t, uint64_t> rss_by_group = RssByProcessGroup();
   {
     std::lock_guard lock(mu_);
     auto live = envs_.find(env);
@@ -945,7 +932,8 @@ Result<json> ControlPlane::EnvironmentJson(const std::string& env) {
         bool failed = false;
         for (const auto& slot : live->second->slots) {
           if (slot->service != svc.name) continue;
-          uint64_t rss = slot->handle.task.pid > 0 ? GroupRssBytes(slot->handle.task.pid) : 0;
+          auto rss_it = rss_by_group.find(static_cast<pid_t>(slot->handle.task.pid));
+          uint64_t rss = rss_it != rss_by_group.end() ? rss_it->second : 0;
           total_memory += rss;
           healthy += slot->healthy;
           failed |= slot->failed;

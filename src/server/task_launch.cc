@@ -175,4 +175,17 @@ LaunchRequest TaskLaunch(const spec::Task& task, const std::string& task_id,
   return r;
 }
 
+runtime::HealthSettings HealthSettingsFor(const spec::Service& service) {
+  runtime::HealthSettings hs;
+  if (service.health) {
+    const auto& h = *service.health;
+    hs.start_timeout = h.start_timeout;
+    hs.interval = h.interval;
+    hs.timeout = h.timeout;
+    hs.healthy_threshold = h.healthy;
+    hs.unhealthy_threshold = h.unhealthy;
+  }
+  return hs;
+}
+
 }  // namespace adhoc::server

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "common/result.h"
+#include "runtime/health.h"
 #include "runtime/task.h"
 #include "spec/spec.h"
 #include "state/store.h"
@@ -71,5 +72,8 @@ LaunchRequest ServiceLaunch(const spec::Service& service, const std::string& tas
                             const std::string& address);
 LaunchRequest TaskLaunch(const spec::Task& task, const std::string& task_id,
                          const std::string& address);
+
+// The health-check timing of a service: its `health` table, or the seed's defaults.
+runtime::HealthSettings HealthSettingsFor(const spec::Service& service);
 
 }  // namespace adhoc::server
