@@ -9,37 +9,18 @@
 #include <fstream>
 
 #include "common/exec.h"
+#include "common/test_support.h"
 
 namespace adhoc::resources {
 namespace {
 
 namespace fs = std::filesystem;
 
-// A unique temporary folder, removed when the test ends (also on failure).
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = fs::temp_directory_path() /
-            ("adhoc-git-test-" + std::to_string(getpid()) + "-" + std::to_string(counter++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-    path_ = fs::canonical(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
+using testutil::TempDir;
 
- private:
-  fs::path path_;
-};
-
-// Runs a shell script in `dir`; the test fails if it does not exit 0. Returns its output.
+// The output of testutil::Sh without its final newlines.
 std::string Sh(const fs::path& dir, const std::string& script) {
-  auto r = Exec({"/bin/sh", "-c", "set -e\n" + script}, {.cwd = dir});
-  EXPECT_TRUE(r.ok()) << script;
-  if (!r.ok()) return "";
-  EXPECT_EQ(r->exit_code, 0) << script << "\n" << r->output;
-  std::string out = r->output;
+  std::string out = testutil::Sh(dir, script);
   while (!out.empty() && out.back() == '\n') out.pop_back();
   return out;
 }

@@ -13,36 +13,16 @@
 
 #include "common/exec.h"
 #include "common/paths.h"
+#include "common/test_support.h"
 
 namespace adhoc::resources {
 namespace {
 
 namespace fs = std::filesystem;
 
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = fs::temp_directory_path() /
-            ("adhoc-release-test-" + std::to_string(getpid()) + "-" + std::to_string(counter++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-    path_ = fs::canonical(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
+using testutil::TempDir;
 
- private:
-  fs::path path_;
-};
-
-std::string Sh(const fs::path& dir, const std::string& script) {
-  auto r = Exec({"/bin/sh", "-c", "set -e\n" + script}, {.cwd = dir});
-  EXPECT_TRUE(r.ok()) << script;
-  if (!r.ok()) return "";
-  EXPECT_EQ(r->exit_code, 0) << script << "\n" << r->output;
-  return r->output;
-}
+using testutil::Sh;
 
 void Write(const fs::path& file, const std::string& content) {
   fs::create_directories(file.parent_path());
