@@ -117,6 +117,8 @@ class ControlPlane {
                          const LaunchRequest& request, std::chrono::milliseconds timeout,
                          Progress& progress, std::string* log_tail);
   Status RemoveEverything(const std::string& env);
+  // After PushRoutes: returns when no request of `env` that may use an old target is in flight.
+  void WaitForDrain(const std::string& env);
   // Hands a slot to the supervisor: watched if `running`, else started at the next tick.
   void Supervise(const std::string& env, Slot& slot, bool running);  // needs mu_
   Status EnsureRedisRunning(const std::string& env, const std::string& address);

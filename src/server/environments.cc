@@ -567,7 +567,8 @@ Result<json> ControlPlane::Up(const std::string& env, const fs::path& project_di
         started.clear();
       }
       PushRoutes(env);
-      // The old tasks leave rotation first, then stop (their open requests finish).
+      // The old tasks leave rotation first, then stop once their open requests have finished.
+      if (!old.empty()) WaitForDrain(env);
       for (auto& s : old) {
         (void)runtime_->Stop(s->handle);
         (void)store_->DeleteTask(env, s->task_id);
@@ -596,6 +597,7 @@ Result<json> ControlPlane::Up(const std::string& env, const fs::path& project_di
         }
       }
       PushRoutes(env);
+      if (!gone.empty()) WaitForDrain(env);
       for (auto& s : gone) {
         (void)runtime_->Stop(s->handle);
         (void)store_->DeleteTask(env, s->task_id);
@@ -646,6 +648,21 @@ Result<json> ControlPlane::Up(const std::string& env, const fs::path& project_di
                             fmt::format("{} by up", create ? "created" : "updated"));
   (void)op.Finish(state::OperationStatus::kDone);
   return EnvironmentJson(env);
+}
+
+void ControlPlane::WaitForDrain(const std::string& env) {
+  // The router applies a route change before it answers the feed, so requests that arrive
+  // after PushRoutes go to the new targets; the ones already in flight may still be on an old
+  // one. Wait (bounded, like the seed's deregistration delay of 5 s) until the environment has
+  // none in flight: from then on nothing of it is on an old target.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto stats = router_->Stats();
+    if (!stats.ok()) return;  // no router: nothing routes to the old tasks
+    const json& counters = (*stats)["envs"];
+    if (!counters.contains(env) || counters[env].value("in_flight", 0) == 0) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
 }
 
 Status ControlPlane::RemoveEverything(const std::string& env) {
