@@ -81,16 +81,20 @@ Plan MakePlan(const Wanted& wanted, const std::optional<Recorded>& recorded) {
     changed_images.insert(image.name);
     auto built = wanted.release_built.find(image.name);
     bool cached = built != wanted.release_built.end() && built->second;
-    plan.steps.push_back({Action::kBuildRelease, image.name,
-                          recorded ? VersionChange(wanted, *recorded, image.name) : kNew,
-                          ShortVersion(*want) + (cached ? ", cached" : ", to build")});
+    Step step{Action::kBuildRelease, image.name,
+              recorded ? VersionChange(wanted, *recorded, image.name) : kNew};
+    step.image = image.name;
+    step.version = *want;
+    step.release_cached = cached;
+    plan.steps.push_back(std::move(step));
   }
   if (project.postgres && (!recorded || !recorded->database))
-    plan.steps.push_back({Action::kCreateDatabase, project.postgres->database,
-                          recorded ? "[postgres] added" : kNew, ""});
-  if (project.redis && (!recorded || !recorded->redis))
     plan.steps.push_back(
-        {Action::kStartRedis, "redis", recorded ? "[redis] added" : kNew, "own password"});
+        {Action::kCreateDatabase,
+         wanted.database_name.empty() ? project.postgres->database : wanted.database_name,
+         recorded ? "[postgres] added" : kNew});
+  if (project.redis && (!recorded || !recorded->redis))
+    plan.steps.push_back({Action::kStartRedis, "redis", recorded ? "[redis] added" : kNew});
 
   bool env_changed = recorded && recorded->env_fingerprint != env_fp;
   for (const spec::Task& task : project.tasks) {
@@ -102,20 +106,29 @@ Plan MakePlan(const Wanted& wanted, const std::optional<Recorded>& recorded) {
       reason = VersionChange(wanted, *recorded, task.image);
     else if (env_changed)
       reason = "[env] changed";
-    if (!reason.empty())
-      plan.steps.push_back({Action::kRunTask, task.name, reason, "before deploy"});
+    if (reason.empty()) continue;
+    Step step{Action::kRunTask, task.name, reason};
+    step.image = task.image;
+    if (const Version* v = Find(wanted.versions, task.image)) step.version = *v;
+    step.phase = TaskPhase::kBeforeDeploy;
+    plan.steps.push_back(std::move(step));
   }
 
   for (const spec::Service& service : project.services) {
     const Version* version = Find(wanted.versions, service.image);
     if (!version) continue;
     std::string fp = ServiceFingerprint(service, *version, env_fp);
-    std::string count = fmt::format("{} task{}", service.count, service.count == 1 ? "" : "s");
+    auto service_step = [&](Action action, std::string reason) {
+      Step step{action, service.name, std::move(reason)};
+      step.image = service.image;
+      step.version = *version;
+      step.count = service.count;
+      plan.steps.push_back(std::move(step));
+    };
     auto applied =
         recorded ? recorded->services.find(service.name) : decltype(recorded->services.end()){};
     if (!recorded || applied == recorded->services.end()) {
-      plan.steps.push_back(
-          {Action::kStartService, service.name, recorded ? "new service" : kNew, count});
+      service_step(Action::kStartService, recorded ? "new service" : kNew);
       continue;
     }
     if (applied->second != fp) {
@@ -123,31 +136,110 @@ Plan MakePlan(const Wanted& wanted, const std::optional<Recorded>& recorded) {
                                ? VersionChange(wanted, *recorded, service.image)
                            : env_changed ? "[env] changed"
                                          : "command or settings changed";
-      plan.steps.push_back({Action::kRollService, service.name, reason, count});
+      service_step(Action::kRollService, reason);
       continue;
     }
     auto running = recorded->service_counts.find(service.name);
     if (running != recorded->service_counts.end() && running->second != service.count)
-      plan.steps.push_back({Action::kRollService, service.name,
-                            fmt::format("count {} -> {}", running->second, service.count), count});
+      service_step(Action::kRollService,
+                   fmt::format("count {} -> {}", running->second, service.count));
   }
   if (!recorded && project.static_files && !project.static_files->routes.empty()) {
-    std::string patterns;
-    for (const auto& r : project.static_files->routes)
-      patterns += (patterns.empty() ? "" : " ") + r.pattern;
-    plan.steps.push_back({Action::kAddRoutes, "static", kNew, patterns});
+    Step step{Action::kAddRoutes, "static", kNew};
+    for (const auto& r : project.static_files->routes) step.patterns.push_back(r.pattern);
+    plan.steps.push_back(std::move(step));
   }
   if (!recorded) {
-    for (const spec::Task& task : project.tasks)
-      if (task.after == spec::Task::After::kCreate)
-        plan.steps.push_back({Action::kRunTask, task.name, kNew, "after create"});
+    for (const spec::Task& task : project.tasks) {
+      if (task.after != spec::Task::After::kCreate) continue;
+      Step step{Action::kRunTask, task.name, kNew};
+      step.image = task.image;
+      if (const Version* v = Find(wanted.versions, task.image)) step.version = *v;
+      step.phase = TaskPhase::kAfterCreate;
+      plan.steps.push_back(std::move(step));
+    }
   }
   if (recorded) {
     for (const auto& [name, fp] : recorded->services)
       if (!project.FindService(name))
-        plan.steps.push_back({Action::kRemoveService, name, "no longer in adhoc.toml", ""});
+        plan.steps.push_back({Action::kRemoveService, name, "no longer in adhoc.toml"});
   }
   return plan;
+}
+
+std::string Step::Detail() const {
+  switch (action) {
+    case Action::kBuildRelease:
+      return ShortVersion(version) + (release_cached ? ", cached" : ", to build");
+    case Action::kStartRedis:
+      return "own password";
+    case Action::kRunTask:
+      return phase == TaskPhase::kBeforeDeploy ? "before deploy" : "after create";
+    case Action::kStartService:
+    case Action::kRollService:
+      return fmt::format("{} task{}", count, count == 1 ? "" : "s");
+    case Action::kAddRoutes: {
+      std::string out;
+      for (const auto& p : patterns) out += (out.empty() ? "" : " ") + p;
+      return out;
+    }
+    default:
+      return "";
+  }
+}
+
+std::map<std::string, VersionChoice> ChooseVersions(
+    const spec::Project& project, const spec::EnvFile& env_file,
+    const std::optional<Recorded>& recorded, const std::map<std::string, std::string>& deploy,
+    const std::string& env_file_name) {
+  std::map<std::string, VersionChoice> out;
+  for (const spec::Image& image : project.images) {
+    const std::string* pinned = env_file.FindVersion(image.name);
+    std::string file_ref = pinned ? *pinned : "HEAD";
+    if (auto d = deploy.find(image.name); d != deploy.end()) {
+      out[image.name] = {d->second, VersionSource::kDeploy, "adhoc deploy"};
+      continue;
+    }
+    if (recorded) {
+      auto was_deployed = recorded->deployed.find(image.name);
+      auto file_then = recorded->file_refs.find(image.name);
+      const Version* running = Find(recorded->versions, image.name);
+      if (running && was_deployed != recorded->deployed.end() && was_deployed->second &&
+          file_then != recorded->file_refs.end() && file_then->second == file_ref) {
+        out[image.name] = {
+            running->ref, VersionSource::kKept,
+            fmt::format("deployed by `adhoc deploy`; {} still says {}", env_file_name, file_ref)};
+        continue;
+      }
+    }
+    out[image.name] = {file_ref, VersionSource::kEnvFile,
+                       pinned ? env_file_name : std::string("no version in the env file (HEAD)")};
+  }
+  return out;
+}
+
+Recorded Applied(const Wanted& wanted) {
+  const spec::Project& project = *wanted.project;
+  Recorded applied;
+  applied.versions = wanted.versions;
+  applied.env_fingerprint = EnvFingerprint(project, *wanted.env_file);
+  for (const spec::Service& svc : project.services) {
+    const Version* v = Find(wanted.versions, svc.image);
+    applied.services[svc.name] =
+        ServiceFingerprint(svc, v ? *v : Version{}, applied.env_fingerprint);
+    applied.service_counts[svc.name] = svc.count;
+    applied.service_images[svc.name] = svc.image;
+  }
+  applied.database = project.postgres.has_value();
+  applied.redis = project.redis.has_value();
+  for (const spec::Image& image : project.images) {
+    const std::string* pinned = wanted.env_file->FindVersion(image.name);
+    applied.file_refs[image.name] = pinned ? *pinned : "HEAD";
+    auto c = wanted.choices.find(image.name);
+    applied.deployed[image.name] =
+        c != wanted.choices.end() && c->second.source != VersionSource::kEnvFile;
+  }
+  return applied;
 }
 
 const char* ActionName(Action action) {
@@ -193,7 +285,7 @@ std::string FormatPlan(const Plan& plan, const std::string& env) {
       fmt::format("{} {}:\n", plan.create ? "adhoc up would create" : "adhoc up would change", env);
   for (const Step& s : plan.steps) {
     std::string what = fmt::format("{} {}", ActionName(s.action), s.target);
-    if (!s.detail.empty()) what += " (" + s.detail + ")";
+    if (std::string detail = s.Detail(); !detail.empty()) what += " (" + detail + ")";
     out += fmt::format("  {} {:<48} {}\n", Sign(s.action), what, s.reason);
   }
   int adds = 0, changes = 0, removes = 0;
@@ -215,7 +307,7 @@ nlohmann::json PlanJson(const Plan& plan, const std::string& env) {
     steps.push_back({{"action", ActionName(s.action)},
                      {"target", s.target},
                      {"reason", s.reason},
-                     {"detail", s.detail}});
+                     {"detail", s.Detail()}});
   return {{"env", env}, {"create", plan.create}, {"steps", steps}};
 }
 

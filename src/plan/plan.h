@@ -25,11 +25,28 @@ struct Version {
   std::string tree;    // the image folder's tree (or "wt-<hash>")
 };
 
+// Where the version an image runs comes from (the seed's `ignore_changes`: a version set by
+// `adhoc deploy` stays until the env file's own version changes).
+enum class VersionSource {
+  kEnvFile,  // the env file's [versions] (or HEAD when it names none)
+  kDeploy,   // `adhoc deploy` asked for it in this operation
+  kKept,     // deployed earlier; the env file still names what it named then
+};
+
+// Which ref an image should run, before any git resolution.
+struct VersionChoice {
+  std::string ref;  // the ref to resolve (kEnvFile, kDeploy) or the ref kept (kKept)
+  VersionSource source = VersionSource::kEnvFile;
+  std::string why;  // "envs/demo.toml", "adhoc deploy", "deployed by `adhoc deploy`; ..."
+};
+
 struct Wanted {
   const spec::Project* project = nullptr;
   const spec::EnvFile* env_file = nullptr;
-  std::map<std::string, Version> versions;    // image -> resolved version
-  std::map<std::string, bool> release_built;  // image -> a release of that tree exists already
+  std::string database_name;                     // [postgres] database rendered for this env
+  std::map<std::string, Version> versions;       // image -> resolved version
+  std::map<std::string, VersionChoice> choices;  // image -> why that version (optional)
+  std::map<std::string, bool> release_built;     // image -> a release of that tree exists already
 };
 
 // What the last successful `up` or `deploy` applied, as recorded in the state store.
@@ -41,6 +58,10 @@ struct Recorded {
   std::string env_fingerprint;                        // project [env] + env file [env]
   bool database = false;
   bool redis = false;
+  // image -> the ref the env file named when it was last applied, and whether the running
+  // version came from `adhoc deploy` (kept until the env file's ref changes).
+  std::map<std::string, std::string> file_refs;
+  std::map<std::string, bool> deployed;
 };
 
 enum class Action {
@@ -54,11 +75,24 @@ enum class Action {
   kAddRoutes,      // static folder routes
 };
 
+enum class TaskPhase { kBeforeDeploy, kAfterCreate };
+
+// One typed step: the action and the parameters it acts with. The executor dispatches on
+// `action` alone; Detail() is only for people.
 struct Step {
   Action action;
-  std::string target;  // image, service or task name; the database's name
-  std::string reason;
-  std::string detail;  // e.g. "v1.0.0 (3f2a91c)", "2 tasks"
+  std::string target;  // image, service or task name; the database's name; "redis"; "static"
+  std::string reason;  // why: "new environment", "backend v1.0.0 -> v1.1.0", ...
+
+  std::string image;            // kBuildRelease, kRunTask, kStartService, kRollService
+  Version version;              // the version of `image` it builds or runs
+  bool release_cached = false;  // kBuildRelease: a release of that tree exists already
+  TaskPhase phase = TaskPhase::kBeforeDeploy;  // kRunTask
+  int count = 0;                               // kStartService, kRollService: tasks wanted
+  std::vector<std::string> patterns;           // kAddRoutes
+
+  // "v1.0.0 (3f2a91c), cached", "2 tasks", "before deploy", "/static/*".
+  std::string Detail() const;
 };
 
 struct Plan {
@@ -74,8 +108,19 @@ std::string ServiceFingerprint(const spec::Service& service, const Version& vers
 // The fingerprint of the [env] layers that reach every process (project + env file).
 std::string EnvFingerprint(const spec::Project& project, const spec::EnvFile& env_file);
 
+// Which ref each image of the project runs: `deploy` (image -> ref) first, then a version
+// kept from an earlier deploy while the env file still names the ref it named then, then the
+// env file's ref (HEAD when it names none). `env_file_name` is how reasons name the file.
+std::map<std::string, VersionChoice> ChooseVersions(
+    const spec::Project& project, const spec::EnvFile& env_file,
+    const std::optional<Recorded>& recorded, const std::map<std::string, std::string>& deploy,
+    const std::string& env_file_name);
+
 // The plan; `recorded` is nullopt for a new environment.
 Plan MakePlan(const Wanted& wanted, const std::optional<Recorded>& recorded);
+
+// What an operation that applied `wanted` records (fingerprints, counts, version sources).
+Recorded Applied(const Wanted& wanted);
 
 const char* ActionName(Action action);  // "build", "create", "start", "roll", "remove", "run"
 // "+ start service gunicorn (1 task)  new environment" lines, like `terraform plan`.

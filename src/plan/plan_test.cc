@@ -140,8 +140,59 @@ TEST_F(PlanTest, RemovedServiceAndScaledService) {
 TEST_F(PlanTest, CachedReleaseIsSaid) {
   wanted_.release_built["backend"] = true;
   Plan p = MakePlan(wanted_, std::nullopt);
-  EXPECT_EQ(p.steps[0].detail, "v1 (c1), cached");
-  EXPECT_EQ(p.steps[1].detail, "v2 (c2), to build");
+  EXPECT_EQ(p.steps[0].Detail(), "v1 (c1), cached");
+  EXPECT_EQ(p.steps[1].Detail(), "v2 (c2), to build");
+}
+
+TEST_F(PlanTest, StepsCarryTheirParametersNotJustText) {
+  wanted_.database_name = "demo-db";
+  Plan p = MakePlan(wanted_, std::nullopt);
+  ASSERT_EQ(p.steps.size(), 10u);
+  EXPECT_EQ(p.steps[0].image, "backend");
+  EXPECT_EQ(p.steps[0].version.tree, "tb1");
+  EXPECT_EQ(p.steps[2].target, "demo-db");  // the rendered name, not the template
+  EXPECT_EQ(p.steps[4].phase, TaskPhase::kBeforeDeploy);
+  EXPECT_EQ(p.steps[4].image, "backend");
+  EXPECT_EQ(p.steps[5].count, 1);
+  EXPECT_EQ(p.steps[5].version.ref, "v1");
+  EXPECT_EQ(p.steps[7].image, "frontend");
+  EXPECT_EQ(p.steps[8].patterns, std::vector<std::string>{"/static/*"});
+  EXPECT_EQ(p.steps[9].phase, TaskPhase::kAfterCreate);
+}
+
+TEST_F(PlanTest, ADeployedVersionIsKeptWhileTheEnvFileStillNamesTheOldRef) {
+  // up applied v1 from the file; deploy then moved backend to v1.1.
+  wanted_.choices = ChooseVersions(project_, env_, std::nullopt, {}, "envs/demo.toml");
+  Recorded after_up = plan::Applied(wanted_);
+  EXPECT_EQ(after_up.file_refs["backend"], "v1");
+  EXPECT_FALSE(after_up.deployed["backend"]);
+
+  auto deploy = ChooseVersions(project_, env_, after_up, {{"backend", "v1.1"}}, "envs/demo.toml");
+  EXPECT_EQ(deploy["backend"].ref, "v1.1");
+  EXPECT_EQ(deploy["backend"].source, VersionSource::kDeploy);
+  EXPECT_EQ(deploy["frontend"].source, VersionSource::kEnvFile);
+  wanted_.choices = deploy;
+  wanted_.versions["backend"] = {"v1.1", "c9", "tb2"};
+  Recorded after_deploy = plan::Applied(wanted_);
+  EXPECT_EQ(after_deploy.file_refs["backend"], "v1");  // what the file says, not what runs
+  EXPECT_TRUE(after_deploy.deployed["backend"]);
+
+  // A later up with the same file keeps v1.1, and says why.
+  auto later = ChooseVersions(project_, env_, after_deploy, {}, "envs/demo.toml");
+  EXPECT_EQ(later["backend"].source, VersionSource::kKept);
+  EXPECT_EQ(later["backend"].ref, "v1.1");
+  EXPECT_NE(later["backend"].why.find("envs/demo.toml still says v1"), std::string::npos);
+  // Once the file's own version changes, the file wins again.
+  env_.versions[0].ref = "v2";
+  auto changed = ChooseVersions(project_, env_, after_deploy, {}, "envs/demo.toml");
+  EXPECT_EQ(changed["backend"].source, VersionSource::kEnvFile);
+  EXPECT_EQ(changed["backend"].ref, "v2");
+}
+
+TEST_F(PlanTest, AppliedMatchesAPlanOfNothing) {
+  Recorded applied = plan::Applied(wanted_);
+  EXPECT_TRUE(MakePlan(wanted_, applied).empty());
+  EXPECT_EQ(applied.service_images["web"], "frontend");
 }
 
 }  // namespace

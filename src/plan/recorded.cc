@@ -8,7 +8,9 @@ nlohmann::json RecordedJson(const Recorded& r) {
           {"service_images", r.service_images},
           {"env_fingerprint", r.env_fingerprint},
           {"database", r.database},
-          {"redis", r.redis}};
+          {"redis", r.redis},
+          {"file_refs", r.file_refs},
+          {"deployed", r.deployed}};
 }
 
 Result<std::optional<Recorded>> LoadRecorded(state::Store& store, const std::string& env) {
@@ -25,6 +27,8 @@ Result<std::optional<Recorded>> LoadRecorded(state::Store& store, const std::str
     r.env_fingerprint = j.value("env_fingerprint", "");
     r.database = j.value("database", false);
     r.redis = j.value("redis", false);
+    r.file_refs = j.value("file_refs", std::map<std::string, std::string>{});
+    r.deployed = j.value("deployed", std::map<std::string, bool>{});
   }
   ADHOC_ASSIGN_OR_RETURN(auto versions, store.ListVersions(env));
   for (const auto& v : versions) r.versions[v.image] = {v.ref, v.commit, v.tree};
