@@ -116,7 +116,7 @@ struct Step {
   StepStatus status = StepStatus::kPending;
   std::optional<Millis> started_at;
   std::optional<Millis> finished_at;
-  std::string undo_json;  // recorded when the step completes: how to reverse it
+  std::string undo_json;  // how to reverse it: recorded before it acts, kept when it completes
   std::string error;      // why it failed
 };
 

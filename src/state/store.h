@@ -148,6 +148,10 @@ class Store {
   // to exist (NotFound). Names are unique per operation.
   Status AddStep(int64_t operation_id, const std::string& name);  // appended, pending
   Status StartStep(int64_t operation_id, const std::string& name);
+  // What undoes a running step, recorded before the step acts (and refined while it acts),
+  // so a control plane that dies mid-step leaves its successor the way back.
+  Status RecordStepUndo(int64_t operation_id, const std::string& name,
+                        const std::string& undo_json);
   Status CompleteStep(int64_t operation_id, const std::string& name, const std::string& undo_json);
   Status FailStep(int64_t operation_id, const std::string& name, const std::string& error);
   Status UndoStep(int64_t operation_id, const std::string& name);  // marks it undone

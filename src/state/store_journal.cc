@@ -172,6 +172,15 @@ Status Store::StartStep(int64_t operation_id, const std::string& name) {
   });
 }
 
+Status Store::RecordStepUndo(int64_t operation_id, const std::string& name,
+                             const std::string& undo_json) {
+  return ChangeStep(operation_id, name, "recording the undo of", [&](StepStatus from) -> Status {
+    if (from != StepStatus::kRunning) return BadTransition(from, "running (undo recorded)");
+    return db_->Exec("UPDATE steps SET undo_json = ? WHERE operation_id = ? AND name = ?",
+                     undo_json, operation_id, name);
+  });
+}
+
 Status Store::CompleteStep(int64_t operation_id, const std::string& name,
                            const std::string& undo_json) {
   return ChangeStep(operation_id, name, "completing", [&](StepStatus from) -> Status {

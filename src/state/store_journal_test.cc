@@ -168,6 +168,21 @@ TEST_F(JournalTest, UnfinishedOperationsSurviveARestartWithTheirUndoData) {
   EXPECT_TRUE(store_->StartStep(b.id, "redis").ok());
 }
 
+TEST_F(JournalTest, TheUndoOfARunningStepIsRecordedBeforeItActs) {
+  Operation op = Begin("a", "up", {"service api"});
+  // Not yet running: nothing to record against.
+  EXPECT_FALSE(store_->RecordStepUndo(op.id, "service api", "{}").ok());
+  ASSERT_TRUE(store_->StartStep(op.id, "service api").ok());
+  ASSERT_TRUE(store_->RecordStepUndo(op.id, "service api", R"({"stop":["api-1"]})").ok());
+  Reopen();  // died mid-step
+  auto unfinished = store_->ListUnfinishedOperations();
+  ASSERT_TRUE(unfinished.ok());
+  ASSERT_EQ(unfinished->size(), 1u);
+  EXPECT_EQ((*unfinished)[0].steps[0].status, StepStatus::kRunning);
+  EXPECT_EQ((*unfinished)[0].steps[0].undo_json, R"({"stop":["api-1"]})");
+  EXPECT_FALSE(store_->RecordStepUndo(op.id, "nope", "{}").ok());
+}
+
 TEST_F(JournalTest, LastOperationAndHistoryOfAnEnvironment) {
   auto none = store_->LastOperation("demo");
   ASSERT_TRUE(none.ok());
