@@ -156,7 +156,20 @@ json FeedHandler::Apply(const json& message) {
   }
   const std::string op = message["op"].get<std::string>();
   if (op == "ping") return {{"ok", true}, {"pong", true}};
-  if (op == "stats") return Stats();
+  if (op == "stats") {
+    json out = Stats();
+    // Per-address outstanding requests, for draining one target (not the whole environment).
+    if (auto addresses = message.find("addresses"); addresses != message.end()) {
+      if (!addresses->is_array()) return fail("stats: \"addresses\" must be an array");
+      json upstreams = json::object();
+      for (const json& a : *addresses) {
+        if (!a.is_string()) return fail("stats: \"addresses\" holds strings");
+        upstreams[a.get<std::string>()] = registry_.Outstanding(a.get<std::string>());
+      }
+      out["upstreams"] = upstreams;
+    }
+    return out;
+  }
 
   std::lock_guard lock(update_mu_);
   if (op == "replace_all") {

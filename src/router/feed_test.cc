@@ -81,6 +81,26 @@ TEST_F(FeedFixture, StatsReportPerEnvironmentCounters) {
   EXPECT_EQ(r["envs"]["demo"]["in_flight"], 0);
 }
 
+TEST_F(FeedFixture, StatsCountOutstandingRequestsPerAddressEvenAfterItLeftTheTable) {
+  ASSERT_EQ(Send(std::string(R"({"op":"replace_all","envs":[)") + kDemo + "]}")["ok"], true);
+  const Environment* env = holder.Load()->FindHost("demo.localhost");
+  std::shared_ptr<UpstreamState> held;  // what an in-flight request holds
+  for (const Route& route : env->routes)
+    for (const Target& t : route.targets) held = t.state;
+  ASSERT_TRUE(held);
+  held->outstanding += 2;
+  const std::string address = held->address;
+  // The target leaves the table; the request in flight still holds it.
+  ASSERT_EQ(Send(R"({"op":"remove_env","name":"demo"})")["ok"], true);
+  json r = Send(R"({"op":"stats","addresses":[")" + address + R"(","127.9.9.9:1"]})");
+  ASSERT_EQ(r["ok"], true) << r;
+  EXPECT_EQ(r["upstreams"][address], 2);
+  EXPECT_EQ(r["upstreams"]["127.9.9.9:1"], 0);
+  held->outstanding -= 2;
+  EXPECT_EQ(Send(R"({"op":"stats","addresses":[")" + address + R"("]})")["upstreams"][address], 0);
+  EXPECT_EQ(Send(R"({"op":"stats","addresses":"x"})")["ok"], false);
+}
+
 }  // namespace
 }  // namespace adhoc::router
 

@@ -73,6 +73,14 @@ std::shared_ptr<EnvStats> SharedStateRegistry::Stats(const std::string& env) {
   return stats;
 }
 
+int SharedStateRegistry::Outstanding(const std::string& address) {
+  std::lock_guard lock(mu_);
+  auto it = upstreams_.find(address);
+  if (it == upstreams_.end()) return 0;
+  auto state = it->second.lock();
+  return state ? state->outstanding.load() : 0;
+}
+
 void SharedStateRegistry::ForgetEnv(const std::string& env) {
   std::lock_guard lock(mu_);
   stats_.erase(env);

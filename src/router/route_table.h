@@ -114,6 +114,9 @@ class SharedStateRegistry {
   std::shared_ptr<UpstreamState> Upstream(const std::string& address);
   std::shared_ptr<EnvStats> Stats(const std::string& env);
   void ForgetEnv(const std::string& env);
+  // Requests outstanding at `address`, also after its target left the table (in-flight
+  // requests still hold its state): what a drain waits for. 0 for an unknown address.
+  int Outstanding(const std::string& address);
 
  private:
   std::mutex mu_;
