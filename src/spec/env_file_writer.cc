@@ -80,4 +80,70 @@ std::string RenderEnvFile(const EnvFile& e) {
   return out;
 }
 
+namespace {
+
+std::string Trim(const std::string& s) {
+  size_t a = s.find_first_not_of(" \t\r");
+  if (a == std::string::npos) return "";
+  size_t b = s.find_last_not_of(" \t\r");
+  return s.substr(a, b - a + 1);
+}
+
+// The key of a `key = value` line ("" for anything else); quotes of a quoted key removed.
+std::string LineKey(const std::string& line) {
+  std::string t = Trim(line);
+  if (t.empty() || t[0] == '#' || t[0] == '[') return "";
+  size_t eq = t.find('=');
+  if (eq == std::string::npos) return "";
+  std::string key = Trim(t.substr(0, eq));
+  if (key.size() >= 2 && (key.front() == '"' || key.front() == '\'') && key.back() == key.front())
+    key = key.substr(1, key.size() - 2);
+  return key;
+}
+
+}  // namespace
+
+std::string SetEnvFileVersions(const std::string& text,
+                               const std::map<std::string, std::string>& refs) {
+  std::vector<std::string> lines;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t nl = text.find('\n', start);
+    if (nl == std::string::npos) nl = text.size();
+    lines.push_back(text.substr(start, nl - start));
+    start = nl + 1;
+  }
+  std::map<std::string, std::string> left = refs;
+  int versions_end = -1;  // the index after the last line of [versions]
+  bool in_versions = false;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    std::string t = Trim(lines[i]);
+    if (!t.empty() && t[0] == '[') {
+      in_versions = t.rfind("[versions]", 0) == 0;
+      if (in_versions) versions_end = static_cast<int>(i) + 1;
+      continue;
+    }
+    if (!in_versions) continue;
+    std::string key = LineKey(lines[i]);
+    if (!key.empty()) versions_end = static_cast<int>(i) + 1;
+    auto it = left.find(key);
+    if (key.empty() || it == left.end()) continue;
+    lines[i] = TomlKey(key) + " = " + TomlString(it->second);
+    left.erase(it);
+  }
+  std::vector<std::string> added;
+  for (const auto& [image, ref] : left) added.push_back(TomlKey(image) + " = " + TomlString(ref));
+  if (!added.empty()) {
+    if (versions_end < 0) {
+      if (!lines.empty() && !Trim(lines.back()).empty()) lines.push_back("");
+      lines.push_back("[versions]");
+      versions_end = static_cast<int>(lines.size());
+    }
+    lines.insert(lines.begin() + versions_end, added.begin(), added.end());
+  }
+  std::string out;
+  for (const auto& l : lines) out += l + "\n";
+  return out;
+}
+
 }  // namespace adhoc::spec

@@ -60,5 +60,29 @@ TEST(EnvFileWriterTest, TomlQuoting) {
   EXPECT_EQ(TomlKey("a.b"), "\"a.b\"");
 }
 
+TEST(SetEnvFileVersions, ReplacesAddsAndKeepsEverythingElse) {
+  const std::string text =
+      "# brian's branch\nowner = \"brian\"\n\n[versions]\nbackend  = \"v1.0.0\"   # pinned\n"
+      "\n[env]\nDEBUG = \"1\"\n";
+  std::string out = SetEnvFileVersions(text, {{"backend", "v1.1.0"}, {"frontend", "v2.1.0"}});
+  EXPECT_NE(out.find("# brian's branch"), std::string::npos) << out;
+  EXPECT_NE(out.find("backend = \"v1.1.0\""), std::string::npos) << out;
+  EXPECT_EQ(out.find("v1.0.0"), std::string::npos) << out;
+  EXPECT_LT(out.find("frontend = \"v2.1.0\""), out.find("[env]")) << out;
+  auto parsed = ParseEnvFile(out, "brian-test", "envs/brian-test.toml");
+  ASSERT_TRUE(parsed.ok()) << FormatDiagnostics(parsed.diagnostics);
+  EXPECT_EQ(*parsed.value.FindVersion("backend"), "v1.1.0");
+  EXPECT_EQ(*parsed.value.FindVersion("frontend"), "v2.1.0");
+  EXPECT_EQ(parsed.value.env.size(), 1u);
+}
+
+TEST(SetEnvFileVersions, AFileWithoutVersionsGetsThem) {
+  std::string out = SetEnvFileVersions("owner = \"x\"\n", {{"backend", "v2"}});
+  auto parsed = ParseEnvFile(out, "demo", "envs/demo.toml");
+  ASSERT_TRUE(parsed.ok()) << out;
+  EXPECT_EQ(*parsed.value.FindVersion("backend"), "v2");
+  EXPECT_EQ(parsed.value.owner, "x");
+}
+
 }  // namespace
 }  // namespace adhoc::spec

@@ -656,7 +656,8 @@ class ProjectReader {
     CheckName("service", key, prefix);
     r_.CheckKeys(t, prefix,
                  {"image", "command", "port", "health", "routes", "priority", "count", "cpu",
-                  "memory", "stop_signal", "stop_timeout", "templates", "env"},
+                  "memory", "stop_signal", "stop_timeout", "templates", "env", "singleton",
+                  "drain"},
                  "[" + prefix + "]");
     Service s;
     s.name = name;
@@ -700,6 +701,17 @@ class ProjectReader {
                  "unknown signal '" + v->get() + "' (expected one of " + Join(names) + ")");
     }
     if (auto d = r_.Duration(t, "stop_timeout", prefix, true)) s.stop_timeout = *d;
+    if (auto d = r_.Duration(t, "drain", prefix, true)) s.drain = *d;
+    if (const toml::node* single = t.get("singleton")) {
+      if (const auto* b = single->as_boolean())
+        s.singleton = b->get();
+      else
+        r_.Error(*single, prefix + ".singleton", "must be true or false");
+    }
+    if (s.singleton && s.count > 1)
+      r_.Error(s.where, prefix + ".count",
+               "a singleton service runs one task at most (count " + std::to_string(s.count) +
+                   ")");
     if (auto items = r_.Strings(t, "templates", prefix)) {
       for (auto& item : *items) {
         const std::string& name_in = item.value;

@@ -105,6 +105,12 @@ struct Service {
   std::string stop_signal = "TERM";  // name without "SIG"
   int stop_signal_number = 15;
   Seconds stop_timeout{10};
+  // Never two at once, also during a deploy: the old task stops before its replacement
+  // starts (Celery beat). Default: the new task starts and is healthy first.
+  bool singleton = false;
+  // How long a task out of the rotation may finish its requests in flight before it is
+  // stopped (the seed's target group deregistration delay).
+  Seconds drain{5};
   std::vector<std::string> templates;  // relative to the image folder, each ending in ".in"
   EnvList env;
   SourceLocation where;
