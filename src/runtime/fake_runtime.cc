@@ -70,6 +70,11 @@ Result<ExitStatus> FakeRuntime::RunToCompletion(
     started_.push_back(spec);
     lines = run_lines_;
     status = run_status_;
+    for (const auto& [prefix, result] : run_results_for_)
+      if (spec.id.rfind(prefix, 0) == 0) {
+        lines = result.first;
+        status = result.second;
+      }
   }
   for (const auto& l : lines)
     if (on_line) on_line(l);
@@ -99,6 +104,12 @@ void FakeRuntime::SetRunResult(std::vector<std::string> lines, ExitStatus status
   std::lock_guard<std::mutex> lock(mu_);
   run_lines_ = std::move(lines);
   run_status_ = status;
+}
+
+void FakeRuntime::SetRunResultFor(const std::string& id_prefix, std::vector<std::string> lines,
+                                  ExitStatus status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  run_results_for_[id_prefix] = {std::move(lines), status};
 }
 
 std::vector<TaskSpec> FakeRuntime::started() const {

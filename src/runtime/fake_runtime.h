@@ -35,6 +35,9 @@ class FakeRuntime : public Runtime {
   // The next Start() fails with `error`.
   void FailNextStart(Error error);
   void SetRunResult(std::vector<std::string> lines, ExitStatus status);
+  // Like SetRunResult, for one-off tasks whose id starts with `id_prefix` only.
+  void SetRunResultFor(const std::string& id_prefix, std::vector<std::string> lines,
+                       ExitStatus status);
   // Every spec started so far, in order.
   std::vector<TaskSpec> started() const;
   // Ids of tasks currently running.
@@ -52,6 +55,7 @@ class FakeRuntime : public Runtime {
   std::deque<Error> start_errors_;
   std::vector<std::string> run_lines_;
   ExitStatus run_status_{0, 0};
+  std::map<std::string, std::pair<std::vector<std::string>, ExitStatus>> run_results_for_;
   pid_t next_pid_ = 1000;
 };
 
