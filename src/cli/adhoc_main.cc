@@ -5,8 +5,11 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "common/paths.h"
 #include "router/router_command.h"
 #include "runtime/shim.h"
+#include "server/keeper.h"
+#include "server/launcher.h"
 
 namespace {
 
@@ -14,6 +17,10 @@ using adhoc::cli::Args;
 using adhoc::cli::Output;
 
 void EnvArg(CLI::App* c, Args& a) { c->add_option("ENV", a.env, "environment name")->required(); }
+void NoWait(CLI::App* c, Args& a) {
+  c->add_flag("--no-wait", a.no_wait,
+              "fail at once when another operation on ENV runs (default: wait for it)");
+}
 
 struct Command {
   const char* name;
@@ -40,11 +47,18 @@ const Command kCommands[] = {
      },
      adhoc::cli::RunNew},
     {"plan", "show what `up` would create, change or remove, and why", EnvArg, adhoc::cli::RunPlan},
-    {"up", "create or update ENV from envs/ENV.toml; prints its URL", EnvArg, adhoc::cli::RunUp},
+    {"up", "create or update ENV from envs/ENV.toml; prints its URL",
+     [](CLI::App* c, Args& a) {
+       EnvArg(c, a);
+       NoWait(c, a);
+     },
+     adhoc::cli::RunUp},
     {"deploy", "roll ENV to new versions: IMAGE=REF ...",
      [](CLI::App* c, Args& a) {
        EnvArg(c, a);
        c->add_option("VERSIONS", a.versions, "IMAGE=REF")->required();
+       c->add_flag("--write", a.write, "also write the versions into envs/ENV.toml");
+       NoWait(c, a);
      },
      adhoc::cli::RunDeploy},
     {"run", "run a task of ENV (or -- CMD...) and exit with its status",
@@ -81,7 +95,11 @@ const Command kCommands[] = {
      },
      adhoc::cli::RunSnapshot},
     {"reset", "return ENV's data to its start data", EnvArg, adhoc::cli::RunReset},
-    {"destroy", "stop everything of ENV and remove its database, routes and folders", EnvArg,
+    {"destroy", "stop everything of ENV and remove its database, routes and folders",
+     [](CLI::App* c, Args& a) {
+       EnvArg(c, a);
+       NoWait(c, a);
+     },
      adhoc::cli::RunDestroy},
     {"gc", "destroy what is past its TTL and anything no environment owns",
      [](CLI::App* c, Args& a) { c->add_flag("--dry-run", a.dry_run, "only say what would go"); },
@@ -126,6 +144,8 @@ int main(int argc, char** argv) {
     return adhoc::runtime::ShimMain(argc - 1, argv + 1);
   if (argc > 1 && std::strcmp(argv[1], "router") == 0)
     return adhoc::router::RouterMain(argc - 1, argv + 1);
+  if (argc > 1 && std::strcmp(argv[1], "__keeper") == 0)
+    return adhoc::server::KeeperMain(adhoc::paths::HomeDir(), adhoc::server::SelfBinary());
 
   Args args;
   bool json = false;

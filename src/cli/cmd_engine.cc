@@ -7,13 +7,18 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "cli/commands.h"
+#include "cli/offline.h"
 #include "common/paths.h"
-#include "server/control_plane.h"
 #include "server/launcher.h"
+#include "server/serve.h"
 #include "spec/duration.h"
+#include "spec/env_file_writer.h"
+#include "spec/loader.h"
 #include "spec/names.h"
 
 namespace adhoc::cli {
@@ -72,12 +77,27 @@ void PrintEvent(const Output& out, const json& e) {
 
 Status CheckEnvName(const std::string& env) { return spec::ValidateEnvName(env); }
 
+// `deploy --write`: the env file's [versions] set to what was deployed, comments kept; the
+// result must still be a valid env file, or nothing is written.
+Status WriteEnvFileVersions(const fs::path& file, const std::map<std::string, std::string>& refs) {
+  std::ifstream in(file);
+  if (!in) return Failed("cannot read " + file.string());
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string updated = spec::SetEnvFileVersions(text.str(), refs);
+  auto parsed = spec::ParseEnvFile(updated, file.stem().string(), file.string());
+  if (!parsed.ok())
+    return Failed("not writing " + file.string() + ": the result would not parse (" +
+                  parsed.status().error().message() + ")");
+  return WriteFileAtomically(file, updated);
+}
+
 void PrintCommands(const Output& out, const json& env) {
   if (!env.contains("commands")) return;
   const json& c = env["commands"];
   out.Line(fmt::format("  shell:    {}", c.value("shell", "")));
   out.Line(fmt::format("  logs:     {}", c.value("logs", "")));
-  out.Line(fmt::format("  database: {}", c.value("database", "")));
+  if (c.contains("database")) out.Line(fmt::format("  database: {}", c.value("database", "")));
   out.Line(fmt::format("  destroy:  {}", c.value("destroy", "")));
 }
 
@@ -94,9 +114,10 @@ int RunUp(const Args& args, const Output& out) {
   if (!client.ok()) return out.Fail(client.error());
   out.Line(fmt::format("adhoc up {}", args.env));
   auto t0 = std::chrono::steady_clock::now();
-  auto env = client->Stream("POST", "/v1/environments/" + args.env + "/up",
-                            {{"project", fs::canonical(project, ec).string()}},
-                            [&](const json& e) { PrintEvent(out, e); });
+  auto env =
+      client->Stream("POST", "/v1/environments/" + args.env + "/up",
+                     {{"project", fs::canonical(project, ec).string()}, {"wait", !args.no_wait}},
+                     [&](const json& e) { PrintEvent(out, e); });
   if (!env.ok()) return out.Fail(env.error());
   long long ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
@@ -116,8 +137,8 @@ int RunDestroy(const Args& args, const Output& out) {
   auto client = Connect();
   if (!client.ok()) return out.Fail(client.error());
   auto t0 = std::chrono::steady_clock::now();
-  auto r = client->Stream("POST", "/v1/environments/" + args.env + "/destroy", json::object(),
-                          [&](const json& e) { PrintEvent(out, e); });
+  auto r = client->Stream("POST", "/v1/environments/" + args.env + "/destroy",
+                          {{"wait", !args.no_wait}}, [&](const json& e) { PrintEvent(out, e); });
   if (!r.ok()) return out.Fail(r.error());
   if (out.json()) {
     out.Document(*r);
@@ -140,6 +161,8 @@ int RunLs(const Args& args, const Output& out) {
     return 0;
   }
   const json& envs = (*r)["environments"];
+  if (r->value("recovering", false))
+    out.Note("note: the control plane restarted and is finishing or undoing what was interrupted");
   if (envs.empty()) {
     out.Line("No environments. Create one with `adhoc new NAME` and `adhoc up NAME`.");
     return 0;
@@ -307,63 +330,85 @@ int RunExec(const Args& args, const Output& out) {
 }
 
 int RunBase(const Args& args, const Output& out) {
+  const fs::path home = paths::HomeDir();
   auto client = Connect();
   if (!client.ok()) return out.Fail(client.error());
-  if (args.target == "destroy") {
-    auto envs = client->Call("GET", "/v1/environments");
-    if (!envs.ok()) return out.Fail(envs.error());
-    for (const auto& e : (*envs)["environments"]) {
-      std::string name = e.value("name", "");
-      auto r = client->Stream("POST", "/v1/environments/" + name + "/destroy", json::object(),
-                              [&](const json& ev) { PrintEvent(out, ev); });
-      if (!r.ok()) return out.Fail(r.error());
-      out.Line("destroyed " + name);
-    }
-  }
-  std::string action = args.target == "up" ? "up" : "down";
+  const std::string action = args.target;
   auto r = client->Stream("POST", "/v1/base/" + action, json::object(),
                           [&](const json& e) { PrintEvent(out, e); });
   if (!r.ok()) return out.Fail(r.error());
-  if (args.target == "destroy") {
+  if (action == "destroy") {
+    // The control plane is gone once it lets go of its lock; then the home itself goes:
+    // state, releases, logs, everything. Only a folder that is an adhoc home is removed.
+    for (int i = 0; i < 500 && server::ApiClient(paths::ServerSocket(home)).Reachable(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
     std::error_code ec;
-    fs::remove_all(paths::PostgresDir(paths::HomeDir()), ec);
-    if (ec) return out.Fail(Failed("removing the base's data: " + ec.message()));
+    if (!fs::exists(paths::StateDb(home), ec))
+      return out.Fail(Failed(home.string() + " does not look like an adhoc home; left as it is"));
+    fs::remove_all(home, ec);
+    if (ec) return out.Fail(Failed("removing " + home.string() + ": " + ec.message()));
   }
   if (out.json())
-    out.Document(*r);
+    out.Document(action == "destroy" ? json{{"home", home.string()}, {"destroyed", true}} : *r);
   else
-    out.Line(args.target == "up"     ? "base is up"
-             : args.target == "down" ? "base is down (data kept)"
-                                     : "base destroyed");
+    out.Line(action == "up" ? "base is up"
+             : action == "down"
+                 ? "base is down (data kept)"
+                 : "base destroyed: every environment and " + home.string() + " are gone");
   return 0;
 }
 
-namespace {
-std::atomic<bool> g_stop_requested{false};
-void OnStopSignal(int) { g_stop_requested = true; }
-}  // namespace
+int RunDeployLocal(const Args& args, const Output& out) {
+  if (Status s = CheckEnvName(args.env); !s.ok()) return out.Fail(s.error());
+  json versions = json::object();
+  for (const std::string& word : args.versions) {
+    auto eq = word.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == word.size())
+      return out.Fail(BadInput("'" + word + "': expected IMAGE=REF, e.g. backend=v1.1.0"));
+    versions[word.substr(0, eq)] = word.substr(eq + 1);
+  }
+  std::error_code ec;
+  fs::path env_path = fs::absolute(args.project, ec) / "envs" / (args.env + ".toml");
+  if (args.write && !fs::exists(env_path, ec))
+    return out.Fail(BadInput(env_path.string() + ": no such file to --write"));
+  auto client = Connect();
+  if (!client.ok()) return out.Fail(client.error());
+  out.Line(fmt::format("adhoc deploy {}", args.env));
+  auto t0 = std::chrono::steady_clock::now();
+  auto before = client->Call("GET", "/v1/environments/" + args.env);
+  auto env = client->Stream("POST", "/v1/environments/" + args.env + "/deploy",
+                            {{"versions", versions}, {"wait", !args.no_wait}},
+                            [&](const json& e) { PrintEvent(out, e); });
+  if (!env.ok()) return out.Fail(env.error());
+  if (args.write) {
+    std::map<std::string, std::string> refs;
+    for (auto& [image, ref] : versions.items()) refs[image] = ref.get<std::string>();
+    if (Status w = WriteEnvFileVersions(env_path, refs); !w.ok()) return out.Fail(w.error());
+  }
+  long long ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+          .count();
+  if (out.json()) {
+    out.Document(*env);
+    return 0;
+  }
+  std::string changes;
+  for (auto& [image, v] : (*env)["versions"].items()) {
+    std::string was = before.ok() && (*before)["versions"].contains(image)
+                          ? (*before)["versions"][image].value("ref", "")
+                          : "";
+    std::string now = v.value("ref", "");
+    changes += (changes.empty() ? "" : ", ") + image + " " +
+               (was.empty() || was == now ? now : was + " -> " + now);
+  }
+  out.Line(fmt::format("\n{} deployed in {}: {}", args.env, FormatDuration(ms), changes));
+  if (args.write) out.Line("  wrote " + env_path.string());
+  out.Line(fmt::format("  {}", env->value("url", "")));
+  return 0;
+}
 
 int RunServe(const Args& args, const Output& out) {
-  fs::path home = paths::HomeDir();
-  auto cp = server::ControlPlane::Open(server::OptionsFromEnvironment(home));
-  if (!cp.ok()) return out.Fail(cp.error());
-  struct sigaction sa {};
-  sa.sa_handler = OnStopSignal;
-  sigaction(SIGTERM, &sa, nullptr);
-  sigaction(SIGINT, &sa, nullptr);
-  std::atomic<bool> done{false};
-  std::thread watcher([&] {
-    while (!done) {
-      if (g_stop_requested) {
-        (*cp)->Shutdown();
-        return;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-  });
-  Status s = (*cp)->Serve();
-  done = true;
-  watcher.join();
+  Status s = server::ServeForeground(paths::HomeDir());
   if (!s.ok()) return out.Fail(s.error());
   return 0;
 }

@@ -24,6 +24,8 @@ struct Args {
   int tail = 100;       // logs --tail
   bool follow = false;  // logs -f
   bool dry_run = false;
+  bool no_wait = false;  // up, deploy, destroy: refuse instead of waiting for a running one
+  bool write = false;    // deploy --write: also set the env file's versions
   bool force = false;
   bool foreground = false;        // serve --foreground
   std::string target;             // render aws|kubernetes, ci github, base up|down|destroy
@@ -38,6 +40,7 @@ int RunNew(const Args& args, const Output& out);
 int RunPlan(const Args& args, const Output& out);
 int RunUp(const Args& args, const Output& out);
 int RunDeploy(const Args& args, const Output& out);
+int RunDeployLocal(const Args& args, const Output& out);
 int RunRun(const Args& args, const Output& out);
 int RunExec(const Args& args, const Output& out);
 int RunLogs(const Args& args, const Output& out);

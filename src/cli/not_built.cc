@@ -18,6 +18,6 @@ int RunReset(const Args& a, const Output& o) { return NotBuilt(a, o, "data snaps
 int RunGc(const Args& a, const Output& o) { return NotBuilt(a, o, "the garbage collector"); }
 int RunRender(const Args& a, const Output& o) { return NotBuilt(a, o, "the cloud renderers"); }
 int RunCi(const Args& a, const Output& o) { return NotBuilt(a, o, "the CI renderer"); }
-int RunDeploy(const Args& a, const Output& o) { return NotBuilt(a, o, "rolling deploys"); }
+int RunDeploy(const Args& a, const Output& o) { return RunDeployLocal(a, o); }
 
 }  // namespace adhoc::cli

@@ -2,8 +2,12 @@
 // and running the real adhoc binary (ADHOC_BINARY) there with a home of the test's own.
 #pragma once
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -86,6 +90,28 @@ struct CliRun {
 
 // The adhoc binary with `args`, in `cwd`, with a clean environment of PATH, HOME, USER
 // and ADHOC_HOME=`home` (stdout and stderr kept apart).
+// A free TCP port on loopback (bound, then released).
+inline int FreeLoopbackPort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+// Ports of the test's own: a command that starts the control plane never touches the
+// machine's defaults (8080, 5432).
+inline const std::map<std::string, std::string>& TestPorts() {
+  static const std::map<std::string, std::string> ports = {
+      {"ADHOC_ROUTER_LISTEN", "127.0.0.1:" + std::to_string(FreeLoopbackPort())},
+      {"ADHOC_POSTGRES_PORT", std::to_string(FreeLoopbackPort())}};
+  return ports;
+}
+
 inline CliRun RunAdhoc(const fs::path& cwd, const fs::path& home,
                        const std::vector<std::string>& args) {
   TempDir streams;
@@ -98,6 +124,7 @@ inline CliRun RunAdhoc(const fs::path& cwd, const fs::path& home,
       {"USER", "tester"},
       {"ADHOC_HOME", home.string()},
   };
+  for (const auto& [k, v] : TestPorts()) env[k] = v;
   auto r = Exec({"/bin/sh", "-c", command}, {.cwd = cwd, .env = env});
   CliRun run;
   EXPECT_TRUE(r.ok()) << command;

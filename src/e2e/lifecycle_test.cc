@@ -43,6 +43,18 @@ class LifecycleTest : public ::testing::Test {
 
   static bool Alive(pid_t pid) { return kill(pid, 0) == 0; }
 
+  // `adhoc --json ls` once a restarted control plane has finished its recovery.
+  json LsAfterRecovery() {
+    json ls;
+    for (int i = 0; i < 300; ++i) {
+      ls = box_.AdhocJson({"ls"});
+      if (ls.is_object() && !ls.value("recovering", true)) return ls;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    ADD_FAILURE() << "the control plane never finished its recovery: " << ls;
+    return ls;
+  }
+
   // Nothing of `env` is left: no database, role, process, route, address, folder or record.
   void ExpectNothingLeftOf(const std::string& env) {
     EXPECT_TRUE(
@@ -206,7 +218,7 @@ TEST_F(LifecycleTest, ControlPlaneKilledInTheMiddleOfUpUndoesTheNewEnvironment) 
   CommandResult interrupted = up.get();
   EXPECT_NE(interrupted.exit_code, 0) << interrupted.output;
   // Coming back, the control plane undoes the half-made environment: no orphan.
-  json ls = box_.AdhocJson({"ls"});
+  json ls = LsAfterRecovery();
   ASSERT_TRUE(ls.is_object()) << ls;
   EXPECT_TRUE(ls["environments"].empty()) << ls;
   ExpectNothingLeftOf("slow");
@@ -222,7 +234,7 @@ TEST_F(LifecycleTest, ControlPlaneKilledInTheMiddleOfDestroyFinishesIt) {
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   ASSERT_EQ(kill(box_.ControlPlanePid(), SIGKILL), 0);
   destroy.get();
-  json ls = box_.AdhocJson({"ls"});  // restarts the control plane, which finishes the destroy
+  json ls = LsAfterRecovery();  // the control plane, restarted, finishes the destroy
   ASSERT_TRUE(ls.is_object()) << ls;
   EXPECT_TRUE(ls["environments"].empty()) << ls;
   ExpectNothingLeftOf("lingering");

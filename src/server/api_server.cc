@@ -1,9 +1,12 @@
 #include "server/api_server.h"
 
+#include <fcntl.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -37,8 +40,12 @@ std::vector<std::string> SplitPath(const std::string& path) {
 std::string PercentDecode(const std::string& s) {
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && isxdigit(s[i + 1]) && isxdigit(s[i + 2])) {
-      out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
+    if (s[i] == '%' && i + 2 < s.size() && isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+        isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+      auto hex = [](char c) {
+        return isdigit(static_cast<unsigned char>(c)) ? c - '0' : (tolower(c) - 'a' + 10);
+      };
+      out += static_cast<char>(hex(s[i + 1]) * 16 + hex(s[i + 2]));
       i += 2;
     } else if (s[i] == '+') {
       out += ' ';
@@ -117,6 +124,7 @@ class Responder : public ApiResponder {
     }
   }
   bool streaming() const { return streaming_; }
+  bool gone() const { return gone_; }
 
  private:
   Socket& socket_;
@@ -149,6 +157,17 @@ int HttpStatusFor(ErrorKind kind) {
   return 500;
 }
 
+struct ApiServer::Connection {
+  explicit Connection(int fd_in) : io(), socket(io, asio::local::stream_protocol(), fd_in) {}
+  asio::io_context io;
+  Socket socket;
+  boost::beast::flat_buffer buffer;  // bytes read past the last request (pipelining)
+  std::chrono::steady_clock::time_point idle_since = std::chrono::steady_clock::now();
+  int fd() { return socket.native_handle(); }
+};
+
+ApiServer::ApiServer(ApiServerLimits limits) : limits_(limits) {}
+
 ApiServer::~ApiServer() { Stop(); }
 
 void ApiServer::Handle(const std::string& method, const std::string& pattern, ApiHandler handler) {
@@ -162,119 +181,248 @@ Status ApiServer::Start(const std::filesystem::path& socket_path) {
   if (socket_path.string().size() >= sizeof(addr.sun_path))
     return Failed("socket path too long: " + socket_path.string());
   std::strcpy(addr.sun_path, socket_path.c_str());
-  listen_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  listen_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (listen_fd_ < 0) return Failed(std::string("socket: ") + strerror(errno));
+  if (pipe2(wake_fds_, O_CLOEXEC | O_NONBLOCK) != 0)
+    return Failed("pipe: " + std::string(strerror(errno)));
   unlink(socket_path.c_str());
   // The socket is created with 0660 directly (no window where others could connect).
   mode_t old = umask(0117);
   int rc = bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
   umask(old);
-  if (rc != 0 || listen(listen_fd_, 64) != 0) {
+  if (rc != 0 || listen(listen_fd_, 128) != 0) {
     std::string why = strerror(errno);
     close(listen_fd_);
     listen_fd_ = -1;
     return Failed("listening on " + socket_path.string() + ": " + why);
   }
-  accept_thread_ = std::thread([this] { AcceptLoop(); });
+  poll_thread_ = std::thread([this] { PollLoop(); });
   return OkStatus();
+}
+
+void ApiServer::Wake() {
+  char b = 1;
+  (void)!write(wake_fds_[1], &b, 1);
 }
 
 void ApiServer::Stop() {
   if (stopping_.exchange(true)) return;
-  if (listen_fd_ >= 0) {
-    shutdown(listen_fd_, SHUT_RDWR);
-    close(listen_fd_);
+  Wake();
+  if (poll_thread_.joinable()) poll_thread_.join();
+  if (listen_fd_ >= 0) close(listen_fd_);
+  work_cv_.notify_all();
+  // Requests in flight finish their current answer; bounded so Stop cannot hang forever.
+  std::vector<std::thread> workers;
+  bool all_idle = false;
+  {
+    std::unique_lock lock(mu_);
+    for (int i = 0; i < 300 && busy_workers_ > 0; ++i) {
+      lock.unlock();
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      lock.lock();
+    }
+    all_idle = busy_workers_ == 0;
+    workers.swap(workers_);
+    idle_.clear();
+    ready_.clear();
   }
-  if (accept_thread_.joinable()) accept_thread_.join();
-  // Connections in flight finish their current answer; bounded so Stop cannot hang forever.
-  for (int i = 0; i < 300 && in_flight_.load() > 0; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  work_cv_.notify_all();
+  for (auto& w : workers) {
+    // A worker still streaming (logs -f) ends with the process.
+    if (all_idle)
+      w.join();
+    else
+      w.detach();
+  }
+  if (wake_fds_[0] >= 0) close(wake_fds_[0]);
+  if (wake_fds_[1] >= 0) close(wake_fds_[1]);
   if (!socket_path_.empty()) unlink(socket_path_.c_str());
 }
 
-void ApiServer::AcceptLoop() {
+void ApiServer::PollLoop() {
   while (!stopping_) {
-    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) {
-      if (stopping_ || errno == EBADF || errno == EINVAL) return;
-      continue;
+    std::vector<pollfd> fds;
+    fds.push_back({listen_fd_, POLLIN, 0});
+    fds.push_back({wake_fds_[0], POLLIN, 0});
+    {
+      std::lock_guard lock(mu_);
+      for (auto& c : idle_) fds.push_back({c->fd(), POLLIN, 0});
     }
-    ++in_flight_;
-    std::thread([this, fd] {
-      Serve(fd);
-      --in_flight_;
-    }).detach();
+    int n = poll(fds.data(), fds.size(), 1000);
+    if (stopping_) return;
+    if (n < 0) continue;
+    if (fds[1].revents) {
+      char buf[64];
+      while (read(wake_fds_[0], buf, sizeof buf) > 0) {
+      }
+    }
+    auto now = std::chrono::steady_clock::now();
+    {
+      std::lock_guard lock(mu_);
+      // Readable (a request, or a close) goes to a worker; too long idle is closed.
+      std::vector<int> readable;
+      for (size_t i = 2; i < fds.size(); ++i)
+        if (fds[i].revents) readable.push_back(fds[i].fd);
+      for (auto it = idle_.begin(); it != idle_.end();) {
+        bool ready = std::find(readable.begin(), readable.end(), (*it)->fd()) != readable.end();
+        if (ready) {
+          ready_.push_back(std::move(*it));
+          it = idle_.erase(it);
+        } else if (now - (*it)->idle_since > limits_.idle_timeout) {
+          --open_connections_;
+          it = idle_.erase(it);  // closes it
+        } else {
+          ++it;
+        }
+      }
+    }
+    if (fds[0].revents) {
+      for (;;) {
+        int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+        if (fd < 0) break;
+        std::lock_guard lock(mu_);
+        if (open_connections_ >= limits_.max_connections) {
+          static const std::string kBody =
+              ErrorJson(Failed("too many connections to the control plane")).dump() + "\n";
+          static const std::string kBusy =
+              "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+              "Connection: close\r\nContent-Length: " +
+              std::to_string(kBody.size()) + "\r\n\r\n" + kBody;
+          (void)!send(fd, kBusy.data(), kBusy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+          close(fd);
+          continue;
+        }
+        ++open_connections_;
+        ready_.push_back(std::make_unique<Connection>(fd));
+      }
+    }
+    std::lock_guard lock(mu_);
+    // Enough workers for what waits, up to the bound.
+    int idle_workers = static_cast<int>(workers_.size()) - busy_workers_;
+    int missing = static_cast<int>(ready_.size()) - idle_workers;
+    for (int i = 0; i < missing && static_cast<int>(workers_.size()) < limits_.max_workers; ++i)
+      workers_.emplace_back([this] { WorkerLoop(); });
+    if (!ready_.empty()) work_cv_.notify_all();
   }
 }
 
-void ApiServer::Serve(int fd) {
-  // An idle keep-alive client is dropped after a minute so Stop() never waits on it for long.
-  timeval idle{60, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &idle, sizeof idle);
-  asio::io_context io;
-  Socket socket(io, asio::local::stream_protocol(), fd);
-  boost::beast::flat_buffer buffer;
-  for (;;) {
-    http::request_parser<http::string_body> parser;
-    parser.body_limit(16 * 1024 * 1024);
-    boost::system::error_code ec;
-    http::read(socket, buffer, parser, ec);
-    if (ec) return;
-    auto& req = parser.get();
-    ApiRequest request;
-    request.method = std::string(req.method_string());
-    std::string target(req.target());
-    size_t q = target.find('?');
-    request.path = target.substr(0, q);
-    if (q != std::string::npos) {
-      std::stringstream qs(target.substr(q + 1));
-      std::string kv;
-      while (std::getline(qs, kv, '&')) {
-        size_t eq = kv.find('=');
-        request.query[PercentDecode(kv.substr(0, eq))] =
-            eq == std::string::npos ? "" : PercentDecode(kv.substr(eq + 1));
-      }
-    }
-    request.wants_stream =
-        std::string(req[http::field::accept]).find("application/x-ndjson") != std::string::npos;
-    Responder responder(socket, req.keep_alive());
-    if (!req.body().empty()) {
-      request.body = nlohmann::json::parse(req.body(), nullptr, false);
-      if (request.body.is_discarded()) {
-        responder.Fail(BadInput("the request body is not valid JSON"));
-        return;
-      }
-    }
-    std::vector<std::string> segs = SplitPath(request.path);
-    const Route* match = nullptr;
-    bool path_known = false;
-    for (const Route& r : routes_) {
-      if (r.segments.size() != segs.size()) continue;
-      std::map<std::string, std::string> params;
-      bool ok = true;
-      for (size_t i = 0; i < segs.size() && ok; ++i) {
-        const std::string& p = r.segments[i];
-        if (p.size() > 2 && p.front() == '{' && p.back() == '}')
-          params[p.substr(1, p.size() - 2)] = PercentDecode(segs[i]);
-        else
-          ok = p == segs[i];
-      }
-      if (!ok) continue;
-      path_known = true;
-      if (r.method != request.method) continue;
-      match = &r;
-      request.params = std::move(params);
-      break;
-    }
-    if (!match) {
-      responder.Fail(path_known ? BadInput(request.method + " is not allowed on " + request.path)
-                                : NotFound("no such API path: " + request.path));
-    } else {
-      match->handler(request, responder);
-    }
-    responder.Finish();
-    if (responder.streaming() || !req.keep_alive()) return;
+void ApiServer::Idle(std::unique_ptr<Connection> c) {
+  c->idle_since = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lock(mu_);
+    idle_.push_back(std::move(c));
   }
+  Wake();
+}
+
+void ApiServer::WorkerLoop() {
+  for (;;) {
+    std::unique_ptr<Connection> c;
+    {
+      std::unique_lock lock(mu_);
+      work_cv_.wait(lock, [this] { return stopping_ || !ready_.empty(); });
+      if (stopping_) return;
+      c = std::move(ready_.front());
+      ready_.pop_front();
+      ++busy_workers_;
+    }
+    bool keep = false;
+    try {
+      keep = ServeOne(*c);
+    } catch (const std::exception& e) {
+      keep = false;  // the answer may be half written: the connection goes
+    }
+    {
+      std::lock_guard lock(mu_);
+      --busy_workers_;
+      if (!keep) --open_connections_;
+    }
+    if (keep && !stopping_) Idle(std::move(c));
+  }
+}
+
+void ApiServer::Dispatch(ApiRequest& request, ApiResponder& responder) {
+  std::vector<std::string> segs = SplitPath(request.path);
+  const Route* match = nullptr;
+  bool path_known = false;
+  for (const Route& r : routes_) {
+    if (r.segments.size() != segs.size()) continue;
+    std::map<std::string, std::string> params;
+    bool ok = true;
+    for (size_t i = 0; i < segs.size() && ok; ++i) {
+      const std::string& p = r.segments[i];
+      if (p.size() > 2 && p.front() == '{' && p.back() == '}')
+        params[p.substr(1, p.size() - 2)] = PercentDecode(segs[i]);
+      else
+        ok = p == segs[i];
+    }
+    if (!ok) continue;
+    path_known = true;
+    if (r.method != request.method) continue;
+    match = &r;
+    request.params = std::move(params);
+    break;
+  }
+  if (!match) {
+    responder.Fail(path_known ? BadInput(request.method + " is not allowed on " + request.path)
+                              : NotFound("no such API path: " + request.path));
+    return;
+  }
+  try {
+    match->handler(request, responder);
+  } catch (const std::exception& e) {
+    responder.Fail(Failed(std::string("internal error: ") + e.what()));
+  } catch (...) {
+    responder.Fail(Failed("internal error"));
+  }
+}
+
+bool ApiServer::ServeOne(Connection& c) {
+  // The rest of a request that began must come soon (a slow client holds a worker).
+  timeval limit{static_cast<time_t>(limits_.request_timeout.count()), 0};
+  setsockopt(c.fd(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+  http::request_parser<http::string_body> parser;
+  parser.body_limit(16 * 1024 * 1024);
+  parser.header_limit(64 * 1024);
+  boost::system::error_code ec;
+  http::read(c.socket, c.buffer, parser, ec);
+  if (ec) {
+    if (ec != http::error::end_of_stream && ec != asio::error::eof &&
+        ec != asio::error::connection_reset && ec != asio::error::would_block &&
+        ec != asio::error::try_again) {
+      Responder bad(c.socket, false);
+      bad.Fail(BadInput("malformed HTTP request: " + ec.message()));
+    }
+    return false;
+  }
+  auto& req = parser.get();
+  ApiRequest request;
+  request.method = std::string(req.method_string());
+  std::string target(req.target());
+  size_t q = target.find('?');
+  request.path = target.substr(0, q);
+  if (q != std::string::npos) {
+    std::stringstream qs(target.substr(q + 1));
+    std::string kv;
+    while (std::getline(qs, kv, '&')) {
+      size_t eq = kv.find('=');
+      request.query[PercentDecode(kv.substr(0, eq))] =
+          eq == std::string::npos ? "" : PercentDecode(kv.substr(eq + 1));
+    }
+  }
+  request.wants_stream =
+      std::string(req[http::field::accept]).find("application/x-ndjson") != std::string::npos;
+  Responder responder(c.socket, req.keep_alive());
+  if (!req.body().empty()) {
+    request.body = nlohmann::json::parse(req.body(), nullptr, false);
+    if (request.body.is_discarded()) {
+      responder.Fail(BadInput("the request body is not valid JSON"));
+      return false;
+    }
+  }
+  Dispatch(request, responder);
+  responder.Finish();
+  return !responder.streaming() && req.keep_alive() && !responder.gone();
 }
 
 }  // namespace adhoc::server

@@ -2,16 +2,24 @@
 // Unix socket. It knows routes and bodies, not environments: handlers are registered by the
 // control plane.
 //
-// Threading: one accept thread; each connection is served on a thread of its own (API traffic
-// is a handful of CLI calls, and long operations stream for seconds, so a thread per connection
-// keeps handlers plain blocking code). Handlers may run concurrently.
+// Threading: one thread accepts connections and watches the idle ones (poll); a bounded pool
+// of worker threads serves requests as they arrive, with plain blocking handlers (long
+// operations stream for seconds and hold their worker). Idle keep-alive connections hold no
+// thread. Beyond `max_connections` open connections, a new one is answered 503 and closed;
+// beyond `max_workers` busy workers, requests wait their turn. A handler that throws is
+// answered 500 with its message: nothing escapes to kill the process. Handlers may run
+// concurrently.
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
 #include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
@@ -48,9 +56,16 @@ using ApiHandler = std::function<void(const ApiRequest&, ApiResponder&)>;
 nlohmann::json ErrorJson(const Error& error, const nlohmann::json& extra = nullptr);
 int HttpStatusFor(ErrorKind kind);
 
+struct ApiServerLimits {
+  int max_connections = 512;
+  int max_workers = 64;
+  std::chrono::seconds idle_timeout{60};     // a keep-alive connection with no request
+  std::chrono::seconds request_timeout{10};  // to send a whole request once it began
+};
+
 class ApiServer {
  public:
-  ApiServer() = default;
+  explicit ApiServer(ApiServerLimits limits = {});
   ~ApiServer();
   ApiServer(const ApiServer&) = delete;
   ApiServer& operator=(const ApiServer&) = delete;
@@ -69,15 +84,30 @@ class ApiServer {
     std::vector<std::string> segments;
     ApiHandler handler;
   };
-  void AcceptLoop();
-  void Serve(int fd);
+  struct Connection;
+  void PollLoop();
+  void WorkerLoop();
+  // Serves one request of `c`; false when the connection is done (closed or streamed).
+  bool ServeOne(Connection& c);
+  void Dispatch(ApiRequest& request, ApiResponder& responder);
+  void Idle(std::unique_ptr<Connection> c);  // back to the poller
+  void Wake();
 
+  ApiServerLimits limits_;
   std::vector<Route> routes_;
   int listen_fd_ = -1;
+  int wake_fds_[2] = {-1, -1};
   std::filesystem::path socket_path_;
   std::atomic<bool> stopping_{false};
-  std::thread accept_thread_;
-  std::atomic<int> in_flight_{0};
+  std::thread poll_thread_;
+
+  std::mutex mu_;  // everything below
+  std::condition_variable work_cv_;
+  std::vector<std::unique_ptr<Connection>> idle_;  // watched by the poller
+  std::deque<std::unique_ptr<Connection>> ready_;  // a request is arriving
+  std::vector<std::thread> workers_;
+  int busy_workers_ = 0;
+  int open_connections_ = 0;
 };
 
 }  // namespace adhoc::server

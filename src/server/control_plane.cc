@@ -1,26 +1,22 @@
 #include "server/control_plane.h"
 
 #include <fmt/format.h>
-#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
-#include <fstream>
-#include <set>
-#include <sstream>
+#include <thread>
 
+#include "common/exec.h"
 #include "common/paths.h"
 #include "plan/recorded.h"
-#include "resources/databases.h"
-#include "resources/env_folders.h"
-#include "resources/postgres_cluster.h"
-#include "resources/redis.h"
 #include "runtime/addresses.h"
-#include "runtime/logs.h"
+#include "server/api_routes.h"
+#include "server/keeper.h"
 #include "server/launcher.h"
-#include "server/operation.h"
-#include "spec/loader.h"
+#include "server/planning.h"
+#include "server/status_view.h"
+#include "spec/names.h"
 
 namespace adhoc::server {
 
@@ -37,49 +33,19 @@ void ServerLog(const std::string& text) {
 
 namespace {
 
-// Progress of an API request: ndjson events when the client asked for a stream.
-class ApiProgress : public Progress {
- public:
-  explicit ApiProgress(ApiResponder* responder) : responder_(responder) {}
-  void StepStarted(const std::string& step) override {
-    Send({{"type", "step"}, {"name", step}, {"status", "running"}});
-  }
-  void StepDone(const std::string& step, long long ms, const std::string& detail) override {
-    Send({{"type", "step"},
-          {"name", step},
-          {"status", "done"},
-          {"elapsed_ms", ms},
-          {"detail", detail}});
-  }
-  void StepFailed(const std::string& step, long long ms, const std::string& message) override {
-    Send({{"type", "step"},
-          {"name", step},
-          {"status", "failed"},
-          {"elapsed_ms", ms},
-          {"detail", message}});
-  }
-  void Log(const std::string& process, const std::string& task, const std::string& line) override {
-    Send({{"type", "log"}, {"process", process}, {"task", task}, {"line", line}});
-  }
-  void Note(const std::string& message) override { Send({{"type", "note"}, {"message", message}}); }
-
- private:
-  void Send(const json& event) {
-    if (responder_) responder_->Event(event);
-  }
-  ApiResponder* responder_;
-};
-
-std::string Iso(state::Millis ms) {
-  std::time_t t = ms / 1000;
-  char buf[40];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", std::gmtime(&t));
-  return fmt::format("{}.{:03}Z", buf, ms % 1000);
+Result<int> ParsePort(const std::string& variable, const std::string& text) {
+  int port = 0;
+  bool digits = !text.empty() && text.size() <= 5 &&
+                std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (digits) port = std::stoi(text);
+  if (!digits || port < 1 || port > 65535)
+    return BadInput(variable + "=" + text + ": the port must be a number from 1 to 65535");
+  return port;
 }
 
 }  // namespace
 
-ControlPlaneOptions OptionsFromEnvironment(const fs::path& home) {
+Result<ControlPlaneOptions> OptionsFromEnvironment(const fs::path& home) {
   ControlPlaneOptions o;
   o.home = home;
   o.adhoc_binary = SelfBinary();
@@ -87,21 +53,24 @@ ControlPlaneOptions OptionsFromEnvironment(const fs::path& home) {
   if (const char* listen = getenv("ADHOC_ROUTER_LISTEN"); listen && *listen) {
     std::string l = listen;
     auto colon = l.rfind(':');
-    if (colon != std::string::npos) {
-      o.router.listen_address = l.substr(0, colon);
-      o.router.listen_port = std::atoi(l.c_str() + colon + 1);
-    }
+    if (colon == std::string::npos || colon == 0)
+      return BadInput("ADHOC_ROUTER_LISTEN=" + l + ": expected ADDRESS:PORT (127.0.0.1:8080)");
+    o.router.listen_address = l.substr(0, colon);
+    ADHOC_ASSIGN_OR_RETURN(o.router.listen_port,
+                           ParsePort("ADHOC_ROUTER_LISTEN", l.substr(colon + 1)));
   }
-  if (const char* threads = getenv("ADHOC_ROUTER_THREADS"); threads && *threads)
-    o.router.threads = std::atoi(threads);
-  if (const char* port = getenv("ADHOC_POSTGRES_PORT"); port && *port)
-    o.postgres_port = std::atoi(port);
+  if (const char* threads = getenv("ADHOC_ROUTER_THREADS"); threads && *threads) {
+    ADHOC_ASSIGN_OR_RETURN(o.router.threads, ParsePort("ADHOC_ROUTER_THREADS", threads));
+  }
+  if (const char* port = getenv("ADHOC_POSTGRES_PORT"); port && *port) {
+    ADHOC_ASSIGN_OR_RETURN(o.postgres_port, ParsePort("ADHOC_POSTGRES_PORT", port));
+  }
   return o;
 }
 
 ControlPlane::ControlPlane(ControlPlaneOptions options) : options_(std::move(options)) {}
 
-ControlPlane::~ControlPlane() { Shutdown(); }
+ControlPlane::~ControlPlane() { Shutdown(false); }
 
 Result<std::unique_ptr<ControlPlane>> ControlPlane::Open(ControlPlaneOptions options) {
   std::error_code ec;
@@ -110,41 +79,122 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::Open(ControlPlaneOptions opt
   // Others (PostgreSQL's own user, nginx's workers) must be able to traverse the home.
   chmod(options.home.c_str(), 0755);
   std::unique_ptr<ControlPlane> cp(new ControlPlane(std::move(options)));
-  ADHOC_ASSIGN_OR_RETURN(cp->store_, state::Store::Open(paths::StateDb(cp->options_.home)));
+  ControlPlane& c = *cp;
+  ADHOC_ASSIGN_OR_RETURN(c.store_, state::Store::Open(paths::StateDb(c.options_.home)));
   runtime::LocalRuntimeOptions ro;
-  ro.shim_binary = cp->options_.adhoc_binary;
+  ro.shim_binary = c.options_.adhoc_binary;
   ro.warn = [](const std::string& w) { ServerLog("warning: " + w); };
-  cp->runtime_ = std::make_unique<runtime::LocalRuntime>(ro);
-  cp->supervisor_ = std::make_unique<runtime::Supervisor>(*cp->runtime_, cp->clock_);
-  cp->options_.router.adhoc_binary = cp->options_.adhoc_binary;
-  cp->router_ = std::make_unique<RouterLink>(cp->options_.home, *cp->runtime_, cp->options_.router);
-  cp->RegisterApi();
+  c.runtime_ = std::make_unique<runtime::LocalRuntime>(ro);
+  c.options_.router.adhoc_binary = c.options_.adhoc_binary;
+  c.router_ = std::make_unique<RouterLink>(c.options_.home, *c.runtime_, c.options_.router);
+  c.factory_ = std::make_unique<LocalTaskFactory>(*c.store_);
+  c.fleet_ = std::make_unique<Fleet>(*c.runtime_, c.clock_, *c.store_, *c.router_, *c.factory_,
+                                     FleetOptions{.home = c.options_.home});
+  c.resources_ =
+      std::make_unique<LocalResources>(c.options_.home, c.options_.postgres_port, *c.router_, [&c] {
+        // A new router starts empty: give it the whole table.
+        if (Status s = c.fleet_->PushAll(); !s.ok()) ServerLog("router: " + s.error().message());
+      });
+  c.executor_ = std::make_unique<Executor>(
+      *c.store_, *c.fleet_, *c.resources_,
+      ExecutorOptions{.home = c.options_.home, .router_port = c.options_.router.listen_port});
+  RegisterApi(c.api_, c);
   return cp;
 }
 
 Status ControlPlane::Serve() {
   ADHOC_ASSIGN_OR_RETURN(auto lock, HomeLock::Acquire(paths::ServerLock(options_.home)));
   ServerLog(fmt::format("adhoc serve: pid {}, home {}", getpid(), options_.home.string()));
-  Status recovered = Recover();
-  if (!recovered.ok()) ServerLog("recovery: " + recovered.error().message());
+  if (options_.keeper) AllowKeeper(options_.home);
+  // The API first: ls and status answer while recovery runs.
   ADHOC_RETURN_IF_ERROR(api_.Start(paths::ServerSocket(options_.home)));
+  if (options_.keeper)
+    if (Status k = EnsureKeeper(options_.home, options_.adhoc_binary); !k.ok())
+      ServerLog("keeper: " + k.error().message());
+  Recover();
   std::thread loop([this] { Loop(); });
   {
     std::unique_lock lk(stop_mu_);
     stop_cv_.wait(lk, [this] { return stop_.load(); });
   }
   loop.join();
+  if (stop_keeper_ && options_.keeper) (void)StopKeeper(options_.home);
   api_.Stop();
   ServerLog("adhoc serve: stopped (tasks, Redis, PostgreSQL and the router keep running)");
   return OkStatus();
 }
 
-void ControlPlane::Shutdown() {
+void ControlPlane::Shutdown(bool stop_keeper) {
   {
     std::lock_guard lk(stop_mu_);
+    stop_keeper_ = stop_keeper;
     stop_ = true;
   }
   stop_cv_.notify_all();
+  {
+    std::lock_guard lk(recovered_mu_);
+    recovered_ = true;  // nobody waits for a recovery that will not come
+  }
+  recovered_cv_.notify_all();
+}
+
+void ControlPlane::WaitUntilRecovered(Progress& progress) {
+  std::unique_lock lk(recovered_mu_);
+  if (recovered_) return;
+  progress.Note("waiting for the control plane to finish its recovery");
+  recovered_cv_.wait(lk, [this] { return recovered_; });
+}
+
+void ControlPlane::Recover() {
+  auto t0 = std::chrono::steady_clock::now();
+  auto all = store_->ListEnvironments();
+  // The router first: routing must not wait for the rest.
+  if (all.ok() && !all->empty())
+    if (Status s = resources_->EnsureRouter(); !s.ok())
+      ServerLog("recovery: router: " + s.error().message());
+  // Operations a dead control plane left: finished or undone from their journal.
+  auto unfinished = store_->ListUnfinishedOperations();
+  if (unfinished.ok())
+    for (const auto& op : *unfinished) {
+      auto result = executor_->Recover(op);
+      ServerLog("recovery: " + (result.ok() ? *result : result.error().message()));
+    }
+  all = store_->ListEnvironments();
+  if (all.ok()) {
+    // The order of DESIGN: the database before the services that need it.
+    std::vector<std::pair<std::string, std::shared_ptr<const LaunchContext>>> contexts;
+    bool postgres = false;
+    for (const auto& env : *all) {
+      if (env.status == state::EnvStatus::kSleeping) continue;
+      auto context = executor_->RecordedContext(env);
+      if (!context.ok()) {
+        ServerLog("recovery of " + env.name + ": " + context.error().message());
+        continue;
+      }
+      postgres |= (*context)->project->postgres.has_value();
+      contexts.push_back({env.name, *context});
+    }
+    if (postgres)
+      if (Status s = resources_->EnsurePostgres(); !s.ok())
+        ServerLog("recovery: " + s.error().message());
+    for (const auto& [name, context] : contexts) {
+      auto restored = fleet_->Restore(name, context);
+      ServerLog("recovery of " + name + ": " +
+                (restored.ok() ? *restored : restored.error().message()));
+    }
+    if (!all->empty() || router_->Running())
+      if (Status s = fleet_->PushAll(); !s.ok())
+        ServerLog("recovery: router: " + s.error().message());
+  }
+  ServerLog(fmt::format(
+      "recovery: {} environment(s) in {} ms", all.ok() ? all->size() : 0,
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+          .count()));
+  {
+    std::lock_guard lk(recovered_mu_);
+    recovered_ = true;
+  }
+  recovered_cv_.notify_all();
 }
 
 void ControlPlane::Loop() {
@@ -156,243 +206,209 @@ void ControlPlane::Loop() {
 }
 
 void ControlPlane::LoopOnce() {
-  std::vector<std::string> changed;
-  {
-    std::lock_guard lock(mu_);
-    for (const runtime::SupervisorEvent& e : supervisor_->Tick()) {
-      auto slash = e.slot.find('/');
-      std::string env = e.slot.substr(0, slash), slot_name = e.slot.substr(slash + 1);
-      auto live = envs_.find(env);
-      if (live == envs_.end()) continue;
-      Slot* slot = nullptr;
-      for (auto& s : live->second->slots)
-        if (s->name == slot_name) slot = s.get();
-      if (!slot) continue;
-      if (e.kind == runtime::SupervisorEvent::Kind::kStarted) {
-        if (slot->task_id != e.handle.id) (void)store_->DeleteTask(env, slot->task_id);
-        slot->task_id = e.handle.id;
-        slot->handle = e.handle;
-        slot->healthy = slot->prober == nullptr;
-        if (slot->prober) {
-          const spec::Service* svc = slot->context->project->FindService(slot->service);
-          slot->health = std::make_unique<runtime::HealthTracker>(
-              svc ? HealthSettingsFor(*svc) : runtime::HealthSettings{}, clock_);
-        }
-        auto task = store_->GetTask(env, e.handle.id);
-        if (task.ok()) {
-          task->pid = e.handle.task.pid;
-          task->start_time = e.handle.task.start_time;
-          task->shim_pid = e.handle.shim.pid;
-          task->shim_start_time = e.handle.shim.start_time;
-          task->status = state::TaskStatus::kStarting;
-          (void)store_->PutTask(*task);
-        }
-        (void)store_->AppendEvent(env, "task-started", e.message);
-      } else if (e.kind == runtime::SupervisorEvent::Kind::kExited) {
-        slot->healthy = false;
-        auto task = store_->GetTask(env, slot->task_id);
-        if (task.ok()) {
-          task->status = state::TaskStatus::kExited;
-          task->exit_code = e.exit.ShellCode();
-          task->restarts = supervisor_->Restarts(e.slot);
-          (void)store_->PutTask(*task);
-        }
-        (void)store_->AppendEvent(env, "task-exited", e.message);
-        changed.push_back(env);
-      } else {
-        slot->healthy = false;
-        slot->failed = true;
-        std::string lines;
-        for (const auto& l : e.last_lines) lines += "\n  " + l;
-        (void)store_->AppendEvent(env, "service-failed", e.message + lines);
-        auto task = store_->GetTask(env, slot->task_id);
-        if (task.ok()) {
-          task->status = state::TaskStatus::kFailed;
-          (void)store_->PutTask(*task);
-        }
-        (void)store_->SetEnvironmentStatus(env, state::EnvStatus::kFailed);
-        changed.push_back(env);
-      }
-    }
-  }
-  CheckHealth();
-  for (const auto& env : changed) PushRoutes(env);
-  // PostgreSQL and each environment's Redis are their own daemons: if one died, start it again.
-  if (std::chrono::steady_clock::now() >= next_base_check_) {
-    next_base_check_ = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    CheckBase();
-  }
+  fleet_->Tick();
   // A router that died is started again and given the whole table.
-  if (!stop_ && !envs_.empty() && !router_->Running()) {
-    bool started = false;
-    if (router_->EnsureRunning(&started).ok() && started) (void)PushAllRoutes();
+  if (!stop_ && !fleet_->Envs().empty() && !router_->Running())
+    if (Status s = resources_->EnsureRouter(); !s.ok()) ServerLog("router: " + s.error().message());
+  if (std::chrono::steady_clock::now() >= next_base_check_) {
+    next_base_check_ = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    CheckBase();
   }
 }
 
 void ControlPlane::CheckBase() {
+  if (options_.keeper && !stop_ && !KeeperRunning(options_.home))
+    if (Status k = EnsureKeeper(options_.home, options_.adhoc_binary); !k.ok())
+      ServerLog("keeper: " + k.error().message());
   bool postgres = false;
   std::vector<std::pair<std::string, std::string>> redis;  // env, address
-  {
-    std::lock_guard lock(mu_);
-    for (auto& [env, live] : envs_) {
-      if (!live->context) continue;
-      postgres |= live->context->project->postgres.has_value();
-      if (live->context->project->redis) redis.push_back({env, live->context->facts.redis_host});
-    }
+  for (const auto& env : fleet_->Envs()) {
+    auto context = fleet_->Context(env);
+    if (!context) continue;
+    postgres |= context->project->postgres.has_value();
+    if (context->project->redis) redis.push_back({env, context->facts.redis_host});
   }
+  // PostgreSQL and each environment's Redis are their own daemons: if one died, start it again.
   if (postgres)
-    if (Status s = EnsureBase(true); !s.ok()) ServerLog("base: " + s.error().message());
+    if (Status s = resources_->EnsurePostgres(); !s.ok()) ServerLog("base: " + s.error().message());
   RecordRequests();
   for (const auto& [env, address] : redis)
-    if (Status s = EnsureRedisRunning(env, address); !s.ok())
-      ServerLog("redis of " + env + ": " + s.error().message());
+    if (auto r = resources_->EnsureRedis(env, address); !r.ok())
+      ServerLog("redis of " + env + ": " + r.error().message());
 }
 
 void ControlPlane::RecordRequests() {
   // The router counts requests per environment; their last time feeds `ls` and the TTL.
   if (!router_->Running()) return;
   auto stats = router_->Stats();
-  if (!stats.ok() || !stats->contains("envs")) return;
+  if (!stats.ok() || !stats->contains("envs") || !(*stats)["envs"].is_object()) return;
   for (auto& [env, counters] : (*stats)["envs"].items()) {
+    if (!counters.is_object()) continue;
     long long last = counters.value("last_request_ms", 0LL);
     if (last <= 0) continue;
     auto record = store_->FindEnvironment(env);
     if (!record.ok() || !*record) continue;
-    if ((*record)->last_request_at.value_or(0) < last) (void)store_->RecordRequest(env, last);
+    if ((*record)->last_request_at.value_or(0) < last)
+      if (Status s = store_->RecordRequest(env, last); !s.ok())
+        ServerLog("recording requests of " + env + ": " + s.error().message());
   }
 }
 
-void ControlPlane::CheckHealth() {
-  struct Due {
-    std::string env;
-    std::string slot;
-    std::string task_id;
-    std::shared_ptr<runtime::Prober> prober;
-    std::chrono::milliseconds timeout;
-  };
-  std::vector<Due> due;
-  {
-    std::lock_guard lock(mu_);
-    for (auto& [env, live] : envs_)
-      for (auto& slot : live->slots)
-        if (slot->prober && slot->health && !slot->failed && slot->health->Due())
-          due.push_back({env, slot->name, slot->task_id, slot->prober,
-                         slot->health->state() == runtime::HealthTracker::State::kStarting
-                             ? std::chrono::milliseconds(1000)
-                             : std::chrono::milliseconds(5000)});
-  }
-  if (due.empty()) return;
-  std::vector<runtime::ProbeResult> results;
-  for (auto& d : due) results.push_back(d.prober->Probe(d.timeout));
-  std::set<std::string> changed;
-  {
-    std::lock_guard lock(mu_);
-    for (size_t i = 0; i < due.size(); ++i) {
-      auto live = envs_.find(due[i].env);
-      if (live == envs_.end()) continue;
-      for (auto& slot : live->second->slots) {
-        if (slot->name != due[i].slot || slot->task_id != due[i].task_id || !slot->health) continue;
-        auto state = slot->health->Record(results[i]);
-        bool healthy = state == runtime::HealthTracker::State::kHealthy;
-        if (healthy != slot->healthy) {
-          slot->healthy = healthy;
-          changed.insert(due[i].env);
-          auto task = store_->GetTask(due[i].env, slot->task_id);
-          if (task.ok()) {
-            task->status = healthy ? state::TaskStatus::kHealthy : state::TaskStatus::kUnhealthy;
-            (void)store_->PutTask(*task);
-          }
-          (void)store_->AppendEvent(due[i].env, healthy ? "task-healthy" : "task-unhealthy",
-                                    slot->task_id + ": " + results[i].detail);
-        }
-      }
-    }
-  }
-  for (const auto& env : changed) PushRoutes(env);
+Result<json> ControlPlane::Up(const std::string& env, const fs::path& project, Progress& progress,
+                              bool wait) {
+  ADHOC_RETURN_IF_ERROR(spec::ValidateEnvName(env));
+  WaitUntilRecovered(progress);
+  ADHOC_ASSIGN_OR_RETURN(auto held, locks_.Acquire(env, "up", wait, [&](const std::string& h) {
+    progress.Note("waiting for the running " + h + " of " + env + " to finish");
+  }));
+  ADHOC_ASSIGN_OR_RETURN(auto prepared, Prepare({env, project, {}}, *store_, options_.home));
+  ADHOC_ASSIGN_OR_RETURN(auto outcome, executor_->Apply(prepared, "up", progress));
+  (void)outcome;
+  return EnvironmentJson(env);
 }
 
-json ControlPlane::RouterEnvJson(const std::string& env) {
-  auto record = store_->GetEnvironment(env);
-  auto routes = store_->ListRoutes(env);
-  json out = {{"name", env}, {"hosts", json::array()}, {"routes", json::array()}};
-  if (!record.ok()) return out;
-  out["hosts"].push_back(record->hostname);
-  // Routes without a healthy target answer 503 "starting" on their own; the whole
-  // environment is only marked when it sleeps.
-  std::string status = record->status == state::EnvStatus::kSleeping ? "sleeping" : "running";
-  out["status"] = status;
-  auto live = envs_.find(env);
-  if (!routes.ok()) return out;
-  for (const auto& r : *routes) {
-    json route = {{"pattern", r.pattern}};
-    if (r.priority) route["priority"] = *r.priority;
-    if (r.kind == state::RouteKind::kFolder) {
-      route["folder"] = r.folder_path;
-    } else {
-      route["service"] = r.service;
-      json targets = json::array();
-      if (live != envs_.end()) {
-        const spec::Service* svc = live->second->context->project->FindService(r.service);
-        for (auto& slot : live->second->slots)
-          if (slot->service == r.service && slot->healthy && svc && svc->port)
-            targets.push_back({{"id", slot->task_id},
-                               {"address", slot->address + ":" + std::to_string(*svc->port)}});
-      }
-      route["targets"] = targets;
-    }
-    out["routes"].push_back(route);
+Result<json> ControlPlane::Plan(const std::string& env, const fs::path& project) {
+  ADHOC_ASSIGN_OR_RETURN(auto prepared, Prepare({env, project, {}}, *store_, options_.home));
+  return PreparedJson(prepared);
+}
+
+Result<json> ControlPlane::Deploy(const std::string& env,
+                                  const std::map<std::string, std::string>& versions,
+                                  Progress& progress, bool wait) {
+  ADHOC_RETURN_IF_ERROR(spec::ValidateEnvName(env));
+  if (versions.empty()) return BadInput("deploy needs at least one IMAGE=REF");
+  WaitUntilRecovered(progress);
+  ADHOC_ASSIGN_OR_RETURN(auto held, locks_.Acquire(env, "deploy", wait, [&](const std::string& h) {
+    progress.Note("waiting for the running " + h + " of " + env + " to finish");
+  }));
+  ADHOC_ASSIGN_OR_RETURN(auto found, store_->FindEnvironment(env));
+  if (!found)
+    return NotFound("no environment '" + env + "'; create it with `adhoc up " + env + "`");
+  if (found->status == state::EnvStatus::kSleeping)
+    return Failed("'" + env + "' is asleep; wake it first (`adhoc wake " + env + "`)");
+  ADHOC_ASSIGN_OR_RETURN(auto prepared, Prepare({env, "", versions}, *store_, options_.home));
+  ADHOC_ASSIGN_OR_RETURN(auto outcome, executor_->Apply(prepared, "deploy", progress));
+  if (!outcome.changed) progress.Note(env + " already runs those versions");
+  return EnvironmentJson(env);
+}
+
+Result<json> ControlPlane::Destroy(const std::string& env, Progress& progress, bool wait) {
+  ADHOC_RETURN_IF_ERROR(spec::ValidateEnvName(env));
+  WaitUntilRecovered(progress);
+  ADHOC_ASSIGN_OR_RETURN(auto held, locks_.Acquire(env, "destroy", wait, [&](const std::string& h) {
+    progress.Note("waiting for the running " + h + " of " + env + " to finish");
+  }));
+  ADHOC_RETURN_IF_ERROR(executor_->Destroy(env, progress));
+  return json{{"destroyed", env}};
+}
+
+Result<int> ControlPlane::Run(const std::string& env, const std::string& task_name,
+                              const std::vector<std::string>& argv, Progress& progress) {
+  ADHOC_RETURN_IF_ERROR(spec::ValidateEnvName(env));
+  ADHOC_ASSIGN_OR_RETURN(auto found, store_->FindEnvironment(env));
+  if (!found) return NotFound("no environment '" + env + "'");
+  std::shared_ptr<const LaunchContext> context = fleet_->Context(env);
+  if (!context) {
+    auto recorded = executor_->RecordedContext(*found);
+    if (!recorded.ok())
+      return Failed("'" + env + "' is not running (status " +
+                    std::string(state::ToString(found->status)) + ")");
+    context = *recorded;
   }
+  ADHOC_ASSIGN_OR_RETURN(auto block, runtime::ParseBlock(found->address_block));
+  LaunchRequest request;
+  std::chrono::milliseconds timeout = std::chrono::hours(24);
+  if (!task_name.empty()) {
+    const spec::Task* task = context->project->FindTask(task_name);
+    if (!task) {
+      std::string names;
+      for (const auto& t : context->project->tasks) names += (names.empty() ? "" : ", ") + t.name;
+      return NotFound("no task '" + task_name + "' in adhoc.toml (tasks: " + names + ")");
+    }
+    ADHOC_ASSIGN_OR_RETURN(std::string id, store_->NextTaskId(env, task->name));
+    request = TaskLaunch(*task, id, block.Address(2));
+    timeout = task->timeout;
+  } else {
+    if (argv.empty()) return BadInput("give a task name or a command after --");
+    // A command runs with the first service's image, environment and folder.
+    const auto& project = *context->project;
+    if (project.services.empty()) return BadInput("adhoc.toml has no service to run a command as");
+    const spec::Service& svc = project.services.front();
+    ADHOC_ASSIGN_OR_RETURN(std::string id, store_->NextTaskId(env, "run"));
+    request.process = "run";
+    request.task_id = id;
+    request.image = svc.image;
+    request.own_env = &svc.env;
+    request.address = block.Address(2);
+    std::string command;
+    for (const auto& a : argv) {
+      std::string quoted = ShellQuote(a), escaped;
+      // The user's words are not templates: a literal brace stays a brace.
+      for (char c : quoted) escaped += c == '{' ? std::string("{{") : std::string(1, c);
+      command += (command.empty() ? "" : " ") + escaped;
+    }
+    request.command = command;
+  }
+  (void)store_->AppendEvent(env, "run", request.process + " (" + request.task_id + ")");
+  return fleet_->RunOnce(env, *context, request, timeout, progress, nullptr);
+}
+
+Result<json> ControlPlane::ExecSpec(const std::string& env, const std::string& service) {
+  ADHOC_RETURN_IF_ERROR(spec::ValidateEnvName(env));
+  ADHOC_ASSIGN_OR_RETURN(auto found, store_->FindEnvironment(env));
+  if (!found) return NotFound("no environment '" + env + "'");
+  std::shared_ptr<const LaunchContext> context = fleet_->Context(env);
+  if (!context) return Failed("'" + env + "' is not running");
+  const spec::Service* svc = context->project->FindService(service);
+  if (!svc) {
+    std::string names;
+    for (const auto& s : context->project->services) names += (names.empty() ? "" : ", ") + s.name;
+    return NotFound("no service '" + service + "' in '" + env + "' (services: " + names + ")");
+  }
+  std::string task_id = service + "-exec", address;
+  for (const ServiceView& view : fleet_->Describe(env))
+    if (view.name == service && !view.tasks.empty()) {
+      task_id = view.tasks.front().id;
+      address = view.tasks.front().address;
+    }
+  LaunchRequest request = ServiceLaunch(*svc, task_id, address);
+  ADHOC_ASSIGN_OR_RETURN(auto environment, ProcessEnvironment(*context->project, *context->env_file,
+                                                              context->facts, request, *store_));
+  // psql finds the environment's database by itself (the app's own variables are kept).
+  if (context->facts.database) {
+    const auto& db = *context->facts.database;
+    environment.try_emplace("PGHOST", context->facts.postgres_host);
+    environment.try_emplace("PGPORT", std::to_string(context->facts.postgres_port));
+    environment.try_emplace("PGUSER", db.role);
+    environment.try_emplace("PGPASSWORD", db.password);
+    environment.try_emplace("PGDATABASE", db.database);
+  }
+  auto release = context->facts.release_paths.find(svc->image);
+  return json{
+      {"env", environment},
+      {"cwd", release != context->facts.release_paths.end() ? release->second.string() : "/"},
+      {"service", service},
+      {"task", task_id}};
+}
+
+Result<json> ControlPlane::EnvironmentJson(const std::string& env) {
+  ADHOC_RETURN_IF_ERROR(spec::ValidateEnvName(env));
+  return server::EnvironmentJson(*store_, *fleet_, env);
+}
+
+Result<json> ControlPlane::ListJson() {
+  ADHOC_ASSIGN_OR_RETURN(json out, server::ListJson(*store_, *fleet_));
+  std::lock_guard lk(recovered_mu_);
+  // While a restarted control plane recovers, what it lists may still change.
+  out["recovering"] = !recovered_;
   return out;
-}
-
-void ControlPlane::PushRoutes(const std::string& env) {
-  json body;
-  {
-    std::lock_guard lock(mu_);
-    body = RouterEnvJson(env);
-  }
-  Status s = router_->PutEnv(body);
-  if (!s.ok()) ServerLog("router: " + s.error().message());
-}
-
-Status ControlPlane::PushAllRoutes() {
-  json envs = json::array();
-  {
-    std::lock_guard lock(mu_);
-    ADHOC_ASSIGN_OR_RETURN(auto all, store_->ListEnvironments());
-    for (const auto& e : all) envs.push_back(RouterEnvJson(e.name));
-  }
-  return router_->ReplaceAll(envs);
-}
-
-Status ControlPlane::EnsureBase(bool postgres) {
-  std::lock_guard lock(base_mu_);
-  if (postgres) {
-    resources::PostgresCluster cluster(
-        options_.home,
-        {.listen_address = runtime::BaseAddress(options_.home), .port = options_.postgres_port});
-    ADHOC_RETURN_IF_ERROR(std::move(cluster.Start()).context("starting the base PostgreSQL"));
-  }
-  bool started = false;
-  ADHOC_RETURN_IF_ERROR(router_->EnsureRunning(&started));
-  if (started) {
-    // A new router starts empty: give it the table without blocking on our own lock.
-    json envs = json::array();
-    {
-      std::lock_guard l(mu_);
-      auto all = store_->ListEnvironments();
-      if (all.ok())
-        for (const auto& e : *all) envs.push_back(RouterEnvJson(e.name));
-    }
-    ADHOC_RETURN_IF_ERROR(router_->ReplaceAll(envs));
-  }
-  return OkStatus();
 }
 
 Status ControlPlane::BaseUp(Progress& progress) {
   progress.StepStarted("base");
   auto t0 = std::chrono::steady_clock::now();
-  Status s = EnsureBase(true);
+  Status s = resources_->EnsurePostgres();
+  if (s.ok()) s = resources_->EnsureRouter();
   auto ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
           .count();
@@ -407,23 +423,16 @@ Status ControlPlane::BaseUp(Progress& progress) {
 Status ControlPlane::BaseDown(Progress& progress) {
   progress.StepStarted("base down");
   auto t0 = std::chrono::steady_clock::now();
-  {
-    std::lock_guard lock(mu_);
-    for (auto& [env, live] : envs_) {
-      for (auto& slot : live->slots) {
-        supervisor_->Remove(SupervisorSlot(env, slot->name));
-        (void)runtime_->Stop(slot->handle);
-      }
-      resources::RedisInstance redis(options_.home, env, {.host = "127.0.0.1"});
-      if (redis.Adopt().ok()) (void)redis.Stop();
-    }
-    envs_.clear();
+  // The keeper first, or it would start the control plane again.
+  if (options_.keeper) (void)StopKeeper(options_.home);
+  for (const auto& env : fleet_->Envs()) {
+    auto context = fleet_->Context(env);
+    (void)fleet_->StopAll(env);
+    if (context && context->project->redis)
+      (void)resources_->StopRedis(env, context->facts.redis_host);
   }
   Status router = router_->Stop();
-  resources::PostgresCluster cluster(
-      options_.home,
-      {.listen_address = runtime::BaseAddress(options_.home), .port = options_.postgres_port});
-  Status pg = cluster.Stop();
+  Status pg = resources_->StopPostgres();
   auto ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
           .count();
@@ -432,200 +441,18 @@ Status ControlPlane::BaseDown(Progress& progress) {
     return pg;
   }
   progress.StepDone("base down", ms, "every process stopped; data kept");
-  Shutdown();
+  Shutdown(false);
   return router;
 }
 
-void ControlPlane::RegisterApi() {
-  api_.Handle("GET", "/v1/health", [this](const ApiRequest&, ApiResponder& r) {
-    r.Reply(200, {{"ok", true},
-                  {"version", "0.1.0"},
-                  {"pid", getpid()},
-                  {"home", options_.home.string()},
-                  {"router", options_.router.listen_address + ":" +
-                                 std::to_string(options_.router.listen_port)}});
-  });
-  api_.Handle("GET", "/v1/environments", [this](const ApiRequest&, ApiResponder& r) {
-    auto j = ListJson();
-    j.ok() ? r.Reply(200, *j) : r.Fail(j.error());
-  });
-  api_.Handle("GET", "/v1/environments/{env}", [this](const ApiRequest& req, ApiResponder& r) {
-    auto j = EnvironmentJson(req.params.at("env"));
-    j.ok() ? r.Reply(200, *j) : r.Fail(j.error());
-  });
-  // Long operations: progress streamed when asked, the result (or error) last.
-  auto long_op = [](ApiResponder& r, bool stream, const Result<json>& result) {
-    if (!result.ok()) return r.Fail(result.error());
-    if (stream)
-      r.Event({{"type", "result"}, {"ok", true}, {"env", *result}});
-    else
-      r.Reply(200, *result);
-  };
-  api_.Handle("POST", "/v1/environments/{env}/up",
-              [this, long_op](const ApiRequest& req, ApiResponder& r) {
-                ApiProgress progress(req.wants_stream ? &r : nullptr);
-                std::string project = req.body.is_object() ? req.body.value("project", "") : "";
-                if (project.empty())
-                  return r.Fail(BadInput("the request needs \"project\": the repository's path"));
-                long_op(r, req.wants_stream, Up(req.params.at("env"), project, progress));
-              });
-  api_.Handle("POST", "/v1/environments/{env}/destroy",
-              [this, long_op](const ApiRequest& req, ApiResponder& r) {
-                ApiProgress progress(req.wants_stream ? &r : nullptr);
-                long_op(r, req.wants_stream, Destroy(req.params.at("env"), progress));
-              });
-  api_.Handle("POST", "/v1/environments/{env}/run",
-              [this, long_op](const ApiRequest& req, ApiResponder& r) {
-                ApiProgress progress(req.wants_stream ? &r : nullptr);
-                std::string task;
-                std::vector<std::string> argv;
-                if (req.body.is_object()) {
-                  task = req.body.value("task", "");
-                  if (req.body.contains("command") && req.body["command"].is_array())
-                    argv = req.body["command"].get<std::vector<std::string>>();
-                }
-                auto code = Run(req.params.at("env"), task, argv, progress);
-                if (!code.ok()) return r.Fail(code.error());
-                long_op(r, req.wants_stream, json{{"exit_code", *code}});
-              });
-  api_.Handle("GET", "/v1/environments/{env}/exec/{service}",
-              [this](const ApiRequest& req, ApiResponder& r) {
-                auto j = ExecSpec(req.params.at("env"), req.params.at("service"));
-                j.ok() ? r.Reply(200, *j) : r.Fail(j.error());
-              });
-  api_.Handle("GET", "/v1/environments/{env}/logs", [this](const ApiRequest& req, ApiResponder& r) {
-    std::string env = req.params.at("env");
-    auto tasks = store_->ListTasks(env);
-    if (!tasks.ok()) return r.Fail(tasks.error());
-    if (!store_->FindEnvironment(env).ok() || !*store_->FindEnvironment(env))
-      return r.Fail(NotFound("no environment '" + env + "'"));
-    std::string process = req.query.count("process") ? req.query.at("process") : "";
-    size_t tail = req.query.count("tail") ? std::stoul(req.query.at("tail")) : 100;
-    bool follow = req.query.count("follow") && req.query.at("follow") == "1";
-    std::optional<std::chrono::system_clock::time_point> since;
-    if (req.query.count("since_ms"))
-      since = std::chrono::system_clock::time_point(
-          std::chrono::milliseconds(std::stoll(req.query.at("since_ms"))));
-    // The logs on disk, by process folder: tasks that ended keep theirs.
-    std::vector<std::pair<std::string, fs::path>> logs;  // (process, log file)
-    std::error_code ec;
-    fs::path dir = paths::LogsDir(options_.home, env);
-    for (auto& pdir : fs::directory_iterator(dir, ec)) {
-      std::string name = pdir.path().filename();
-      if (!process.empty() && name != process) continue;
-      for (auto& f : fs::directory_iterator(pdir.path(), ec))
-        if (f.path().extension() == ".log") logs.push_back({name, f.path()});
-    }
-    if (!process.empty() && logs.empty()) {
-      std::lock_guard lock(mu_);
-      auto live = envs_.find(env);
-      bool known = false;
-      if (live != envs_.end()) {
-        const auto& p = *live->second->context->project;
-        known = p.FindService(process) || p.FindTask(process);
-      }
-      if (!known) return r.Fail(NotFound("no service or task '" + process + "' in '" + env + "'"));
-    }
-    std::sort(logs.begin(), logs.end(), [](auto& a, auto& b) {
-      std::error_code e1, e2;
-      return fs::last_write_time(a.second, e1) < fs::last_write_time(b.second, e2);
-    });
-    std::vector<json> lines;
-    for (auto& [proc, file] : logs) {
-      std::string task = file.stem();
-      auto read =
-          since ? runtime::ReadLinesSince(file, *since) : runtime::ReadLastLines(file, tail);
-      if (!read.ok()) continue;
-      for (auto& l : *read)
-        lines.push_back({{"type", "log"},
-                         {"process", proc},
-                         {"task", task},
-                         {"time", std::chrono::duration_cast<std::chrono::milliseconds>(
-                                      l.time.time_since_epoch())
-                                      .count()},
-                         {"line", l.text}});
-    }
-    std::stable_sort(lines.begin(), lines.end(),
-                     [](const json& a, const json& b) { return a["time"] < b["time"]; });
-    if (!req.wants_stream) return r.Reply(200, {{"lines", lines}});
-    for (auto& l : lines)
-      if (!r.Event(l)) return;
-    if (!follow) return;
-    std::vector<std::pair<std::string, std::unique_ptr<runtime::LogFollower>>> followers;
-    std::set<fs::path> followed;
-    for (auto& [proc, file] : logs) {
-      followers.push_back({proc, std::make_unique<runtime::LogFollower>(file, true)});
-      followed.insert(file);
-    }
-    // New tasks (a restart) get followed as their logs appear.
-    for (int idle = 0; !stop_; ++idle) {
-      for (auto& [proc, f] : followers) {
-        for (auto& l : f->Poll())
-          if (!r.Event({{"type", "log"},
-                        {"process", proc},
-                        {"line", l.text},
-                        {"time", std::chrono::duration_cast<std::chrono::milliseconds>(
-                                     l.time.time_since_epoch())
-                                     .count()}}))
-            return;
-      }
-      if (idle % 20 == 0) {
-        if (!r.Event({{"type", "keepalive"}})) return;
-        for (auto& pdir : fs::directory_iterator(dir, ec)) {
-          std::string name = pdir.path().filename();
-          if (!process.empty() && name != process) continue;
-          for (auto& f : fs::directory_iterator(pdir.path(), ec))
-            if (f.path().extension() == ".log" && !followed.count(f.path())) {
-              followed.insert(f.path());
-              followers.push_back({name, std::make_unique<runtime::LogFollower>(f.path(), false)});
-            }
-        }
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-  });
-  api_.Handle("POST", "/v1/base/up", [this, long_op](const ApiRequest& req, ApiResponder& r) {
-    ApiProgress progress(req.wants_stream ? &r : nullptr);
-    Status s = BaseUp(progress);
-    if (!s.ok()) return r.Fail(s.error());
-    long_op(r, req.wants_stream, json{{"postgres", "running"}, {"router", "running"}});
-  });
-  api_.Handle("POST", "/v1/base/down", [this, long_op](const ApiRequest& req, ApiResponder& r) {
-    ApiProgress progress(req.wants_stream ? &r : nullptr);
-    Status s = BaseDown(progress);
-    if (!s.ok()) return r.Fail(s.error());
-    long_op(r, req.wants_stream, json{{"postgres", "stopped"}, {"router", "stopped"}});
-  });
-  api_.Handle("GET", "/v1/operations/{id}", [this](const ApiRequest& req, ApiResponder& r) {
-    auto op = store_->GetOperation(std::stoll(req.params.at("id")));
-    if (!op.ok()) return r.Fail(op.error());
-    json steps = json::array();
-    for (auto& s : op->steps)
-      steps.push_back({{"name", s.name}, {"status", state::ToString(s.status)}});
-    r.Reply(200, {{"id", op->id},
-                  {"env", op->env},
-                  {"kind", op->kind},
-                  {"status", state::ToString(op->status)},
-                  {"error", op->error},
-                  {"started", Iso(op->started_at)},
-                  {"steps", steps}});
-  });
-  api_.Handle("GET", "/v1/events", [this](const ApiRequest& req, ApiResponder& r) {
-    state::EventQuery q;
-    if (req.query.count("env")) q.env = req.query.at("env");
-    if (req.query.count("limit")) q.limit = std::stoi(req.query.at("limit"));
-    auto events = store_->ListEvents(q);
-    if (!events.ok()) return r.Fail(events.error());
-    json out = json::array();
-    for (auto& e : *events)
-      out.push_back(
-          {{"time", Iso(e.time)}, {"env", e.env}, {"kind", e.kind}, {"message", e.message}});
-    r.Reply(200, {{"events", out}});
-  });
-  api_.Handle("POST", "/v1/shutdown", [this](const ApiRequest&, ApiResponder& r) {
-    r.Reply(200, {{"ok", true}});
-    Shutdown();
-  });
+Status ControlPlane::BaseDestroy(Progress& progress) {
+  WaitUntilRecovered(progress);
+  ADHOC_ASSIGN_OR_RETURN(auto all, store_->ListEnvironments());
+  for (const auto& env : all) {
+    auto destroyed = Destroy(env.name, progress, true);
+    if (!destroyed.ok()) return destroyed.error();
+  }
+  return BaseDown(progress);
 }
 
 }  // namespace adhoc::server

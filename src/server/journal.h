@@ -1,14 +1,21 @@
 // One journaled operation (DESIGN: "take the environment's lock; write the operation to the
-// journal"; "every step is timed; up shows progress as it goes"). Begin() takes the
-// environment's single running-operation slot in the store (a second operation on the same
-// environment is a Conflict naming the first); each Step() is recorded as running, then done
-// or failed, and reported to the Progress with its time. Finish() closes the entry; an
-// operation that is never finished (the control plane died) is found by recovery.
+// journal"; "the journal records what undoes a step before the step acts"). Begin() takes the
+// environment's single running-operation entry in the store; each Step() records its undo,
+// then runs, then is recorded done or failed and reported to the Progress with its time.
+// Finish() closes the entry. An operation never finished (the control plane died) is found
+// by recovery, which reads each step's status and undo from the store.
+//
+// Undo records are JSON objects {"undo": ACTION, ...} (executor.h lists the actions).
+//
+// Fault injection for tests: with ADHOC_FAULT_STOP_AFTER="KIND:N" in the environment, the
+// process kills itself (SIGKILL) right after the N-th step (from 1) of an operation of KIND
+// has acted and before it is recorded done; once per home (a marker file remembers it).
 // Not thread-safe: one operation thread.
 #pragma once
 
 #include <chrono>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "common/result.h"
@@ -23,22 +30,31 @@ class JournaledOperation {
                                           const std::string& env, const std::string& kind,
                                           const std::string& input_json);
 
-  // Runs `fn` as the step `name`; its returned text is the step's detail ("cached", "healthy").
-  // A failure is recorded and returned with the step's name as context.
-  Result<std::string> Step(const std::string& name, const std::function<Result<std::string>()>& fn);
+  // Runs `fn` as the step `name` once `undo` is recorded; its returned text is the step's
+  // detail ("cached", "healthy"). A failure is recorded and returned with the step's name as
+  // context. A name used twice in one operation gets a suffix.
+  Result<std::string> Step(const std::string& name, const nlohmann::json& undo,
+                           const std::function<Result<std::string>()>& fn);
+  // Replaces the running step's undo record (what the step learned while acting).
+  void RecordUndo(const nlohmann::json& undo);
 
   Status Finish(state::OperationStatus status, const std::string& error = "");
   int64_t id() const { return id_; }
+  const std::string& kind() const { return kind_; }
   // The name of the step that failed last (for the API's error "step").
   const std::string& failed_step() const { return failed_step_; }
 
  private:
-  JournaledOperation(state::Store& store, Progress& progress, int64_t id)
-      : store_(&store), progress_(&progress), id_(id) {}
+  JournaledOperation(state::Store& store, Progress& progress, int64_t id, std::string kind)
+      : store_(&store), progress_(&progress), id_(id), kind_(std::move(kind)) {}
+  void MaybeStopHere();
 
   state::Store* store_;
   Progress* progress_;
   int64_t id_;
+  std::string kind_;
+  int steps_ = 0;
+  std::string running_step_;
   std::string failed_step_;
 };
 

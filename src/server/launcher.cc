@@ -97,7 +97,14 @@ Result<ApiClient> EnsureControlPlane(const std::filesystem::path& home,
 Result<std::unique_ptr<HomeLock>> HomeLock::Acquire(const std::filesystem::path& lock_file) {
   int fd = open(lock_file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) return Failed("opening " + lock_file.string() + ": " + strerror(errno));
-  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+  // Others probe this lock for a moment to see whether its holder lives (the keeper): a
+  // short retry keeps such a probe from being taken for a second holder.
+  bool locked = false;
+  for (int i = 0; i < 20 && !locked; ++i) {
+    locked = flock(fd, LOCK_EX | LOCK_NB) == 0;
+    if (!locked) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (!locked) {
     std::ifstream in(lock_file);
     std::string holder;
     std::getline(in, holder);

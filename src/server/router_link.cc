@@ -1,5 +1,6 @@
 #include "server/router_link.h"
 
+#include <fmt/format.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -10,6 +11,7 @@
 
 #include "common/exec.h"
 #include "common/paths.h"
+#include "runtime/addresses.h"
 
 namespace adhoc::server {
 
@@ -92,6 +94,27 @@ Status RouterLink::RemoveEnv(const std::string& name) {
   return Send({{"op", "remove_env"}, {"name", name}});
 }
 Result<nlohmann::json> RouterLink::Stats() { return Send({{"op", "stats"}}); }
+
+Result<int> RouterLink::InFlight(const std::string& address) {
+  ADHOC_ASSIGN_OR_RETURN(nlohmann::json stats,
+                         Send({{"op", "stats"}, {"addresses", nlohmann::json::array({address})}}));
+  const nlohmann::json& upstreams = stats["upstreams"];
+  if (!upstreams.is_object() || !upstreams.contains(address) ||
+      !upstreams[address].is_number_integer())
+    return Failed("the router's stats say nothing of " + address);
+  return upstreams[address].get<int>();
+}
+
+Status RouterLink::CheckPortFree() {
+  if (Running()) return OkStatus();
+  runtime::BindProbe probe;
+  Status free = probe.CheckFree(options_.listen_address, options_.listen_port);
+  if (free.ok()) return OkStatus();
+  return Conflict(fmt::format(
+      "the router's address {}:{} is taken by another program (another adhoc home's router?); "
+      "stop it, or give this home its own port with ADHOC_ROUTER_LISTEN=127.0.0.1:PORT",
+      options_.listen_address, options_.listen_port));
+}
 
 Result<nlohmann::json> RouterLink::Send(const nlohmann::json& message) {
   fs::path socket_path = paths::RouterSocket(home_);

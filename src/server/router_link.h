@@ -15,6 +15,7 @@
 
 #include "common/result.h"
 #include "runtime/runtime.h"
+#include "server/route_sink.h"
 
 namespace adhoc::server {
 
@@ -25,7 +26,7 @@ struct RouterOptions {
   int threads = 0;  // 0: the router's default (cores)
 };
 
-class RouterLink {
+class RouterLink : public RouteSink {
  public:
   RouterLink(std::filesystem::path home, runtime::Runtime& runtime, RouterOptions options);
 
@@ -37,10 +38,14 @@ class RouterLink {
   // Stops the router (base down).
   Status Stop();
 
-  Status ReplaceAll(const nlohmann::json& envs);
-  Status PutEnv(const nlohmann::json& env);
-  Status RemoveEnv(const std::string& name);
+  Status ReplaceAll(const nlohmann::json& envs) override;
+  Status PutEnv(const nlohmann::json& env) override;
+  Status RemoveEnv(const std::string& name) override;
+  Result<int> InFlight(const std::string& address) override;
   Result<nlohmann::json> Stats();
+  // Whether the router's port is free to listen on (nothing else, such as another home's
+  // router, holds it). Checked before anything is created for a new environment.
+  Status CheckPortFree();
 
   const RouterOptions& options() const { return options_; }
 

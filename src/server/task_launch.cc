@@ -188,4 +188,29 @@ runtime::HealthSettings HealthSettingsFor(const spec::Service& service) {
   return hs;
 }
 
+Result<runtime::TaskSpec> LocalTaskFactory::Make(const LaunchContext& context,
+                                                 const LaunchRequest& request) {
+  return MakeTaskSpec(*context.project, *context.env_file, context.facts, request, store_);
+}
+
+Result<std::shared_ptr<runtime::Prober>> LocalTaskFactory::ProberFor(
+    const LaunchContext& context, const spec::Service& service, const std::string& address,
+    const runtime::TaskSpec& spec) {
+  if (!service.health) return std::shared_ptr<runtime::Prober>();
+  const spec::HealthCheck& h = *service.health;
+  if (!h.command.empty()) {
+    auto values =
+        PlaceholderValues(context.facts, ServiceLaunch(service, spec.id, address), store_);
+    auto command = spec::RenderPlaceholders(h.command, Lookup(values));
+    if (!command.ok())
+      return std::move(command).context("health command of " + service.name).error();
+    return std::shared_ptr<runtime::Prober>(
+        std::make_shared<runtime::CommandProber>(*command, spec.env, spec.working_folder));
+  }
+  if (h.path.empty() || !service.port) return std::shared_ptr<runtime::Prober>();
+  ADHOC_ASSIGN_OR_RETURN(auto matcher, runtime::StatusMatcher::Parse(h.matcher));
+  return std::shared_ptr<runtime::Prober>(std::make_shared<runtime::HttpProber>(
+      address, *service.port, context.facts.hostname, h.path, matcher));
+}
+
 }  // namespace adhoc::server

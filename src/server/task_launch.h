@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -31,6 +32,22 @@ struct EnvironmentFacts {
   std::string redis_host;
   int redis_port = 0;
   std::string redis_password;
+};
+
+// What the processes of one environment are made from: the applied files and the facts, and
+// the generation (the plan's service fingerprint) each service's tasks carry. Shared, never
+// changed once made: a restart uses what was applied, not what the files say now.
+struct LaunchContext {
+  std::shared_ptr<const spec::Project> project;
+  std::shared_ptr<const spec::EnvFile> env_file;
+  EnvironmentFacts facts;
+  std::map<std::string, std::string> generations;  // service -> fingerprint
+
+  // "" for an unknown service.
+  std::string Generation(const std::string& service) const {
+    auto it = generations.find(service);
+    return it == generations.end() ? "" : it->second;
+  }
 };
 
 // One process to launch.
@@ -75,5 +92,36 @@ LaunchRequest TaskLaunch(const spec::Task& task, const std::string& task_id,
 
 // The health-check timing of a service: its `health` table, or the seed's defaults.
 runtime::HealthSettings HealthSettingsFor(const spec::Service& service);
+
+// How the fleet turns a request into a runnable spec and a service into a health probe: the
+// narrow seam between orchestration and the files' meaning (a fake in the fleet's tests).
+// Thread-safe.
+class TaskFactory {
+ public:
+  virtual ~TaskFactory() = default;
+  virtual Result<runtime::TaskSpec> Make(const LaunchContext& context,
+                                         const LaunchRequest& request) = 0;
+  // The probe of a service's task at `address`; nullptr when the service has no health check
+  // (healthy while it runs).
+  virtual Result<std::shared_ptr<runtime::Prober>> ProberFor(const LaunchContext& context,
+                                                             const spec::Service& service,
+                                                             const std::string& address,
+                                                             const runtime::TaskSpec& spec) = 0;
+};
+
+// The real one: MakeTaskSpec, HttpProber and CommandProber.
+class LocalTaskFactory : public TaskFactory {
+ public:
+  explicit LocalTaskFactory(state::Store& store) : store_(store) {}
+  Result<runtime::TaskSpec> Make(const LaunchContext& context,
+                                 const LaunchRequest& request) override;
+  Result<std::shared_ptr<runtime::Prober>> ProberFor(const LaunchContext& context,
+                                                     const spec::Service& service,
+                                                     const std::string& address,
+                                                     const runtime::TaskSpec& spec) override;
+
+ private:
+  state::Store& store_;
+};
 
 }  // namespace adhoc::server

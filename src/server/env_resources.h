@@ -1,0 +1,64 @@
+// What an environment is made of besides its processes: releases, the base (PostgreSQL and the
+// router), its database and role, its Redis, its folders. The executor acts through this
+// narrow interface; LocalResources (local_resources.h) is the real one, tests use a fake.
+// Every removal is idempotent (removing what is gone succeeds), so an interrupted destroy or
+// undo can be run again. Implementations must be safe to call from several operation threads.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "resources/git.h"
+#include "spec/spec.h"
+#include "state/records.h"
+
+namespace adhoc::server {
+
+struct RedisEndpoint {
+  std::string host;
+  int port = 0;
+  std::string password;
+};
+
+struct BuiltRelease {
+  std::filesystem::path path;
+  bool built_now = false;
+};
+
+class EnvResources {
+ public:
+  virtual ~EnvResources() = default;
+
+  // The release of `image` at `version`, built once (cached by tree and build inputs).
+  virtual Result<BuiltRelease> EnsureRelease(const spec::Image& image,
+                                             const resources::ResolvedVersion& version,
+                                             const std::filesystem::path& repo) = 0;
+
+  // The base: the shared PostgreSQL cluster, the router (fed the whole table when it starts).
+  virtual Status EnsurePostgres() = 0;
+  virtual Status EnsureRouter() = 0;
+  // A Conflict naming the address when the router is not running and its port is taken.
+  virtual Status CheckRouterPort() = 0;
+  // Where environments reach the cluster.
+  virtual std::string PostgresHost() const = 0;
+  virtual int PostgresPort() const = 0;
+
+  // The environment's role and database (idempotent; a fresh password).
+  virtual Result<state::DatabaseCredentials> CreateDatabase(const std::string& env,
+                                                            const std::string& database) = 0;
+  // Every database of the environment, then its role.
+  virtual Status DropDatabases(const std::string& env) = 0;
+
+  // The environment's Redis on `address`, started unless it runs (data kept across restarts).
+  virtual Result<RedisEndpoint> EnsureRedis(const std::string& env, const std::string& address) = 0;
+  // Stopped and its data removed.
+  virtual Status DestroyRedis(const std::string& env, const std::string& address) = 0;
+
+  virtual Status CreateFolders(const std::string& env) = 0;
+  // Its folders and its access log.
+  virtual Status RemoveFolders(const std::string& env) = 0;
+};
+
+}  // namespace adhoc::server

@@ -1,0 +1,555 @@
+#include "server/executor.h"
+
+#include <fmt/format.h>
+
+#include <set>
+
+#include "common/hash.h"
+#include "common/paths.h"
+#include "plan/recorded.h"
+#include "runtime/addresses.h"
+#include "spec/loader.h"
+
+namespace adhoc::server {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+std::string RouterUrl(const std::string& hostname, int port) {
+  return port == 80 ? "http://" + hostname + "/"
+                    : "http://" + hostname + ":" + std::to_string(port) + "/";
+}
+
+std::string ShortVersion(const plan::Version& v) {
+  return v.commit.empty() ? v.ref : fmt::format("{} ({})", v.ref, v.commit.substr(0, 7));
+}
+
+json UndoNone() { return {{"undo", "none"}}; }
+
+}  // namespace
+
+std::string StepName(const plan::Step& step) {
+  switch (step.action) {
+    case plan::Action::kBuildRelease:
+      return "release " + step.target;
+    case plan::Action::kCreateDatabase:
+      return "database";
+    case plan::Action::kStartRedis:
+      return "redis";
+    case plan::Action::kRunTask:
+      return "task " + step.target;
+    case plan::Action::kStartService:
+    case plan::Action::kRollService:
+      return "service " + step.target;
+    case plan::Action::kRemoveService:
+      return "remove " + step.target;
+    case plan::Action::kAddRoutes:
+      return "routes " + step.target;
+  }
+  return step.target;
+}
+
+json UndoFor(const plan::Step& step, const std::string& redis_address) {
+  switch (step.action) {
+    case plan::Action::kCreateDatabase:
+      return {{"undo", "drop_databases"}};
+    case plan::Action::kStartRedis:
+      return {{"undo", "destroy_redis"}, {"address", redis_address}};
+    case plan::Action::kRunTask:
+      return {{"undo", "none"},
+              {"note", fmt::format("{} ran with {} {}; a rollback does not undo what it did",
+                                   step.target, step.image, step.version.ref)}};
+    case plan::Action::kStartService:
+    case plan::Action::kRollService:
+      return {{"undo", "converge"}, {"service", step.target}};
+    default:
+      return UndoNone();
+  }
+}
+
+// What one Apply knows as it goes.
+struct Executor::Run {
+  const Prepared& prepared;
+  JournaledOperation& op;
+  Progress& progress;
+  bool create = false;
+  state::Environment record;
+  runtime::AddressBlock block;
+  std::map<std::string, fs::path> release_paths;  // image -> built release
+  std::shared_ptr<const LaunchContext> old_context;
+  std::shared_ptr<const LaunchContext> context;  // made before the first task or service
+  std::vector<const plan::Step*> touched;        // steps that started, in order
+  bool routes_recorded = false;
+};
+
+Executor::Executor(state::Store& store, Fleet& fleet, EnvResources& resources,
+                   ExecutorOptions options)
+    : store_(store), fleet_(fleet), resources_(resources), options_(std::move(options)) {}
+
+Result<EnvironmentFacts> Executor::LoadFacts(const state::Environment& env,
+                                             const spec::Project& project) {
+  EnvironmentFacts f;
+  f.home = options_.home;
+  f.env = env.name;
+  f.hostname = env.hostname;
+  f.url = env.url;
+  ADHOC_ASSIGN_OR_RETURN(auto versions, store_.ListVersions(env.name));
+  for (const auto& v : versions) {
+    f.version_refs[v.image] = v.ref;
+    f.release_paths[v.image] = v.release_path;
+  }
+  if (project.postgres) {
+    auto creds = store_.GetDatabaseCredentials(env.name);
+    if (creds.ok()) f.database = *creds;
+    f.postgres_host = resources_.PostgresHost();
+    f.postgres_port = resources_.PostgresPort();
+  }
+  if (project.redis) {
+    ADHOC_ASSIGN_OR_RETURN(auto block, runtime::ParseBlock(env.address_block));
+    ADHOC_ASSIGN_OR_RETURN(auto redis, resources_.EnsureRedis(env.name, block.RedisAddress()));
+    f.redis_host = redis.host;
+    f.redis_port = redis.port;
+    f.redis_password = redis.password;
+  }
+  return f;
+}
+
+Status Executor::EnsureContext(Run& run) {
+  if (run.context) return OkStatus();
+  const Prepared& p = run.prepared;
+  ADHOC_ASSIGN_OR_RETURN(run.record, store_.GetEnvironment(p.env));
+  ADHOC_ASSIGN_OR_RETURN(auto facts, LoadFacts(run.record, *p.project));
+  for (const auto& [image, v] : p.resolved) {
+    facts.version_refs[image] = v.ref;
+    auto built = run.release_paths.find(image);
+    if (built != run.release_paths.end()) facts.release_paths[image] = built->second;
+  }
+  auto context = std::make_shared<LaunchContext>();
+  context->project = p.project;
+  context->env_file = p.env_file;
+  context->facts = std::move(facts);
+  context->generations = plan::Applied(p.wanted).services;
+  run.context = context;
+  return OkStatus();
+}
+
+Status Executor::RecordRoutes(const std::string& env, const spec::Project& project,
+                              const std::string& hostname) {
+  std::vector<state::Route> routes;
+  for (const auto& svc : project.services)
+    for (const auto& r : svc.routes)
+      routes.push_back(
+          {env, hostname, r.pattern, svc.priority, svc.name, state::RouteKind::kService, ""});
+  if (project.static_files)
+    for (const auto& r : project.static_files->routes)
+      routes.push_back({env, hostname, r.pattern, std::nullopt, "", state::RouteKind::kFolder,
+                        paths::StaticDir(options_.home, env).string()});
+  return store_.ReplaceRoutes(env, routes);
+}
+
+Result<std::string> Executor::Allocate(Run& run) {
+  const Prepared& p = run.prepared;
+  state::Environment e;
+  e.name = p.env;
+  e.status = state::EnvStatus::kCreating;
+  e.owner = p.env_file->owner;
+  if (p.env_file->ttl) e.ttl_seconds = p.env_file->ttl->count();
+  if (p.env_file->sleep_after) e.sleep_after_seconds = p.env_file->sleep_after->count();
+  e.hostname = p.env + "." + p.project->domain;
+  e.url = RouterUrl(e.hostname, options_.router_port);
+  ADHOC_ASSIGN_OR_RETURN(auto blocks, store_.ListBlocks());
+  std::set<runtime::AddressBlock> used;
+  for (auto& b : blocks)
+    if (auto parsed = runtime::ParseBlock(b.block); parsed.ok()) used.insert(*parsed);
+  runtime::BindProbe probe;
+  ADHOC_ASSIGN_OR_RETURN(
+      auto block, runtime::AllocateBlock(options_.home, used, [&](const runtime::AddressBlock& b) {
+        // Something outside adhoc may listen in a block: skip it.
+        return probe.CheckFree(b.RedisAddress(), 6379).ok() &&
+               probe.CheckFree(b.Address(10), 8000).ok();
+      }));
+  e.address_block = block.Cidr();
+  ADHOC_RETURN_IF_ERROR(store_.Transact([&](state::Store& tx) -> Status {
+    ADHOC_RETURN_IF_ERROR(tx.PutEnvironment(e));
+    return tx.AllocateBlock(p.env, e.address_block);
+  }));
+  ADHOC_RETURN_IF_ERROR(resources_.CreateFolders(p.env));
+  return e.address_block;
+}
+
+Result<std::string> Executor::BuildRelease(Run& run, const plan::Step& step) {
+  const Prepared& p = run.prepared;
+  const spec::Image* image = p.project->FindImage(step.target);
+  if (!image) return Failed("no image '" + step.target + "'");
+  ADHOC_ASSIGN_OR_RETURN(auto release,
+                         resources_.EnsureRelease(*image, p.resolved.at(step.target), p.repo));
+  run.release_paths[step.target] = release.path;
+  return ShortVersion(step.version) + (release.built_now ? ", built" : ", cached");
+}
+
+Result<std::string> Executor::CreateDatabase(Run& run, const plan::Step& step) {
+  ADHOC_ASSIGN_OR_RETURN(auto creds, resources_.CreateDatabase(run.prepared.env, step.target));
+  ADHOC_RETURN_IF_ERROR(store_.PutDatabaseCredentials(creds));
+  return creds.database + " owned by " + creds.role;
+}
+
+Result<std::string> Executor::StartRedis(Run& run, const plan::Step&) {
+  ADHOC_ASSIGN_OR_RETURN(auto redis,
+                         resources_.EnsureRedis(run.prepared.env, run.block.RedisAddress()));
+  return fmt::format("{}:{}, own password", redis.host, redis.port);
+}
+
+Result<std::string> Executor::RunTask(Run& run, const plan::Step& step) {
+  ADHOC_RETURN_IF_ERROR(EnsureContext(run));
+  const spec::Task* task = run.prepared.project->FindTask(step.target);
+  if (!task) return Failed("no task '" + step.target + "'");
+  ADHOC_ASSIGN_OR_RETURN(std::string id, store_.NextTaskId(run.prepared.env, task->name));
+  json undo = UndoFor(step, "");
+  undo["undo"] = "stop_task";
+  undo["task"] = id;
+  run.op.RecordUndo(undo);
+  std::string tail;
+  ADHOC_ASSIGN_OR_RETURN(int code, fleet_.RunOnce(run.prepared.env, *run.context,
+                                                  TaskLaunch(*task, id, run.block.Address(2)),
+                                                  task->timeout, run.progress, &tail));
+  if (code != 0)
+    return Failed(fmt::format("{} ({}) exited with status {}; its last lines:{}", task->name, id,
+                              code, tail));
+  return std::string("exit 0");
+}
+
+Result<std::string> Executor::ConvergeService(Run& run, const plan::Step& step) {
+  ADHOC_RETURN_IF_ERROR(EnsureContext(run));
+  if (!run.routes_recorded) {
+    ADHOC_RETURN_IF_ERROR(
+        RecordRoutes(run.prepared.env, *run.prepared.project, run.record.hostname));
+    run.routes_recorded = true;
+  }
+  return fleet_.Converge(run.prepared.env, run.context, step.target, run.progress);
+}
+
+Result<std::string> Executor::AddRoutes(Run& run, const plan::Step& step) {
+  ADHOC_RETURN_IF_ERROR(EnsureContext(run));
+  ADHOC_RETURN_IF_ERROR(RecordRoutes(run.prepared.env, *run.prepared.project, run.record.hostname));
+  run.routes_recorded = true;
+  ADHOC_RETURN_IF_ERROR(fleet_.PushRoutes(run.prepared.env));
+  return step.Detail();
+}
+
+Result<std::string> Executor::Execute(Run& run, const plan::Step& step) {
+  if (on_step) on_step(step);
+  switch (step.action) {
+    case plan::Action::kBuildRelease:
+      return BuildRelease(run, step);
+    case plan::Action::kCreateDatabase:
+      return CreateDatabase(run, step);
+    case plan::Action::kStartRedis:
+      return StartRedis(run, step);
+    case plan::Action::kRunTask:
+      return RunTask(run, step);
+    case plan::Action::kStartService:
+    case plan::Action::kRollService:
+    case plan::Action::kRemoveService:
+      return ConvergeService(run, step);
+    case plan::Action::kAddRoutes:
+      return AddRoutes(run, step);
+  }
+  return Failed("unknown step");
+}
+
+Result<std::string> Executor::Record(Run& run) {
+  const Prepared& p = run.prepared;
+  ADHOC_RETURN_IF_ERROR(EnsureContext(run));
+  if (!run.routes_recorded)
+    ADHOC_RETURN_IF_ERROR(RecordRoutes(p.env, *p.project, run.record.hostname));
+  json spec_json = plan::RecordedJson(plan::Applied(p.wanted));
+  spec_json["project_toml"] = p.project_text;
+  spec_json["env_toml"] = p.env_text;
+  spec_json["project_dir"] = p.project_dir.string();
+  ADHOC_RETURN_IF_ERROR(store_.Transact([&](state::Store& tx) -> Status {
+    for (const auto& [image, v] : p.resolved) {
+      auto release = run.context->facts.release_paths.find(image);
+      std::string path =
+          release == run.context->facts.release_paths.end() ? "" : release->second.string();
+      ADHOC_RETURN_IF_ERROR(tx.PutVersion({p.env, image, v.ref, v.commit, v.tree, path, 0}));
+    }
+    ADHOC_ASSIGN_OR_RETURN(auto e, tx.GetEnvironment(p.env));
+    e.status = state::EnvStatus::kRunning;
+    e.owner = p.env_file->owner;
+    e.ttl_seconds =
+        p.env_file->ttl ? std::optional<int64_t>(p.env_file->ttl->count()) : std::nullopt;
+    e.sleep_after_seconds = p.env_file->sleep_after
+                                ? std::optional<int64_t>(p.env_file->sleep_after->count())
+                                : std::nullopt;
+    e.spec_json = spec_json.dump();
+    e.env_file_hash = Sha256Hex(p.env_text).substr(0, 16);
+    return tx.PutEnvironment(e).ok() ? OkStatus() : Failed("recording the environment");
+  }));
+  fleet_.SetContext(p.env, run.context);
+  (void)fleet_.PushRoutes(p.env);
+  return std::string("versions and files recorded");
+}
+
+Result<ApplyOutcome> Executor::Apply(const Prepared& p, const std::string& kind,
+                                     Progress& progress) {
+  for (const auto& w : p.warnings) progress.Note(w.ToString());
+  ApplyOutcome outcome;
+  const bool create = !p.recorded.has_value();
+  if (create) ADHOC_RETURN_IF_ERROR(resources_.CheckRouterPort());
+  json input = {{"project", p.project_dir.string()}};
+  ADHOC_ASSIGN_OR_RETURN(auto op,
+                         JournaledOperation::Begin(store_, progress, p.env, kind, input.dump()));
+  Run run{p, op, progress};
+  run.create = create;
+  outcome.created = create;
+  if (!create && p.plan.empty()) {
+    (void)op.Finish(state::OperationStatus::kDone);
+    progress.Note(p.env + " matches its files: nothing to do");
+    return outcome;
+  }
+  outcome.changed = true;
+  run.old_context = fleet_.Context(p.env);
+  if (!run.old_context && !create) {
+    // Not live (its restore failed): roll back to what the record says.
+    if (auto found = store_.GetEnvironment(p.env); found.ok())
+      if (auto recorded = RecordedContext(*found); recorded.ok()) run.old_context = *recorded;
+  }
+
+  if (create) {
+    auto made =
+        op.Step("allocate", {{"undo", "remove_environment"}}, [&] { return Allocate(run); });
+    if (!made.ok()) return Fail(run, made.error());
+  } else {
+    (void)store_.SetEnvironmentStatus(p.env, state::EnvStatus::kUpdating);
+  }
+  auto record = store_.GetEnvironment(p.env);
+  if (!record.ok()) return Fail(run, record.error());
+  run.record = *record;
+  auto block = runtime::ParseBlock(run.record.address_block);
+  if (!block.ok()) return Fail(run, block.error());
+  run.block = *block;
+  // Images that do not change keep their recorded releases.
+  if (auto versions = store_.ListVersions(p.env); versions.ok())
+    for (const auto& v : *versions) run.release_paths[v.image] = v.release_path;
+
+  auto base = op.Step("base", UndoNone(), [&]() -> Result<std::string> {
+    if (p.project->postgres) ADHOC_RETURN_IF_ERROR(resources_.EnsurePostgres());
+    ADHOC_RETURN_IF_ERROR(resources_.EnsureRouter());
+    return p.project->postgres ? fmt::format("PostgreSQL {}:{}, router", resources_.PostgresHost(),
+                                             resources_.PostgresPort())
+                               : std::string("router");
+  });
+  if (!base.ok()) return Fail(run, base.error());
+
+  for (const plan::Step& step : p.plan.steps) {
+    run.touched.push_back(&step);
+    auto done = op.Step(StepName(step), UndoFor(step, run.block.RedisAddress()),
+                        [&] { return Execute(run, step); });
+    if (!done.ok()) return Fail(run, done.error());
+  }
+  auto recorded = op.Step("record", UndoNone(), [&] { return Record(run); });
+  if (!recorded.ok()) return Fail(run, recorded.error());
+  (void)store_.AppendEvent(p.env,
+                           create             ? "created"
+                           : kind == "deploy" ? "deployed"
+                                              : "updated",
+                           fmt::format("{} by {}", create ? "created" : "updated", kind));
+  (void)op.Finish(state::OperationStatus::kDone);
+  return outcome;
+}
+
+Error Executor::Fail(Run& run, Error error) {
+  const std::string& env = run.prepared.env;
+  const std::string what = run.op.kind() + " " + env;
+  if (run.create) {
+    Status removed = RemoveEverything(env);
+    std::string message = what + ": " + error.message() +
+                          (removed.ok() ? "\nNothing of '" + env + "' was left behind."
+                                        : "\nCleaning up failed too (" + removed.error().message() +
+                                              "); run `adhoc destroy " + env + "` to finish.");
+    (void)run.op.Finish(
+        removed.ok() ? state::OperationStatus::kUndone : state::OperationStatus::kFailed, message);
+    return Error(error.kind(), message);
+  }
+  // Roll back what this run changed, newest first; the old version serves throughout.
+  std::vector<std::string> rolled_back, failed_back, notes;
+  NoProgress quiet;
+  for (auto it = run.touched.rbegin(); it != run.touched.rend(); ++it) {
+    const plan::Step& step = **it;
+    switch (step.action) {
+      case plan::Action::kStartService:
+      case plan::Action::kRollService: {
+        auto back = fleet_.Converge(env, run.old_context, step.target, quiet);
+        (back.ok() ? rolled_back : failed_back).push_back("service " + step.target);
+        break;
+      }
+      case plan::Action::kCreateDatabase:
+        if (resources_.DropDatabases(env).ok()) rolled_back.push_back("database");
+        (void)store_.DeleteDatabaseCredentials(env);
+        break;
+      case plan::Action::kStartRedis:
+        if (resources_.DestroyRedis(env, run.block.RedisAddress()).ok())
+          rolled_back.push_back("redis");
+        break;
+      case plan::Action::kRunTask:
+        if (step.phase == plan::TaskPhase::kBeforeDeploy)
+          notes.push_back(fmt::format(
+              "{} ran with {} {}; a rollback does not undo what it did to the database (write "
+              "migrations that the old version can run with: expand, then contract)",
+              step.target, step.image, step.version.ref));
+        break;
+      default:
+        break;
+    }
+  }
+  if (run.old_context) fleet_.SetContext(env, run.old_context);
+  (void)fleet_.PushRoutes(env);
+  (void)store_.SetEnvironmentStatus(
+      env, failed_back.empty() ? state::EnvStatus::kRunning : state::EnvStatus::kFailed);
+  auto join = [](const std::vector<std::string>& items) {
+    std::string out;
+    for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
+    return out;
+  };
+  std::string message = what + ": " + error.message();
+  if (!rolled_back.empty()) message += "\nRolled back: " + join(rolled_back) + ".";
+  if (!failed_back.empty())
+    message +=
+        "\nRolling back failed for: " + join(failed_back) + " (see `adhoc status " + env + "`).";
+  else
+    message += "\n'" + env + "' still runs what it ran before.";
+  for (const auto& n : notes) message += "\nNote: " + n + ".";
+  (void)run.op.Finish(state::OperationStatus::kFailed, message);
+  (void)store_.AppendEvent(env, run.op.kind() + "-failed", message);
+  return Error(error.kind(), message);
+}
+
+Status Executor::RemoveEverything(const std::string& env) {
+  Status first;
+  auto keep = [&first](Status s) {
+    if (first.ok() && !s.ok()) first = s;
+  };
+  keep(fleet_.StopAll(env));
+  // A router that does not answer gets the whole table (without this env) when it starts
+  // again, so its routes cannot outlive the environment.
+  (void)fleet_.RemoveEnvRoutes(env);
+  auto record = store_.FindEnvironment(env);
+  std::string block = record.ok() && *record ? (*record)->address_block : "";
+  std::string redis_host;
+  if (auto b = runtime::ParseBlock(block); b.ok()) redis_host = b->RedisAddress();
+  keep(resources_.DestroyRedis(env, redis_host));
+  keep(std::move(resources_.DropDatabases(env)).context("dropping the database"));
+  keep(resources_.RemoveFolders(env));
+  if (!first.ok()) return first;
+  if (!block.empty()) keep(store_.ReleaseBlock(block));
+  if (record.ok() && *record) keep(store_.DeleteEnvironment(env));
+  return first;
+}
+
+Status Executor::Destroy(const std::string& env, Progress& progress) {
+  ADHOC_ASSIGN_OR_RETURN(auto found, store_.FindEnvironment(env));
+  if (!found) return NotFound("no environment '" + env + "'");
+  ADHOC_ASSIGN_OR_RETURN(auto op,
+                         JournaledOperation::Begin(store_, progress, env, "destroy", "{}"));
+  (void)store_.SetEnvironmentStatus(env, state::EnvStatus::kDestroying);
+  auto removed = op.Step("remove everything", {{"undo", "none"}}, [&]() -> Result<std::string> {
+    ADHOC_RETURN_IF_ERROR(RemoveEverything(env));
+    return std::string("processes, routes, Redis, database, role, folders and address");
+  });
+  if (!removed.ok()) {
+    std::string message = "destroy " + env + ": " + removed.error().message() +
+                          "\nRun `adhoc destroy " + env + "` again to finish.";
+    (void)op.Finish(state::OperationStatus::kFailed, message);
+    return Error(removed.error().kind(), message);
+  }
+  (void)store_.AppendEvent(env, "destroyed", "destroyed");
+  (void)op.Finish(state::OperationStatus::kDone);
+  return OkStatus();
+}
+
+Result<std::string> Executor::Recover(const state::Operation& op) {
+  auto record = store_.FindEnvironment(op.env);
+  bool exists = record.ok() && *record;
+  auto finish = [&](state::OperationStatus status, const std::string& message) {
+    (void)store_.FinishOperation(op.id, status, message);
+    return fmt::format("{} #{} of {}: {}", op.kind, op.id, op.env, message);
+  };
+  if (op.kind == "destroy") {
+    Status s = RemoveEverything(op.env);
+    return finish(s.ok() ? state::OperationStatus::kDone : state::OperationStatus::kFailed,
+                  s.ok() ? "interrupted; finished by recovery" : s.error().message());
+  }
+  bool recorded = false, allocated = false;
+  for (const auto& s : op.steps) {
+    if (s.name == "record" && s.status == state::StepStatus::kDone) recorded = true;
+    if (s.name == "allocate" && s.status != state::StepStatus::kPending) allocated = true;
+  }
+  if (recorded) {
+    if (exists) (void)store_.SetEnvironmentStatus(op.env, state::EnvStatus::kRunning);
+    return finish(state::OperationStatus::kDone, "interrupted after it was recorded; done");
+  }
+  if (allocated || (exists && (*record)->status == state::EnvStatus::kCreating)) {
+    // A new environment half made: every trace of it goes.
+    Status s = RemoveEverything(op.env);
+    return finish(s.ok() ? state::OperationStatus::kUndone : state::OperationStatus::kFailed,
+                  s.ok() ? "interrupted; undone by recovery (nothing of it was left)"
+                         : "interrupted; undoing failed: " + s.error().message());
+  }
+  // An update: undo its started steps, newest first. Services go back to what the record
+  // says when the environment is restored (Restore converges to the recorded generations).
+  std::vector<std::string> undone, notes;
+  for (auto it = op.steps.rbegin(); it != op.steps.rend(); ++it) {
+    if (it->status == state::StepStatus::kPending || it->status == state::StepStatus::kUndone)
+      continue;
+    auto undo = json::parse(it->undo_json.empty() ? "{}" : it->undo_json, nullptr, false);
+    if (!undo.is_object()) continue;
+    std::string action = undo.value("undo", "none");
+    if (undo.contains("note") && undo["note"].is_string())
+      notes.push_back(undo["note"].get<std::string>());
+    if (action == "drop_databases") {
+      if (resources_.DropDatabases(op.env).ok()) undone.push_back(it->name);
+      (void)store_.DeleteDatabaseCredentials(op.env);
+    } else if (action == "destroy_redis") {
+      if (resources_.DestroyRedis(op.env, undo.value("address", "")).ok())
+        undone.push_back(it->name);
+    } else if (action == "stop_task") {
+      (void)fleet_.StopTask(op.env, undo.value("task", ""));
+      undone.push_back(it->name);
+    } else if (action == "converge") {
+      undone.push_back(it->name);
+    }
+    (void)store_.UndoStep(op.id, it->name);
+  }
+  if (exists) (void)store_.SetEnvironmentStatus(op.env, state::EnvStatus::kRunning);
+  std::string message = "interrupted by a restart of the control plane; rolled back";
+  if (!undone.empty()) {
+    message += ":";
+    for (const auto& u : undone) message += " " + u + ";";
+    message.pop_back();
+  }
+  for (const auto& n : notes) message += ". Note: " + n;
+  return finish(state::OperationStatus::kUndone, message);
+}
+
+Result<std::shared_ptr<const LaunchContext>> Executor::RecordedContext(
+    const state::Environment& env) {
+  auto j = json::parse(env.spec_json, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("project_toml"))
+    return Failed("'" + env.name + "' has no applied files recorded");
+  auto project = spec::ParseProject(j.value("project_toml", ""));
+  if (!project.ok()) return project.status().error();
+  auto env_file = spec::ParseEnvFile(j.value("env_toml", ""), env.name,
+                                     "envs/" + env.name + ".toml", &project.value);
+  if (!env_file.ok()) return env_file.status().error();
+  auto context = std::make_shared<LaunchContext>();
+  context->project = std::make_shared<const spec::Project>(std::move(project.value));
+  context->env_file = std::make_shared<const spec::EnvFile>(std::move(env_file.value));
+  ADHOC_ASSIGN_OR_RETURN(context->facts, LoadFacts(env, *context->project));
+  ADHOC_ASSIGN_OR_RETURN(auto recorded, plan::LoadRecorded(store_, env.name));
+  if (recorded) context->generations = recorded->services;
+  return std::shared_ptr<const LaunchContext>(context);
+}
+
+}  // namespace adhoc::server

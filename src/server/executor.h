@@ -1,0 +1,111 @@
+// The one executor: runs a plan's typed steps (plan/plan.h) against an environment, one
+// function per action, as one journaled operation; destroys environments; and finishes or
+// undoes, from the journal, an operation that a dead control plane left. `up` and `deploy`
+// run Apply(); `destroy` runs Destroy(); recovery runs Recover(), then rebuilds each
+// environment's live picture from RecordedContext() through the fleet.
+//
+// An operation's steps: `allocate` (a new environment: its record, address block and folders),
+// `base`, then one step per plan step ("release backend", "database", "redis", "task migrate",
+// "service api", "remove old", "routes static"), then `record` (what was applied). Each step
+// records, before it acts, what undoes it:
+//   {"undo":"remove_environment"}            allocate: everything of the environment goes
+//   {"undo":"drop_databases"}                database
+//   {"undo":"destroy_redis","address":A}     redis
+//   {"undo":"stop_task","task":ID,"note":N}  a one-off task (N: what a rollback cannot undo)
+//   {"undo":"converge","service":S}          a service: back to what the record says
+//   {"undo":"none"}                          releases (shared, cached), base, removals, record
+//
+// The circuit breaker: a failed step stops the operation. A new environment is then removed
+// completely; an existing one gets every touched service converged back to what it ran
+// before (the old version serves throughout), and the message names the step, its error and
+// what could not be undone (a migration that ran).
+//
+// Thread-safety: different environments may be operated on at once; the caller serializes
+// operations on one environment (ControlPlane's environment locks).
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "server/env_resources.h"
+#include "server/fleet.h"
+#include "server/journal.h"
+#include "server/planning.h"
+#include "server/progress.h"
+#include "state/store.h"
+
+namespace adhoc::server {
+
+struct ExecutorOptions {
+  std::filesystem::path home;
+  int router_port = 8080;  // URLs: http://<env>.<domain>[:port]/
+};
+
+struct ApplyOutcome {
+  bool created = false;
+  bool changed = false;  // false: the environment already matched its files
+};
+
+class Executor {
+ public:
+  Executor(state::Store& store, Fleet& fleet, EnvResources& resources, ExecutorOptions options);
+
+  // Runs `prepared.plan` as an operation of `kind` ("up" or "deploy").
+  Result<ApplyOutcome> Apply(const Prepared& prepared, const std::string& kind, Progress& progress);
+
+  // A journaled destroy: processes, routes, Redis, database, role, folders, address, record.
+  Status Destroy(const std::string& env, Progress& progress);
+
+  // Everything of `env`, idempotent: what is already gone is fine. The record goes last and
+  // only when everything else went, so a failed removal can be run again.
+  Status RemoveEverything(const std::string& env);
+
+  // Finishes or undoes an operation a dead control plane left running, from its journal.
+  // Returns what it did, for the log.
+  Result<std::string> Recover(const state::Operation& operation);
+
+  // The context of a recorded environment (its applied files and facts; its Redis started if
+  // it died): what a restart restores and what `run` uses when the environment is not live.
+  Result<std::shared_ptr<const LaunchContext>> RecordedContext(const state::Environment& env);
+
+  // Tests: each plan step as the executor starts it.
+  std::function<void(const plan::Step&)> on_step;
+
+ private:
+  struct Run;  // the state of one Apply
+
+  Result<std::string> Execute(Run& run, const plan::Step& step);
+  Result<std::string> BuildRelease(Run& run, const plan::Step& step);
+  Result<std::string> CreateDatabase(Run& run, const plan::Step& step);
+  Result<std::string> StartRedis(Run& run, const plan::Step& step);
+  Result<std::string> RunTask(Run& run, const plan::Step& step);
+  Result<std::string> ConvergeService(Run& run, const plan::Step& step);
+  Result<std::string> AddRoutes(Run& run, const plan::Step& step);
+
+  Result<std::string> Allocate(Run& run);
+  Result<std::string> Record(Run& run);
+  Status EnsureContext(Run& run);
+  Status RecordRoutes(const std::string& env, const spec::Project& project,
+                      const std::string& hostname);
+  // The circuit breaker (see above). Returns the error to report.
+  Error Fail(Run& run, Error error);
+
+  Result<EnvironmentFacts> LoadFacts(const state::Environment& env, const spec::Project& project);
+
+  state::Store& store_;
+  Fleet& fleet_;
+  EnvResources& resources_;
+  ExecutorOptions options_;
+};
+
+// The step name the journal and progress show for a plan step ("service api").
+std::string StepName(const plan::Step& step);
+// Its undo record (see above).
+nlohmann::json UndoFor(const plan::Step& step, const std::string& env_address);
+
+}  // namespace adhoc::server

@@ -1,0 +1,258 @@
+// The executor against fakes: the plan's steps are exactly what runs, in order, journaled with
+// their undo; a failure at any step leaves a new environment with nothing, and an existing one
+// running what it ran before; recovery finishes or undoes from the journal.
+#include "server/executor.h"
+
+#include <gtest/gtest.h>
+
+#include "plan/recorded.h"
+#include "server/test_fakes.h"
+
+namespace adhoc::server {
+namespace {
+
+using nlohmann::json;
+using testing::ServerFixture;
+
+constexpr char kProject[] = R"(
+name = "shop"
+[images.backend]
+path = "backend"
+[postgres]
+[redis]
+[services.api]
+image = "backend"
+command = "api"
+port = 8000
+health = "/health"
+routes = ["/api/*"]
+[services.worker]
+image = "backend"
+command = "worker"
+[tasks.migrate]
+image = "backend"
+command = "migrate"
+before = "deploy"
+[tasks.seed]
+image = "backend"
+command = "seed"
+after = "create"
+)";
+
+class ExecutorTest : public ServerFixture {
+ protected:
+  void SetUp() override {
+    ServerFixture::SetUp();
+    fleet_ = std::make_unique<Fleet>(
+        runtime_, clock_, *store_, routes_, factory_,
+        FleetOptions{.home = home(), .settle = {}, .poll = std::chrono::milliseconds(20)});
+    executor_ = std::make_unique<Executor>(*store_, *fleet_, resources_,
+                                           ExecutorOptions{.home = home(), .router_port = 8080});
+    executor_->on_step = [this](const plan::Step& s) { executed_.push_back(StepName(s)); };
+  }
+
+  // What Prepare() makes of `project_toml` and an env file at `tree` of the backend.
+  Prepared Prepare(const std::string& tree, const std::string& project_toml = kProject) {
+    Prepared p;
+    p.env = "demo";
+    p.project_dir = "/repo";
+    p.repo = "/repo";
+    p.project_text = project_toml;
+    p.env_text = "owner = \"me\"\n";
+    auto project = spec::ParseProject(project_toml);
+    EXPECT_TRUE(project.ok()) << spec::FormatDiagnostics(project.diagnostics);
+    p.project = std::make_shared<const spec::Project>(project.value);
+    auto env_file = spec::ParseEnvFile(p.env_text, "demo", "envs/demo.toml", p.project.get());
+    p.env_file = std::make_shared<const spec::EnvFile>(env_file.value);
+    p.resolved["backend"] = {"v-" + tree, "backend", "c-" + tree, tree, false};
+    auto recorded = plan::LoadRecorded(*store_, "demo");
+    EXPECT_TRUE(recorded.ok());
+    p.recorded = *recorded;
+    p.wanted.project = p.project.get();
+    p.wanted.env_file = p.env_file.get();
+    p.wanted.database_name = "demo-db";
+    p.wanted.versions["backend"] = {"v-" + tree, "c-" + tree, tree};
+    p.wanted.choices =
+        plan::ChooseVersions(*p.project, *p.env_file, p.recorded, {}, "envs/demo.toml");
+    p.plan = plan::MakePlan(p.wanted, p.recorded);
+    return p;
+  }
+
+  Result<ApplyOutcome> Apply(const Prepared& p, const std::string& kind = "up") {
+    executed_.clear();
+    return executor_->Apply(p, kind, quiet_);
+  }
+
+  std::vector<std::string> JournalSteps() {
+    auto op = store_->LastOperation("demo");
+    std::vector<std::string> out;
+    if (op.ok() && *op)
+      for (const auto& s : (*op)->steps) out.push_back(s.name);
+    return out;
+  }
+
+  void ExpectNothingLeft() {
+    auto env = store_->FindEnvironment("demo");
+    ASSERT_TRUE(env.ok());
+    EXPECT_FALSE(env->has_value());
+    auto blocks = store_->ListBlocks();
+    ASSERT_TRUE(blocks.ok());
+    EXPECT_TRUE(blocks->empty());
+    EXPECT_TRUE(runtime_.running().empty()) << log_.Dump();
+    EXPECT_GE(log_.Find("drop-databases demo"), 0) << log_.Dump();
+    EXPECT_GE(log_.Find("destroy-redis demo"), 0) << log_.Dump();
+    EXPECT_GE(log_.Find("remove-folders demo"), 0) << log_.Dump();
+    EXPECT_GE(log_.Find("route-remove demo"), 0) << log_.Dump();
+  }
+
+  testing::FakeResources resources_{log_};
+  std::unique_ptr<Fleet> fleet_;
+  std::unique_ptr<Executor> executor_;
+  std::vector<std::string> executed_;
+  NoProgress quiet_;
+};
+
+TEST_F(ExecutorTest, TheStepsExecutedAreThePlansStepsInOrderEachJournaled) {
+  Prepared p = Prepare("t1");
+  std::vector<std::string> planned;
+  for (const auto& s : p.plan.steps) planned.push_back(StepName(s));
+  ASSERT_TRUE(Apply(p).ok());
+  EXPECT_EQ(executed_, planned);
+  std::vector<std::string> journal = JournalSteps();
+  std::vector<std::string> expected = {"allocate", "base"};
+  expected.insert(expected.end(), planned.begin(), planned.end());
+  expected.push_back("record");
+  EXPECT_EQ(journal, expected);
+  auto env = store_->GetEnvironment("demo");
+  ASSERT_TRUE(env.ok());
+  EXPECT_EQ(env->status, state::EnvStatus::kRunning);
+  EXPECT_EQ(store_->GetVersion("demo", "backend")->tree, "t1");
+  // Each step's undo was recorded: the database step says how to drop it.
+  auto op = store_->LastOperation("demo");
+  for (const auto& s : (*op)->steps)
+    if (s.name == "database") {
+      EXPECT_EQ(json::parse(s.undo_json)["undo"], "drop_databases");
+    }
+  // Up again with nothing changed: nothing runs.
+  auto again = Apply(Prepare("t1"));
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE(again->changed);
+  EXPECT_TRUE(executed_.empty());
+}
+
+class ExecutorFailureTest : public ExecutorTest,
+                            public ::testing::WithParamInterface<std::string> {};
+
+TEST_P(ExecutorFailureTest, AFailedNewEnvironmentLeavesNothing) {
+  const std::string point = GetParam();
+  if (point == "migrate" || point == "seed")
+    runtime_.SetRunResultFor(point + "-", {"boom"}, {3, 0});
+  else if (point == "api")
+    health_.SetDefault(false);
+  else
+    resources_.FailOn(point);
+  auto r = Apply(Prepare("t1"));
+  ASSERT_FALSE(r.ok()) << point;
+  EXPECT_NE(r.error().message().find("Nothing of 'demo' was left behind"), std::string::npos)
+      << r.error().message();
+  ExpectNothingLeft();
+}
+
+INSTANTIATE_TEST_SUITE_P(Points, ExecutorFailureTest,
+                         ::testing::Values("router", "release backend", "create-database demo-db",
+                                           "redis demo", "migrate", "api", "seed"),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           for (char& c : n)
+                             if (!isalnum(static_cast<unsigned char>(c))) c = '_';
+                           return n;
+                         });
+
+TEST_F(ExecutorTest, AFailedUpdateRollsBackTheServicesItRolledAndSaysWhatItCouldNotUndo) {
+  ASSERT_TRUE(Apply(Prepare("t1")).ok());
+  // The new version's api never gets healthy (every address but the old api's): its roll fails.
+  std::string old_api;
+  for (const auto& t : Tasks())
+    if (t.process == "api") old_api = t.address;
+  health_.SetDefault(false);
+  health_.Set(old_api, true);
+  auto r = Apply(Prepare("t2"), "deploy");
+  ASSERT_FALSE(r.ok());
+  const std::string& m = r.error().message();
+  EXPECT_NE(m.find("service api"), std::string::npos) << m;
+  EXPECT_NE(m.find("still runs what it ran before"), std::string::npos) << m;
+  EXPECT_NE(m.find("migrate ran with backend v-t2"), std::string::npos) << m;
+  EXPECT_NE(m.find("expand, then contract"), std::string::npos) << m;
+  // Still the old version: record, generation and targets.
+  EXPECT_EQ(store_->GetVersion("demo", "backend")->tree, "t1");
+  EXPECT_EQ(store_->GetEnvironment("demo")->status, state::EnvStatus::kRunning);
+  auto op = store_->LastOperation("demo");
+  EXPECT_EQ((*op)->status, state::OperationStatus::kFailed);
+  EXPECT_EQ((*op)->kind, "deploy");
+  auto env = routes_.Env("demo");
+  ASSERT_FALSE(env.is_null());
+  EXPECT_EQ(env["routes"][0]["targets"][0]["id"], "api-1") << env;
+}
+
+TEST_F(ExecutorTest, AFailureAfterAServiceRolledRollsThatServiceBack) {
+  ASSERT_TRUE(Apply(Prepare("t1")).ok());
+  std::map<std::string, std::string> old_generation;  // process -> generation
+  for (const auto& t : Tasks()) old_generation[t.process] = t.generation;
+  // api rolls fine; the worker's new task cannot start: api goes back to the old version.
+  executor_->on_step = [this](const plan::Step& s) {
+    if (StepName(s) == "service worker") runtime_.FailNextStart(Failed("no such program"));
+  };
+  auto r = Apply(Prepare("t2"), "deploy");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("Rolled back: service worker, service api"), std::string::npos)
+      << r.error().message();
+  for (const auto& t : Tasks())
+    if (t.process == "api" || t.process == "worker") {
+      EXPECT_EQ(t.generation, old_generation[t.process]) << t.id;
+    }
+}
+
+TEST_F(ExecutorTest, RecoveryUndoesAHalfMadeEnvironmentFromItsJournal) {
+  // A control plane died during the migration of a new environment: allocate, base, release,
+  // database and redis done, migrate running.
+  Prepared p = Prepare("t1");
+  executor_->on_step = [](const plan::Step& s) {
+    if (s.target == "migrate") throw std::runtime_error("the control plane died here");
+  };
+  EXPECT_THROW((void)Apply(p), std::runtime_error);
+  auto unfinished = store_->ListUnfinishedOperations();
+  ASSERT_TRUE(unfinished.ok());
+  ASSERT_EQ(unfinished->size(), 1u);
+  log_.Clear();
+  auto r = executor_->Recover((*unfinished)[0]);
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_NE(r->find("undone"), std::string::npos) << *r;
+  ExpectNothingLeft();
+  EXPECT_EQ((*store_->GetOperation((*unfinished)[0].id)).status, state::OperationStatus::kUndone);
+}
+
+TEST_F(ExecutorTest, RecoveryOfAnInterruptedUpdateNotesWhatRanAndKeepsTheEnvironment) {
+  ASSERT_TRUE(Apply(Prepare("t1")).ok());
+  executor_->on_step = [](const plan::Step& s) {
+    if (s.target == "api") throw std::runtime_error("died while rolling api");
+  };
+  EXPECT_THROW((void)Apply(Prepare("t2")), std::runtime_error);
+  auto unfinished = store_->ListUnfinishedOperations();
+  ASSERT_EQ(unfinished->size(), 1u);
+  auto r = executor_->Recover((*unfinished)[0]);
+  ASSERT_TRUE(r.ok());
+  EXPECT_NE(r->find("migrate ran with backend v-t2"), std::string::npos) << *r;
+  EXPECT_EQ(store_->GetEnvironment("demo")->status, state::EnvStatus::kRunning);
+  EXPECT_EQ(store_->GetVersion("demo", "backend")->tree, "t1");
+}
+
+TEST_F(ExecutorTest, DestroyRemovesEverythingAndIsJournaled) {
+  ASSERT_TRUE(Apply(Prepare("t1")).ok());
+  log_.Clear();
+  ASSERT_TRUE(executor_->Destroy("demo", quiet_).ok());
+  ExpectNothingLeft();
+  EXPECT_EQ(executor_->Destroy("demo", quiet_).error().kind(), ErrorKind::kNotFound);
+}
+
+}  // namespace
+}  // namespace adhoc::server

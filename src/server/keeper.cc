@@ -1,0 +1,104 @@
+#include "server/keeper.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <fstream>
+#include <thread>
+
+#include "common/paths.h"
+#include "server/launcher.h"
+
+namespace adhoc::server {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::atomic<bool> g_keeper_stop{false};
+void OnKeeperStop(int) { g_keeper_stop = true; }
+
+fs::path KeeperLock(const fs::path& home) { return home / "keeper.lock"; }
+fs::path StopMarker(const fs::path& home) { return home / "keeper.stop"; }
+
+bool ToldToStop(const fs::path& home) {
+  std::error_code ec;
+  return g_keeper_stop || fs::exists(StopMarker(home), ec) || !fs::is_directory(home, ec) ||
+         !fs::exists(KeeperLock(home), ec);
+}
+
+// Whether someone holds an exclusive flock on `file` (false when the file does not exist).
+bool Held(const fs::path& file) {
+  int fd = open(file.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool held = flock(fd, LOCK_EX | LOCK_NB) != 0;
+  close(fd);  // releases the probe's lock, if it got it
+  return held;
+}
+
+pid_t RecordedPid(const fs::path& file) {
+  std::ifstream in(file);
+  long pid = 0;
+  in >> pid;
+  return pid > 1 ? static_cast<pid_t>(pid) : 0;
+}
+
+}  // namespace
+
+int KeeperMain(const fs::path& home, const fs::path& adhoc_binary, std::chrono::milliseconds poll) {
+  auto lock = HomeLock::Acquire(KeeperLock(home));
+  if (!lock.ok()) return 0;  // another keeper keeps this home
+  struct sigaction sa {};
+  sa.sa_handler = OnKeeperStop;
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  while (!ToldToStop(home)) {
+    if (!Held(paths::ServerLock(home)) && !ToldToStop(home)) {
+      auto pid = SpawnDetached({adhoc_binary.string(), "serve"}, paths::ServerLog(home),
+                               {"ADHOC_HOME=" + home.string()});
+      // Give it time to take its lock before looking again (a slow start is not a death).
+      for (int i = 0; pid.ok() && i < 100 && !g_keeper_stop; ++i) {
+        if (Held(paths::ServerLock(home))) break;
+        if (kill(*pid, 0) != 0) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    }
+    std::this_thread::sleep_for(poll);
+  }
+  return 0;
+}
+
+bool KeeperRunning(const fs::path& home) { return Held(KeeperLock(home)); }
+
+Status EnsureKeeper(const fs::path& home, const fs::path& adhoc_binary) {
+  if (KeeperRunning(home)) return OkStatus();
+  auto pid = SpawnDetached({adhoc_binary.string(), "__keeper"}, home / "keeper.log",
+                           {"ADHOC_HOME=" + home.string()});
+  if (!pid.ok()) return std::move(pid).context("starting the keeper").error();
+  return OkStatus();
+}
+
+void AllowKeeper(const fs::path& home) {
+  std::error_code ec;
+  fs::remove(StopMarker(home), ec);
+}
+
+Status StopKeeper(const fs::path& home) {
+  std::ofstream(StopMarker(home)) << "stopped on purpose\n";
+  if (!KeeperRunning(home)) return OkStatus();
+  pid_t pid = RecordedPid(KeeperLock(home));
+  if (pid == 0) return Failed("the keeper's lock holds no pid");
+  kill(pid, SIGTERM);
+  for (int i = 0; i < 250; ++i) {
+    if (!KeeperRunning(home)) return OkStatus();
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  kill(pid, SIGKILL);
+  return OkStatus();
+}
+
+}  // namespace adhoc::server

@@ -1,0 +1,113 @@
+#include "server/local_resources.h"
+
+#include "common/paths.h"
+#include "resources/databases.h"
+#include "resources/env_folders.h"
+#include "resources/postgres_cluster.h"
+#include "resources/redis.h"
+#include "resources/release_cache.h"
+#include "runtime/addresses.h"
+
+namespace adhoc::server {
+
+namespace fs = std::filesystem;
+
+LocalResources::LocalResources(fs::path home, int postgres_port, RouterLink& router,
+                               std::function<void()> on_router_started)
+    : home_(std::move(home)),
+      postgres_port_(postgres_port),
+      router_(router),
+      on_router_started_(std::move(on_router_started)) {}
+
+Result<BuiltRelease> LocalResources::EnsureRelease(const spec::Image& image,
+                                                   const resources::ResolvedVersion& version,
+                                                   const fs::path& repo) {
+  resources::ReleaseCache cache(home_);
+  ADHOC_ASSIGN_OR_RETURN(auto release, cache.Ensure(image.name, version, repo, image.build));
+  return BuiltRelease{release.path, release.built_now};
+}
+
+std::string LocalResources::PostgresHost() const { return runtime::BaseAddress(home_); }
+
+Status LocalResources::EnsurePostgres() {
+  std::lock_guard lock(base_mu_);
+  resources::PostgresCluster cluster(home_,
+                                     {.listen_address = PostgresHost(), .port = postgres_port_});
+  return std::move(cluster.Start()).context("starting the base PostgreSQL");
+}
+
+Status LocalResources::StopPostgres() {
+  std::lock_guard lock(base_mu_);
+  resources::PostgresCluster cluster(home_,
+                                     {.listen_address = PostgresHost(), .port = postgres_port_});
+  return cluster.Stop();
+}
+
+Status LocalResources::EnsureRouter() {
+  bool started = false;
+  {
+    std::lock_guard lock(base_mu_);
+    ADHOC_RETURN_IF_ERROR(router_.EnsureRunning(&started));
+  }
+  if (started && on_router_started_) on_router_started_();
+  return OkStatus();
+}
+
+Status LocalResources::CheckRouterPort() { return router_.CheckPortFree(); }
+
+Result<state::DatabaseCredentials> LocalResources::CreateDatabase(const std::string& env,
+                                                                  const std::string& database) {
+  ADHOC_RETURN_IF_ERROR(EnsurePostgres());
+  ADHOC_ASSIGN_OR_RETURN(auto admin, resources::ConnectPostgresAdmin(home_, postgres_port_));
+  resources::EnvironmentDatabases dbs(*admin, PostgresHost(), postgres_port_);
+  ADHOC_ASSIGN_OR_RETURN(auto creds, dbs.CreateEnvironmentDatabase(env, database, true));
+  return state::DatabaseCredentials{env, creds.user, creds.password, creds.database};
+}
+
+Status LocalResources::DropDatabases(const std::string& env) {
+  std::error_code ec;
+  // No cluster was ever made in this home: nothing to drop.
+  if (!fs::exists(paths::PostgresData(home_) / "PG_VERSION", ec)) return OkStatus();
+  ADHOC_RETURN_IF_ERROR(EnsurePostgres());
+  ADHOC_ASSIGN_OR_RETURN(auto admin, resources::ConnectPostgresAdmin(home_, postgres_port_));
+  resources::EnvironmentDatabases dbs(*admin, PostgresHost(), postgres_port_);
+  ADHOC_ASSIGN_OR_RETURN(auto objects, dbs.ListEnvironmentDatabases());
+  for (const auto& o : objects)
+    if (o.env == env && o.kind == resources::ManagedObject::Kind::kDatabase)
+      ADHOC_RETURN_IF_ERROR(dbs.DropEnvironmentDatabase(env, o.name));
+  return dbs.DropEnvironmentRole(env);
+}
+
+Result<RedisEndpoint> LocalResources::EnsureRedis(const std::string& env,
+                                                  const std::string& address) {
+  resources::RedisInstance redis(home_, env, {.host = address});
+  if (!redis.Adopt().ok()) ADHOC_RETURN_IF_ERROR(redis.Start());
+  auto c = redis.credentials();
+  return RedisEndpoint{c.host, c.port, c.password};
+}
+
+Status LocalResources::StopRedis(const std::string& env, const std::string& address) {
+  resources::RedisInstance redis(home_, env, {.host = address});
+  if (!redis.Adopt().ok()) return OkStatus();
+  return redis.Stop();
+}
+
+Status LocalResources::DestroyRedis(const std::string& env, const std::string& address) {
+  std::error_code ec;
+  if (!fs::exists(paths::RedisDir(home_, env), ec)) return OkStatus();
+  resources::RedisInstance redis(home_, env, {.host = address.empty() ? "127.0.0.1" : address});
+  return std::move(redis.Destroy()).context("removing Redis");
+}
+
+Status LocalResources::CreateFolders(const std::string& env) {
+  return resources::CreateEnvironmentFolders(home_, env);
+}
+
+Status LocalResources::RemoveFolders(const std::string& env) {
+  ADHOC_RETURN_IF_ERROR(resources::RemoveEnvironmentFolders(home_, env));
+  std::error_code ec;
+  fs::remove(paths::AccessLog(home_, env), ec);
+  return OkStatus();
+}
+
+}  // namespace adhoc::server

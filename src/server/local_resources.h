@@ -1,0 +1,52 @@
+// The real EnvResources: the release cache, the home's PostgreSQL cluster (as `postgres` when
+// root), one Redis per environment, the environment folders, and the router through RouterLink.
+// Thread-safe: starting the base is serialized by a mutex; the rest acts on one environment's
+// own things, and the caller serializes operations on one environment.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <mutex>
+
+#include "server/env_resources.h"
+#include "server/router_link.h"
+
+namespace adhoc::server {
+
+class LocalResources : public EnvResources {
+ public:
+  // `on_router_started` is called (without locks held) when EnsureRouter started a new router,
+  // which starts empty: the caller feeds it the whole table.
+  LocalResources(std::filesystem::path home, int postgres_port, RouterLink& router,
+                 std::function<void()> on_router_started);
+
+  Result<BuiltRelease> EnsureRelease(const spec::Image& image,
+                                     const resources::ResolvedVersion& version,
+                                     const std::filesystem::path& repo) override;
+  Status EnsurePostgres() override;
+  Status EnsureRouter() override;
+  Status CheckRouterPort() override;
+  std::string PostgresHost() const override;
+  int PostgresPort() const override { return postgres_port_; }
+  Result<state::DatabaseCredentials> CreateDatabase(const std::string& env,
+                                                    const std::string& database) override;
+  Status DropDatabases(const std::string& env) override;
+  Result<RedisEndpoint> EnsureRedis(const std::string& env, const std::string& address) override;
+  Status DestroyRedis(const std::string& env, const std::string& address) override;
+  Status CreateFolders(const std::string& env) override;
+  Status RemoveFolders(const std::string& env) override;
+
+  // Stops the cluster (base down).
+  Status StopPostgres();
+  // Stops the Redis of `env` if it runs (data kept).
+  Status StopRedis(const std::string& env, const std::string& address);
+
+ private:
+  std::filesystem::path home_;
+  int postgres_port_;
+  RouterLink& router_;
+  std::function<void()> on_router_started_;
+  std::mutex base_mu_;
+};
+
+}  // namespace adhoc::server
