@@ -249,6 +249,19 @@ TaskState LocalRuntime::Inspect(const TaskHandle& handle) {
     state.exit = *exit;
     return state;
   }
+  // A task whose shim is gone is half dead: its output goes nowhere and its end would never
+  // be recorded. It is ended here (its whole group), and recorded as killed, so whoever
+  // supervises it starts a whole one.
+  if (IsAlive(handle.task) && !IsAlive(handle.shim) && handle.task.pid != getpid() &&
+      getpgid(handle.task.pid) == handle.task.pid) {
+    kill(-handle.task.pid, SIGKILL);
+    for (int i = 0; i < 100 && IsAlive(handle.task); ++i) std::this_thread::sleep_for(10ms);
+    if (!ReadExitRecord(handle.task_folder))
+      (void)WriteExitRecord(handle.task_folder, {-1, SIGKILL});
+    state.kind = TaskState::kExited;
+    state.exit = ReadExitRecord(handle.task_folder).value_or(ExitStatus{-1, SIGKILL});
+    return state;
+  }
   // The shim outlives its task by a moment, to record the end: it counts as running.
   if (IsAlive(handle.task) || IsAlive(handle.shim)) {
     state.kind = TaskState::kRunning;

@@ -247,6 +247,20 @@ TEST_F(RuntimeTest, TaskOutlivesItsStarterAndIsAdoptedAgain) {
   EXPECT_NE(log.find("second"), std::string::npos) << "the log continues after the starter left";
 }
 
+TEST_F(RuntimeTest, ATaskWhoseShimWasKilledIsEndedAndRecordedSoItCanBeReplaced) {
+  TaskSpec spec = Spec("sleep 60");
+  auto h = Start(spec);
+  ASSERT_TRUE(h.ok()) << h.error().message();
+  ASSERT_EQ(kill(h->shim.pid, SIGKILL), 0);
+  for (int i = 0; i < 200 && IsAlive(h->shim); ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_TRUE(IsAlive(h->task)) << "the task outlives its shim";
+  TaskState s = runtime_.Inspect(*h);
+  EXPECT_EQ(s.kind, TaskState::kExited);
+  EXPECT_EQ(s.exit.signal, SIGKILL);
+  EXPECT_FALSE(IsAlive(h->task)) << "a half-dead task is ended, not left holding its port";
+  EXPECT_EQ(runtime_.Inspect(*h).kind, TaskState::kExited);
+}
+
 TEST_F(RuntimeTest, AdoptingAnEmptyFolderFails) {
   std::filesystem::create_directories(dir_.path() / "nothing");
   EXPECT_FALSE(runtime_.Adopt(dir_.path() / "nothing").ok());
@@ -264,6 +278,7 @@ TEST_F(RuntimeTest, ATaskWithAReusedPidIsNotMistakenForTheOldOne) {
   fake.shim = fake.task;
   EXPECT_EQ(runtime_.Inspect(fake).kind, TaskState::kVanished);
   fake.task = Self();
+  fake.shim = Self();
   EXPECT_EQ(runtime_.Inspect(fake).kind, TaskState::kRunning);
 }
 
