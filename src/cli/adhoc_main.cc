@@ -45,6 +45,8 @@ const Command kCommands[] = {
      [](CLI::App* c, Args& a) {
        EnvArg(c, a);
        c->add_option("VERSIONS", a.versions, "IMAGE=REF")->required();
+       c->add_option("--target", a.target, "aws: deploy to the environment's ECS stack")
+           ->check(CLI::IsMember({"aws"}));
      },
      adhoc::cli::RunDeploy},
     {"run", "run a task of ENV (or -- CMD...) and exit with its status",
