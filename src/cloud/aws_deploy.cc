@@ -222,11 +222,19 @@ Result<DeployReport> AwsDeployer::Deploy(const spec::Project& project, const Dep
       for (const json& c : stopped["containers"])
         if (c.value("name", "") == t->name && c.contains("exitCode") && c["exitCode"].is_number())
           exit_code = c["exitCode"].get<int>();
+      // A container that exited by itself stops its task with this reason (and stop code);
+      // any other reason (stopped by someone, out of memory, an image that cannot be pulled,
+      // a Spot interruption) is a failure even where an exit code is reported.
       std::string reason = stopped.value("stoppedReason", "");
-      if (!exit_code || *exit_code != 0) {
-        std::string why = exit_code ? "exit code " + std::to_string(*exit_code)
-                                    : "stopped without an exit code" +
-                                          (reason.empty() ? "" : ": " + reason);
+      std::string stop_code = stopped.value("stopCode", "");
+      bool exited = (reason.empty() || reason.starts_with("Essential container in task exited")) &&
+                    (stop_code.empty() || stop_code == "EssentialContainerExited");
+      if (!exit_code || *exit_code != 0 || !exited) {
+        std::string why = exit_code && *exit_code != 0
+                              ? "exit code " + std::to_string(*exit_code)
+                          : exit_code ? "stopped: " + reason
+                                      : "stopped without an exit code" +
+                                            (reason.empty() ? "" : ": " + reason);
         std::string tail;
         size_t from = lines.size() > 10 ? lines.size() - 10 : 0;
         for (size_t i = from; i < lines.size(); ++i) tail += "\n  " + lines[i];

@@ -72,7 +72,7 @@ std::optional<std::string> AwsValue(const std::string& key, std::optional<int> p
   if (name == "version") return Interp("var.versions[\"" + part + "\"]");
   if (name == "postgres") {
     if (part == "host") return Interp("local.base.rds_address");
-    if (part == "port") return Interp("local.base.rds_port");
+    if (part == "port") return Interp("tostring(local.base.rds_port)");
     if (part == "database") return Interp("local.database");
     if (part == "user") return Interp("local.database_user");
     if (part == "password") return gen("postgres-password");
@@ -825,7 +825,7 @@ class AwsWriter {
     std::string env_expr =
         "[for k, v in merge({for k, v in " + ToHcl(plain) +
         " : k => v if !contains(keys(var.secret_env_vars), k)}, local.file_env) : {name = k, "
-        "value = v}]";
+        "value = tostring(v)}]";
     std::string secret_obj =
         "merge({for k, v in " + ToHcl(secret) +
         " : k => v if !contains(keys(var.env_vars), k)}, local.file_secret_env)";
