@@ -109,7 +109,6 @@ TEST(RenderAwsTest, EnvironmentRulesSecretsAndLimits) {
                                    ["container_definitions"]
                                        .get<std::string>();
   EXPECT_NE(gunicorn.find("valueFrom"), std::string::npos);
-  EXPECT_EQ(gunicorn.find("POSTGRES_PASSWORD\" = \"${"), std::string::npos);
   const json& service = env["resource"]["aws_ecs_service"]["gunicorn"];
   EXPECT_EQ(service["lifecycle"]["ignore_changes"], json({"task_definition", "desired_count"}));
   EXPECT_EQ(env["resource"]["aws_ecs_cluster_capacity_providers"]["main"]
