@@ -24,6 +24,19 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// 2*bytes hex characters from the kernel's random source.
+std::string RandomHex(size_t bytes) {
+  std::ifstream random("/dev/urandom", std::ios::binary);
+  std::string out;
+  static const char kHex[] = "0123456789abcdef";
+  for (size_t i = 0; i < bytes; ++i) {
+    unsigned char c = static_cast<unsigned char>(random.get());
+    out += kHex[c >> 4];
+    out += kHex[c & 15];
+  }
+  return out;
+}
+
 Result<std::string> ReadText(const fs::path& file) {
   std::ifstream in(file, std::ios::binary);
   if (!in) return NotFound("cannot read " + file.string());
@@ -92,9 +105,9 @@ Loaded LoadForRender(const Args& args, const Output& out) {
   loaded.failed = FailOnFileErrors(out, ws->diagnostics, "the project's files", false);
   loaded.workspace = std::move(ws->value);
   if (!loaded.failed && !args.env.empty() && !loaded.workspace.FindEnv(args.env))
-    loaded.failed = out.Fail(BadInput("no env file " + ShownPath(args.project, "envs/" + args.env +
-                                                                 ".toml") +
-                                      " (`adhoc new " + args.env + "` writes one)"));
+    loaded.failed =
+        out.Fail(BadInput("no env file " + ShownPath(args.project, "envs/" + args.env + ".toml") +
+                          " (`adhoc new " + args.env + "` writes one)"));
   return loaded;
 }
 
@@ -111,9 +124,9 @@ int RenderAws(const Args& args, const Output& out, const spec::Workspace& ws) {
       input.environments.push_back({&e, slots->slots.at(e.name)});
   Result<render::AwsOutput> rendered = render::RenderAws(input);
   if (!rendered.ok()) return out.Fail(rendered.error());
-  Status written = WriteAll(args.out_dir, rendered->files,
-                            args.env.empty() ? std::vector<std::string>{"environment/envs"}
-                                             : std::vector<std::string>{});
+  Status written = WriteAll(
+      args.out_dir, rendered->files,
+      args.env.empty() ? std::vector<std::string>{"environment/envs"} : std::vector<std::string>{});
   if (!written.ok()) return out.Fail(written.error());
 
   // Record new slots in their env files, each read back before it replaces the file.
@@ -128,8 +141,8 @@ int RenderAws(const Args& args, const Output& out, const spec::Workspace& ws) {
     std::string updated = render::RecordSlot(*text, slot);
     spec::Loaded<spec::EnvFile> check = spec::ParseEnvFile(updated, name, relative, &ws.project);
     if (!check.ok() || !check.value.aws || check.value.aws->slot != slot)
-      return out.Fail(Failed(ShownPath(args.project, relative) +
-                             ": could not record slot " + std::to_string(slot) +
+      return out.Fail(Failed(ShownPath(args.project, relative) + ": could not record slot " +
+                             std::to_string(slot) +
                              " (add `[targets.aws]` with `slot = " + std::to_string(slot) +
                              "` by hand):\n" + spec::FormatDiagnostics(check.diagnostics)));
     Status s = WriteFileAtomically(file, updated);
@@ -157,11 +170,10 @@ int RenderAws(const Args& args, const Output& out, const spec::Workspace& ws) {
   for (const render::RenderedFile& f : rendered->files) out.Line("  " + f.path);
   for (const auto& [name, slot] : recorded.items())
     out.Line(fmt::format("Recorded slot {} in {} (commit it: it keeps {}'s rule priorities)",
-                         slot.get<int>(), ShownPath(args.project, "envs/" + name + ".toml"),
-                         name));
-  out.Line(fmt::format(
-      "Listener rules: {} per environment; a listener holding {} fits {} environments.",
-      b.rules_per_environment, b.quota, b.environments_that_fit));
+                         slot.get<int>(), ShownPath(args.project, "envs/" + name + ".toml"), name));
+  out.Line(
+      fmt::format("Listener rules: {} per environment; a listener holding {} fits {} environments.",
+                  b.rules_per_environment, b.quota, b.environments_that_fit));
   out.Line("Next: " + (args.out_dir / "README.md").string() + " lists the terraform commands.");
   return 0;
 }
@@ -174,6 +186,22 @@ int RenderKubernetes(const Args& args, const Output& out, const spec::Workspace&
   input.templates = *templates;
   for (const spec::EnvFile& e : ws.envs)
     if (args.env.empty() || e.name == args.env) input.environments.push_back(&e);
+  // Generated once, kept on later renders: read back from the folder's secret files.
+  for (const auto& [env, keys] : render::SecretKeysNeeded(input)) {
+    fs::path file = args.out_dir / env / "secret.yaml";
+    if (env == "base") file = args.out_dir / "base" / "postgres.yaml";
+    std::string text = ReadText(file).ok() ? *ReadText(file) : "";
+    for (const std::string& key : keys) {
+      std::string value;
+      size_t at = text.find("\n    " + key + ": ");
+      if (at != std::string::npos) {
+        size_t begin = at + 7 + key.size(), end = text.find('\n', begin);
+        value = text.substr(begin, end - begin);
+      }
+      if (value.empty()) value = RandomHex(24);
+      input.secrets[env][key] = value;
+    }
+  }
   Result<render::RenderedFiles> rendered = render::RenderKubernetes(input);
   if (!rendered.ok()) return out.Fail(rendered.error());
   Status written = WriteAll(args.out_dir, *rendered, {});
@@ -217,8 +245,9 @@ int RunCi(const Args& args, const Output& out) {
   out.Line(fmt::format("Wrote {} GitHub Actions workflows into {}:", rendered->size(),
                        args.out_dir.string()));
   for (const render::RenderedFile& f : *rendered) out.Line("  " + f.path);
-  out.Line("Copy them to .github/workflows/ of the app's repository; the header of each names the "
-           "repository variables and secrets it reads.");
+  out.Line(
+      "Copy them to .github/workflows/ of the app's repository; the header of each names the "
+      "repository variables and secrets it reads.");
   return 0;
 }
 

@@ -21,11 +21,22 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 // Keys of describe-task-definition's answer that register-task-definition accepts.
-const char* const kRegisterKeys[] = {
-    "family",       "taskRoleArn", "executionRoleArn",        "networkMode",
-    "containerDefinitions", "volumes", "placementConstraints", "requiresCompatibilities",
-    "cpu",          "memory",      "pidMode",                 "ipcMode",
-    "proxyConfiguration", "inferenceAccelerators", "ephemeralStorage", "runtimePlatform"};
+const char* const kRegisterKeys[] = {"family",
+                                     "taskRoleArn",
+                                     "executionRoleArn",
+                                     "networkMode",
+                                     "containerDefinitions",
+                                     "volumes",
+                                     "placementConstraints",
+                                     "requiresCompatibilities",
+                                     "cpu",
+                                     "memory",
+                                     "pidMode",
+                                     "ipcMode",
+                                     "proxyConfiguration",
+                                     "inferenceAccelerators",
+                                     "ephemeralStorage",
+                                     "runtimePlatform"};
 
 // The names of the variables of `env` whose template is exactly "{version.IMAGE}".
 std::map<std::string, std::string> VersionVariables(const spec::EnvList& env) {
@@ -63,8 +74,9 @@ class TempFile {
 Result<DeployRequest> ParseDeployRequest(const spec::Project& project, const std::string& env,
                                          const std::vector<std::string>& words) {
   if (!project.targets.aws)
-    return BadInput(project.where.file + ": no [targets.aws]: `adhoc render aws` and "
-                                         "`--target aws` need one");
+    return BadInput(project.where.file +
+                    ": no [targets.aws]: `adhoc render aws` and "
+                    "`--target aws` need one");
   DeployRequest request;
   request.env = env;
   for (const std::string& word : words) {
@@ -72,7 +84,8 @@ Result<DeployRequest> ParseDeployRequest(const spec::Project& project, const std
     if (eq == std::string::npos || eq == 0 || eq + 1 == word.size())
       return BadInput("'" + word + "': expected IMAGE=REF, e.g. backend=v1.1.0");
     std::string image = word.substr(0, eq), ref = word.substr(eq + 1);
-    if (!project.FindImage(image)) return BadInput("'" + word + "': no image '" + image + "' in adhoc.toml");
+    if (!project.FindImage(image))
+      return BadInput("'" + word + "': no image '" + image + "' in adhoc.toml");
     if (ref == spec::kWorktreeRef)
       return BadInput("'" + word + "': AWS runs pushed images, not a working tree");
     if (!request.versions.emplace(image, ref).second)
@@ -83,9 +96,10 @@ Result<DeployRequest> ParseDeployRequest(const spec::Project& project, const std
 }
 
 std::string DeployReport::Summary() const {
-  return fmt::format("{} task definitions registered, {} before-deploy tasks run, {} services "
-                     "updated and stable",
-                     registered.size(), tasks_run.size(), services_updated.size());
+  return fmt::format(
+      "{} task definitions registered, {} before-deploy tasks run, {} services "
+      "updated and stable",
+      registered.size(), tasks_run.size(), services_updated.size());
 }
 
 json DeployReportJson(const DeployReport& report) {
@@ -101,15 +115,17 @@ Result<json> AwsDeployer::Aws(const std::vector<std::string>& args) {
   ADHOC_ASSIGN_OR_RETURN(CommandResult r, runner_.Run(argv));
   std::string shown = "aws " + args[0] + " " + (args.size() > 1 ? args[1] : "");
   if (r.exit_code != 0)
-    return Failed(shown + " failed (exit " + std::to_string(r.exit_code) + "): " +
-                  LastLines(r.err.empty() ? r.out : r.err, 5));
+    return Failed(shown + " failed (exit " + std::to_string(r.exit_code) +
+                  "): " + LastLines(r.err.empty() ? r.out : r.err, 5));
   if (r.out.find_first_not_of(" \n\r\t") == std::string::npos) return json::object();
   json parsed = json::parse(r.out, nullptr, false);
-  if (parsed.is_discarded()) return Failed(shown + ": the answer is not JSON: " + LastLines(r.out, 3));
+  if (parsed.is_discarded())
+    return Failed(shown + ": the answer is not JSON: " + LastLines(r.out, 3));
   return parsed;
 }
 
-Result<DeployReport> AwsDeployer::Deploy(const spec::Project& project, const DeployRequest& request) {
+Result<DeployReport> AwsDeployer::Deploy(const spec::Project& project,
+                                         const DeployRequest& request) {
   const spec::AwsTarget& aws = *project.targets.aws;
   region_ = aws.region;
   const std::string cluster = render::AwsCluster(project.name, request.env);
@@ -118,7 +134,8 @@ Result<DeployReport> AwsDeployer::Deploy(const spec::Project& project, const Dep
   // What the named images touch: their before-deploy tasks and their services.
   std::vector<const spec::Task*> tasks;
   for (const spec::Task& t : project.tasks)
-    if (t.before == spec::Task::Before::kDeploy && request.versions.count(t.image)) tasks.push_back(&t);
+    if (t.before == spec::Task::Before::kDeploy && request.versions.count(t.image))
+      tasks.push_back(&t);
   std::vector<const spec::Service*> services;
   for (const spec::Service& s : project.services)
     if (request.versions.count(s.image)) services.push_back(&s);
@@ -165,11 +182,13 @@ Result<DeployReport> AwsDeployer::Deploy(const spec::Project& project, const Dep
     return OkStatus();
   };
   for (const spec::Task* t : tasks) ADHOC_RETURN_IF_ERROR(register_new(t->name, t->image, t->env));
-  for (const spec::Service* s : services) ADHOC_RETURN_IF_ERROR(register_new(s->name, s->image, s->env));
+  for (const spec::Service* s : services)
+    ADHOC_RETURN_IF_ERROR(register_new(s->name, s->image, s->env));
 
   // 2. Before-deploy tasks, in file order, with the services' network.
   if (!tasks.empty()) {
-    std::string network_service = services.empty() ? project.services.front().name : services.front()->name;
+    std::string network_service =
+        services.empty() ? project.services.front().name : services.front()->name;
     ADHOC_ASSIGN_OR_RETURN(json described, Aws({"ecs", "describe-services", "--cluster", cluster,
                                                 "--services", network_service}));
     if (described["services"].empty())
@@ -178,21 +197,21 @@ Result<DeployReport> AwsDeployer::Deploy(const spec::Project& project, const Dep
     json network = described["services"][0].value("networkConfiguration", json::object());
     for (const spec::Task* t : tasks) {
       progress_("running " + t->name + " ...");
-      ADHOC_ASSIGN_OR_RETURN(
-          json run, Aws({"ecs", "run-task", "--cluster", cluster, "--task-definition",
-                         report.registered.at(t->name), "--launch-type", "FARGATE",
-                         "--network-configuration", network.dump(), "--started-by",
-                         "adhoc-deploy"}));
+      ADHOC_ASSIGN_OR_RETURN(json run, Aws({"ecs", "run-task", "--cluster", cluster,
+                                            "--task-definition", report.registered.at(t->name),
+                                            "--launch-type", "FARGATE", "--network-configuration",
+                                            network.dump(), "--started-by", "adhoc-deploy"}));
       if (!run["failures"].empty() || run["tasks"].empty())
-        return Failed("before-deploy task '" + t->name + "' could not start: " +
-                      run["failures"].dump() +
+        return Failed("before-deploy task '" + t->name +
+                      "' could not start: " + run["failures"].dump() +
                       "; no service was updated, the old version keeps serving");
       std::string task_arn = run["tasks"][0].value("taskArn", "");
       // Wait for it to stop, within the task's timeout.
       auto deadline = std::chrono::steady_clock::now() + t->timeout;
       json stopped;
       while (true) {
-        ADHOC_ASSIGN_OR_RETURN(json d, Aws({"ecs", "describe-tasks", "--cluster", cluster, "--tasks", task_arn}));
+        ADHOC_ASSIGN_OR_RETURN(
+            json d, Aws({"ecs", "describe-tasks", "--cluster", cluster, "--tasks", task_arn}));
         if (!d["tasks"].empty() && d["tasks"][0].value("lastStatus", "") == "STOPPED") {
           stopped = d["tasks"][0];
           break;
@@ -214,8 +233,7 @@ Result<DeployReport> AwsDeployer::Deploy(const spec::Project& project, const Dep
       std::vector<std::string> lines;
       if (events.ok())
         for (const json& e : (*events)["events"]) lines.push_back(e.value("message", ""));
-      if (!events.ok())
-        progress_("  (no log lines: " + events.error().message() + ")");
+      if (!events.ok()) progress_("  (no log lines: " + events.error().message() + ")");
       for (const std::string& line : lines) progress_("  " + t->name + " | " + line);
 
       std::optional<int> exit_code;
@@ -230,11 +248,10 @@ Result<DeployReport> AwsDeployer::Deploy(const spec::Project& project, const Dep
       bool exited = (reason.empty() || reason.starts_with("Essential container in task exited")) &&
                     (stop_code.empty() || stop_code == "EssentialContainerExited");
       if (!exit_code || *exit_code != 0 || !exited) {
-        std::string why = exit_code && *exit_code != 0
-                              ? "exit code " + std::to_string(*exit_code)
-                          : exit_code ? "stopped: " + reason
-                                      : "stopped without an exit code" +
-                                            (reason.empty() ? "" : ": " + reason);
+        std::string why =
+            exit_code && *exit_code != 0 ? "exit code " + std::to_string(*exit_code)
+            : exit_code                  ? "stopped: " + reason
+                        : "stopped without an exit code" + (reason.empty() ? "" : ": " + reason);
         std::string tail;
         size_t from = lines.size() > 10 ? lines.size() - 10 : 0;
         for (size_t i = from; i < lines.size(); ++i) tail += "\n  " + lines[i];
@@ -249,9 +266,9 @@ Result<DeployReport> AwsDeployer::Deploy(const spec::Project& project, const Dep
 
   // 3. Services to their new revisions.
   for (const spec::Service* s : services) {
-    ADHOC_ASSIGN_OR_RETURN(json updated, Aws({"ecs", "update-service", "--cluster", cluster,
-                                              "--service", s->name, "--task-definition",
-                                              report.registered.at(s->name)}));
+    ADHOC_ASSIGN_OR_RETURN(json updated,
+                           Aws({"ecs", "update-service", "--cluster", cluster, "--service", s->name,
+                                "--task-definition", report.registered.at(s->name)}));
     (void)updated;
     progress_("updated service " + s->name);
     report.services_updated.push_back(s->name);
@@ -259,7 +276,8 @@ Result<DeployReport> AwsDeployer::Deploy(const spec::Project& project, const Dep
 
   // 4. Stable: one deployment each, running what it wants.
   if (!services.empty()) {
-    std::vector<std::string> args = {"ecs", "describe-services", "--cluster", cluster, "--services"};
+    std::vector<std::string> args = {"ecs", "describe-services", "--cluster", cluster,
+                                     "--services"};
     for (const spec::Service* s : services) args.push_back(s->name);
     auto deadline = std::chrono::steady_clock::now() + request.stable_timeout;
     while (true) {

@@ -45,7 +45,8 @@ class MotoRunner : public CommandRunner {
                                   std::chrono::system_clock::now().time_since_epoch())
                                   .count()) +
                ",message=" + name + " says hello"});
-      return CommandResult{0, json({{"tasks", {{{"taskArn", arn}}}}, {"failures", json::array()}}).dump(), ""};
+      return CommandResult{
+          0, json({{"tasks", {{{"taskArn", arn}}}}, {"failures", json::array()}}).dump(), ""};
     }
     if (verb == "ecs describe-tasks") {
       std::string name = started.back();
@@ -68,8 +69,8 @@ class MotoRunner : public CommandRunner {
     args.insert(args.begin(), "aws");
     args.insert(args.end(), {"--output", "json"});
     auto r = real_.Run(args);
-    EXPECT_TRUE(r.ok() && r->exit_code == 0) << args[1] << " " << args[2] << ": "
-                                             << (r.ok() ? r->err : r.error().message());
+    EXPECT_TRUE(r.ok() && r->exit_code == 0)
+        << args[1] << " " << args[2] << ": " << (r.ok() ? r->err : r.error().message());
     if (!r.ok() || r->out.empty()) return json::object();
     return json::parse(r->out, nullptr, false);
   }
@@ -81,7 +82,8 @@ class MotoRunner : public CommandRunner {
 class AwsDeployMotoTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!render::testing::OnPath("moto_server")) GTEST_SKIP() << "moto_server (moto) is not installed";
+    if (!render::testing::OnPath("moto_server"))
+      GTEST_SKIP() << "moto_server (moto) is not installed";
     if (!render::testing::OnPath("aws")) GTEST_SKIP() << "the aws client is not installed";
     moto_ = std::make_unique<render::testing::MotoServer>();
     ASSERT_TRUE(moto_->ready()) << "moto_server did not start";
@@ -91,15 +93,18 @@ class AwsDeployMotoTest : public ::testing::Test {
     unsetenv("AWS_PROFILE");
 
     // What `adhoc render aws` + terraform apply would have made, the parts deploy uses.
-    std::string vpc = runner_.Aws({"ec2", "create-vpc", "--cidr-block", "10.0.0.0/16"})["Vpc"]["VpcId"];
+    std::string vpc =
+        runner_.Aws({"ec2", "create-vpc", "--cidr-block", "10.0.0.0/16"})["Vpc"]["VpcId"];
     std::string subnet = runner_.Aws({"ec2", "create-subnet", "--vpc-id", vpc, "--cidr-block",
                                       "10.0.1.0/24"})["Subnet"]["SubnetId"];
     std::string sg = runner_.Aws({"ec2", "create-security-group", "--group-name", "tasks",
                                   "--description", "tasks", "--vpc-id", vpc})["GroupId"];
     runner_.Aws({"ecs", "create-cluster", "--cluster-name", "ublog-demo"});
-    json network = {{"awsvpcConfiguration",
-                     {{"subnets", {subnet}}, {"securityGroups", {sg}}, {"assignPublicIp", "DISABLED"}}}};
-    for (const char* process : {"migrate", "collectstatic", "gunicorn", "default", "beat", "web-ui"}) {
+    json network = {
+        {"awsvpcConfiguration",
+         {{"subnets", {subnet}}, {"securityGroups", {sg}}, {"assignPublicIp", "DISABLED"}}}};
+    for (const char* process :
+         {"migrate", "collectstatic", "gunicorn", "default", "beat", "web-ui"}) {
       std::string image = std::string(process) == "web-ui" ? "frontend:v2.0.0" : "backend:v1.0.0";
       json container = {{"name", process},
                         {"image", "123456789012.dkr.ecr.us-east-1.amazonaws.com/ublog/" + image},
@@ -111,7 +116,8 @@ class AwsDeployMotoTest : public ::testing::Test {
                    render::AwsFamily("ublog", "demo", process), "--network-mode", "awsvpc",
                    "--requires-compatibilities", "FARGATE", "--cpu", "256", "--memory", "512",
                    "--container-definitions", json::array({container}).dump()});
-      runner_.Aws({"logs", "create-log-group", "--log-group-name", render::AwsLogGroup("demo", process)});
+      runner_.Aws(
+          {"logs", "create-log-group", "--log-group-name", render::AwsLogGroup("demo", process)});
       if (std::string(process) == "migrate" || std::string(process) == "collectstatic") continue;
       runner_.Aws({"ecs", "create-service", "--cluster", "ublog-demo", "--service-name", process,
                    "--task-definition", render::AwsFamily("ublog", "demo", process),
@@ -130,7 +136,8 @@ class AwsDeployMotoTest : public ::testing::Test {
   }
 
   std::string ServiceDefinition(const std::string& service) {
-    json d = runner_.Aws({"ecs", "describe-services", "--cluster", "ublog-demo", "--services", service});
+    json d =
+        runner_.Aws({"ecs", "describe-services", "--cluster", "ublog-demo", "--services", service});
     return d["services"][0]["taskDefinition"];
   }
 
@@ -147,7 +154,8 @@ TEST_F(AwsDeployMotoTest, BackendDeployRunsTasksThenUpdatesServices) {
   for (const char* s : {"gunicorn", "default", "beat"})
     EXPECT_TRUE(ServiceDefinition(s).ends_with(render::AwsFamily("ublog", "demo", s) + ":2")) << s;
   EXPECT_TRUE(ServiceDefinition("web-ui").ends_with(":1"));  // not this image
-  json def = runner_.Aws({"ecs", "describe-task-definition", "--task-definition", "ublog-demo-gunicorn"});
+  json def =
+      runner_.Aws({"ecs", "describe-task-definition", "--task-definition", "ublog-demo-gunicorn"});
   EXPECT_EQ(def["taskDefinition"]["containerDefinitions"][0]["image"],
             "123456789012.dkr.ecr.us-east-1.amazonaws.com/ublog/backend:v1.1.0");
   EXPECT_EQ(def["taskDefinition"]["containerDefinitions"][0]["environment"][0]["value"], "v1.1.0");
@@ -162,7 +170,8 @@ TEST_F(AwsDeployMotoTest, FrontendDeployWithoutTasksIsAllReal) {
   EXPECT_TRUE(runner_.started.empty());
   EXPECT_TRUE(ServiceDefinition("web-ui").ends_with("ublog-demo-web-ui:2"));
   EXPECT_TRUE(ServiceDefinition("gunicorn").ends_with(":1"));
-  json def = runner_.Aws({"ecs", "describe-task-definition", "--task-definition", "ublog-demo-web-ui"});
+  json def =
+      runner_.Aws({"ecs", "describe-task-definition", "--task-definition", "ublog-demo-web-ui"});
   EXPECT_EQ(def["taskDefinition"]["containerDefinitions"][0]["image"],
             "123456789012.dkr.ecr.us-east-1.amazonaws.com/ublog/frontend:v2.1.0");
 }

@@ -17,7 +17,7 @@ using nlohmann::json;
 class FakeAws : public CommandRunner {
  public:
   std::vector<std::vector<std::string>> calls;
-  std::vector<std::string> verbs;  // "ecs run-task", in order
+  std::vector<std::string> verbs;                  // "ecs run-task", in order
   std::map<std::string, std::deque<json>> queued;  // verb -> answers, the last one repeats
   int sleeps = 0;
 
@@ -28,16 +28,17 @@ class FakeAws : public CommandRunner {
     if (verb == "ecs describe-task-definition") {
       std::string family = Arg(argv, "--task-definition");
       std::string container = family.substr(std::string("ublog-demo-").size());
-      json def = {{"taskDefinition",
-                   {{"family", family},
-                    {"taskDefinitionArn", "arn:aws:ecs:us-east-1:1:task-definition/" + family + ":1"},
-                    {"revision", 1},
-                    {"status", "ACTIVE"},
-                    {"cpu", "1024"},
-                    {"containerDefinitions",
-                     {{{"name", container},
-                       {"image", "r/ublog/backend:v1.0.0"},
-                       {"environment", {{{"name", "SOURCE_TAG"}, {"value", "v1.0.0"}}}}}}}}}};
+      json def = {
+          {"taskDefinition",
+           {{"family", family},
+            {"taskDefinitionArn", "arn:aws:ecs:us-east-1:1:task-definition/" + family + ":1"},
+            {"revision", 1},
+            {"status", "ACTIVE"},
+            {"cpu", "1024"},
+            {"containerDefinitions",
+             {{{"name", container},
+               {"image", "r/ublog/backend:v1.0.0"},
+               {"environment", {{{"name", "SOURCE_TAG"}, {"value", "v1.0.0"}}}}}}}}}};
       return Answer(def);
     }
     if (verb == "ecs register-task-definition") {
@@ -45,9 +46,8 @@ class FakeAws : public CommandRunner {
       json input = json::parse(render::testing::Slurp(file));
       registered.push_back(input);
       return Answer({{"taskDefinition",
-                      {{"taskDefinitionArn",
-                        "arn:aws:ecs:us-east-1:1:task-definition/" + input["family"].get<std::string>() +
-                            ":2"}}}});
+                      {{"taskDefinitionArn", "arn:aws:ecs:us-east-1:1:task-definition/" +
+                                                 input["family"].get<std::string>() + ":2"}}}});
     }
     if (verb == "ecs run-task") {
       std::string def = Arg(argv, "--task-definition");
@@ -55,8 +55,9 @@ class FakeAws : public CommandRunner {
       if (def.find("collectstatic") != std::string::npos) name = "collectstatic";
       if (def.find("migrate") != std::string::npos) name = "migrate";
       last_task = name;
-      return Answer({{"tasks", {{{"taskArn", "arn:aws:ecs:us-east-1:1:task/ublog-demo/" + name + "-id"}}}},
-                     {"failures", json::array()}});
+      return Answer(
+          {{"tasks", {{{"taskArn", "arn:aws:ecs:us-east-1:1:task/ublog-demo/" + name + "-id"}}}},
+           {"failures", json::array()}});
     }
     auto it = queued.find(verb + (verb == "ecs describe-tasks" ? ":" + last_task : ""));
     if (it == queued.end()) it = queued.find(verb);
@@ -80,7 +81,8 @@ class FakeAws : public CommandRunner {
   std::string last_task;
 };
 
-json Stopped(const std::string& container, std::optional<int> exit_code, const std::string& reason = "") {
+json Stopped(const std::string& container, std::optional<int> exit_code,
+             const std::string& reason = "") {
   json c = {{"name", container}};
   if (exit_code) c["exitCode"] = *exit_code;
   return {{"tasks", {{{"lastStatus", "STOPPED"}, {"stoppedReason", reason}, {"containers", {c}}}}}};
@@ -93,11 +95,12 @@ json Services(int deployments) {
   for (const char* s : {"gunicorn", "default", "beat"}) {
     json d = json::array();
     for (int i = 0; i < deployments; ++i) d.push_back({{"status", i ? "ACTIVE" : "PRIMARY"}});
-    list.push_back({{"serviceName", s},
-                    {"deployments", d},
-                    {"runningCount", 1},
-                    {"desiredCount", 1},
-                    {"networkConfiguration", {{"awsvpcConfiguration", {{"subnets", {"subnet-1"}}}}}}});
+    list.push_back(
+        {{"serviceName", s},
+         {"deployments", d},
+         {"runningCount", 1},
+         {"desiredCount", 1},
+         {"networkConfiguration", {{"awsvpcConfiguration", {{"subnets", {"subnet-1"}}}}}}});
   }
   return {{"services", list}};
 }
@@ -123,17 +126,29 @@ TEST(AwsDeployTest, BackendInTheSeedsOrder) {
   auto report = f.Deploy({"backend=v1.1.0"});
   ASSERT_TRUE(report.ok()) << report.error().message();
 
-  std::vector<std::string> expected = {
-      "ecs describe-task-definition", "ecs register-task-definition",  // migrate
-      "ecs describe-task-definition", "ecs register-task-definition",  // collectstatic
-      "ecs describe-task-definition", "ecs register-task-definition",  // gunicorn
-      "ecs describe-task-definition", "ecs register-task-definition",  // default
-      "ecs describe-task-definition", "ecs register-task-definition",  // beat
-      "ecs describe-services",                                         // the network
-      "ecs run-task", "ecs describe-tasks", "ecs describe-tasks", "logs get-log-events",
-      "ecs run-task", "ecs describe-tasks", "logs get-log-events",
-      "ecs update-service", "ecs update-service", "ecs update-service",
-      "ecs describe-services", "ecs describe-services"};
+  std::vector<std::string> expected = {"ecs describe-task-definition",
+                                       "ecs register-task-definition",  // migrate
+                                       "ecs describe-task-definition",
+                                       "ecs register-task-definition",  // collectstatic
+                                       "ecs describe-task-definition",
+                                       "ecs register-task-definition",  // gunicorn
+                                       "ecs describe-task-definition",
+                                       "ecs register-task-definition",  // default
+                                       "ecs describe-task-definition",
+                                       "ecs register-task-definition",  // beat
+                                       "ecs describe-services",         // the network
+                                       "ecs run-task",
+                                       "ecs describe-tasks",
+                                       "ecs describe-tasks",
+                                       "logs get-log-events",
+                                       "ecs run-task",
+                                       "ecs describe-tasks",
+                                       "logs get-log-events",
+                                       "ecs update-service",
+                                       "ecs update-service",
+                                       "ecs update-service",
+                                       "ecs describe-services",
+                                       "ecs describe-services"};
   EXPECT_EQ(f.aws.verbs, expected);
   EXPECT_EQ(report->tasks_run, std::vector<std::string>({"migrate", "collectstatic"}));
   EXPECT_EQ(report->services_updated, std::vector<std::string>({"gunicorn", "default", "beat"}));
@@ -147,7 +162,8 @@ TEST(AwsDeployTest, BackendInTheSeedsOrder) {
   // Log lines printed, stream named as render writes it.
   EXPECT_EQ(FakeAws::Arg(f.aws.calls[14], "--log-stream-name"), "adhoc/migrate/migrate-id");
   bool printed = false;
-  for (const std::string& line : f.progress) printed |= line.find("migrate | Applying blog") != std::string::npos;
+  for (const std::string& line : f.progress)
+    printed |= line.find("migrate | Applying blog") != std::string::npos;
   EXPECT_TRUE(printed);
   // Every call names the stack's region.
   for (const auto& call : f.aws.calls) EXPECT_EQ(FakeAws::Arg(call, "--region"), "us-east-1");
@@ -159,13 +175,15 @@ TEST(AwsDeployTest, BackendInTheSeedsOrder) {
 TEST(AwsDeployTest, AFailedMigrationStopsBeforeAnyService) {
   Fixture f;
   f.aws.queued["ecs describe-tasks:migrate"] = {Stopped("migrate", 1)};
-  f.aws.queued["logs get-log-events"] = {{{"events", {{{"message", "django.db.utils.ProgrammingError"}}}}}};
+  f.aws.queued["logs get-log-events"] = {
+      {{"events", {{{"message", "django.db.utils.ProgrammingError"}}}}}};
   f.aws.queued["ecs describe-services"] = {Services(1)};
   auto report = f.Deploy({"backend=v1.1.0"});
   ASSERT_FALSE(report.ok());
   EXPECT_EQ(report.error().kind(), ErrorKind::kFailed);
   const std::string& message = report.error().message();
-  EXPECT_NE(message.find("before-deploy task 'migrate' failed (exit code 1)"), std::string::npos) << message;
+  EXPECT_NE(message.find("before-deploy task 'migrate' failed (exit code 1)"), std::string::npos)
+      << message;
   EXPECT_NE(message.find("no service was updated"), std::string::npos);
   EXPECT_NE(message.find("ProgrammingError"), std::string::npos);
   for (const std::string& verb : f.aws.verbs) EXPECT_NE(verb, "ecs update-service");

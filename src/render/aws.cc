@@ -29,9 +29,9 @@ std::optional<std::pair<int, int>> FargateSize(int cpu, int memory) {
   struct Row {
     int cpu, min, max, step;
   };
-  static const Row kRows[] = {{256, 512, 2048, 512},        {512, 1024, 4096, 1024},
-                              {1024, 2048, 8192, 1024},     {2048, 4096, 16384, 1024},
-                              {4096, 8192, 30720, 1024},    {8192, 16384, 61440, 4096},
+  static const Row kRows[] = {{256, 512, 2048, 512},       {512, 1024, 4096, 1024},
+                              {1024, 2048, 8192, 1024},    {2048, 4096, 16384, 1024},
+                              {4096, 8192, 30720, 1024},   {8192, 16384, 61440, 4096},
                               {16384, 32768, 122880, 8192}};
   for (const Row& r : kRows) {
     if (r.cpu < cpu) continue;
@@ -98,8 +98,8 @@ std::optional<std::string> AwsValue(const std::string& key, std::optional<int> p
 // `text` with its placeholders as Terraform interpolations and the rest literal.
 Result<std::string> ToTerraform(const std::string& text, std::optional<int> port) {
   std::vector<std::string> values;
-  auto rendered = spec::RenderPlaceholders(
-      text, [&](const spec::Placeholder& p) -> std::optional<std::string> {
+  auto rendered =
+      spec::RenderPlaceholders(text, [&](const spec::Placeholder& p) -> std::optional<std::string> {
         std::optional<std::string> v = AwsValue(p.Key(), port);
         if (!v) return std::nullopt;
         values.push_back(*v);
@@ -181,7 +181,8 @@ class AwsWriter {
     });
     for (const AwsEnvironment& e : envs) {
       ADHOC_ASSIGN_OR_RETURN(json vars, Tfvars(e));
-      out.files.push_back({"environment/envs/" + e.env_file->name + ".tfvars.json", JsonText(vars)});
+      out.files.push_back(
+          {"environment/envs/" + e.env_file->name + ".tfvars.json", JsonText(vars)});
     }
     out.budget.rules_per_environment = static_cast<int>(rules_.size());
     out.budget.quota = aws_.rule_quota;
@@ -233,8 +234,7 @@ class AwsWriter {
         {"versioning_configuration", {{"status", "Enabled"}}}};
     r["aws_s3_bucket_server_side_encryption_configuration"]["state"] = {
         {"bucket", Interp("aws_s3_bucket.state.id")},
-        {"rule",
-         {{{"apply_server_side_encryption_by_default", {{"sse_algorithm", "AES256"}}}}}}};
+        {"rule", {{{"apply_server_side_encryption_by_default", {{"sse_algorithm", "AES256"}}}}}}};
     r["aws_s3_bucket_public_access_block"]["state"] = PublicAccessBlock("aws_s3_bucket.state.id");
     r["aws_dynamodb_table"]["lock"] = {{"name", lock_table_},
                                        {"billing_mode", "PAY_PER_REQUEST"},
@@ -280,9 +280,8 @@ class AwsWriter {
       r["aws_subnet"][kind] = {
           {"count", 3},
           {"vpc_id", Interp("aws_vpc.main.id")},
-          {"cidr_block",
-           Interp(std::string("cidrsubnet(aws_vpc.main.cidr_block, 8, ") + (pub ? "101" : "1") +
-                  " + count.index)")},
+          {"cidr_block", Interp(std::string("cidrsubnet(aws_vpc.main.cidr_block, 8, ") +
+                                (pub ? "101" : "1") + " + count.index)")},
           {"availability_zone", Interp("data.aws_availability_zones.available.names[count.index]")},
           {"map_public_ip_on_launch", pub},
           {"tags", {{"Name", n + "-" + kind + "-" + Interp("count.index")}}}};
@@ -318,7 +317,9 @@ class AwsWriter {
     sg("alb", "adhoc " + n + ": the load balancer, open to the world on 80 and 443");
     sg("tasks", "adhoc " + n + ": ECS tasks, reached by the load balancer and each other");
     sg("rds", "adhoc " + n + ": PostgreSQL, reached by ECS tasks only");
-    auto rule = [&](const std::string& key, json body) { r["aws_security_group_rule"][key] = body; };
+    auto rule = [&](const std::string& key, json body) {
+      r["aws_security_group_rule"][key] = body;
+    };
     for (int port : {80, 443}) {
       rule("alb_in_" + std::to_string(port),
            {{"type", "ingress"},
@@ -403,20 +404,21 @@ class AwsWriter {
     if (p_.postgres) {
       r["aws_db_subnet_group"]["main"] = {{"name", n + "-postgres"},
                                           {"subnet_ids", Interp("aws_subnet.private[*].id")}};
-      r["aws_db_instance"]["main"] = {{"identifier", n + "-postgres"},
-                                      {"engine", "postgres"},
-                                      {"engine_version", aws_.postgres_version},
-                                      {"instance_class", aws_.db_instance_class},
-                                      {"allocated_storage", 20},
-                                      {"storage_encrypted", true},
-                                      {"username", "adhoc_admin"},
-                                      {"manage_master_user_password", true},
-                                      {"db_subnet_group_name", Interp("aws_db_subnet_group.main.name")},
-                                      {"vpc_security_group_ids", {Interp("aws_security_group.rds.id")}},
-                                      {"publicly_accessible", false},
-                                      {"backup_retention_period", 1},
-                                      {"skip_final_snapshot", true},
-                                      {"apply_immediately", true}};
+      r["aws_db_instance"]["main"] = {
+          {"identifier", n + "-postgres"},
+          {"engine", "postgres"},
+          {"engine_version", aws_.postgres_version},
+          {"instance_class", aws_.db_instance_class},
+          {"allocated_storage", 20},
+          {"storage_encrypted", true},
+          {"username", "adhoc_admin"},
+          {"manage_master_user_password", true},
+          {"db_subnet_group_name", Interp("aws_db_subnet_group.main.name")},
+          {"vpc_security_group_ids", {Interp("aws_security_group.rds.id")}},
+          {"publicly_accessible", false},
+          {"backup_retention_period", 1},
+          {"skip_final_snapshot", true},
+          {"apply_immediately", true}};
     }
 
     for (const spec::Image& image : p_.images) {
@@ -462,7 +464,7 @@ class AwsWriter {
   // The nested replace() that renders an env file's value (a placeholder template) in
   // Terraform: env files' [env] reach Terraform as variables, not as code.
   std::string RenderChain(const std::string& value_expr) const {
-    std::vector<std::string> keys = {"env",     "hostname", "url",    "host",
+    std::vector<std::string> keys = {"env",     "hostname", "url",   "host",
                                      "workdir", "taskdir",  "static"};
     for (const spec::Image& i : p_.images) keys.push_back("version." + i.name);
     if (p_.postgres)
@@ -477,7 +479,8 @@ class AwsWriter {
     // `{{` stands for `{`: hide it from the replacements, then restore it.
     expr = "replace(" + expr + ", \"{{\", \"\\u0001\")";
     for (const std::string& k : keys)
-      expr = "replace(" + expr + ", \"{" + k + "}\", " + HclString(*AwsValue(k, std::nullopt)) + ")";
+      expr =
+          "replace(" + expr + ", \"{" + k + "}\", " + HclString(*AwsValue(k, std::nullopt)) + ")";
     return "replace(" + expr + ", \"\\u0001\", \"{\")";
   }
 
@@ -491,11 +494,12 @@ class AwsWriter {
                 {"validation",
                  {{{"condition", Interp("can(regex(\"^[a-z][a-z0-9-]{0,39}$\", var.env))")},
                    {"error_message", "env must be an environment name (a DNS label)."}}}}};
-    v["slot"] = {{"type", "number"},
-                 {"description", "the environment's slot: its listener rules' priority block"},
-                 {"validation",
-                  {{{"condition", Interp("var.slot >= 1 && var.slot <= " + std::to_string(kMaxSlot))},
-                    {"error_message", "slot must be between 1 and " + std::to_string(kMaxSlot) + "."}}}}};
+    v["slot"] = {
+        {"type", "number"},
+        {"description", "the environment's slot: its listener rules' priority block"},
+        {"validation",
+         {{{"condition", Interp("var.slot >= 1 && var.slot <= " + std::to_string(kMaxSlot))},
+           {"error_message", "slot must be between 1 and " + std::to_string(kMaxSlot) + "."}}}}};
     v["versions"] = {{"type", "map(string)"}, {"description", "git ref of each image"}};
     v["image_tags"] = {{"type", "map(string)"}, {"description", "docker tag of each image"}};
     v["env_vars"] = {{"type", "map(string)"},
@@ -585,30 +589,30 @@ class AwsWriter {
     // Storage for static and media files.
     r["aws_s3_bucket"]["static"] = {{"bucket_prefix", Interp("format(\"%.36s-\", local.prefix)")},
                                     {"force_destroy", true}};
-    r["aws_s3_bucket_public_access_block"]["static"] =
-        PublicAccessBlock("aws_s3_bucket.static.id");
+    r["aws_s3_bucket_public_access_block"]["static"] = PublicAccessBlock("aws_s3_bucket.static.id");
 
     WriteRoles(root);
 
     // Processes: services, one-off tasks, Redis, the database's create and drop tasks.
     std::vector<std::string> secret_docs;
     for (const spec::Service& s : p_.services) {
-      Process proc{s.name, s.image, s.command, s.port, s.cpu, s.memory, s.stop_signal,
-                   static_cast<int>(s.stop_timeout.count()), &s.env, s.templates, s.health};
+      Process proc{s.name, s.image,     s.command,     s.port,
+                   s.cpu,  s.memory,    s.stop_signal, static_cast<int>(s.stop_timeout.count()),
+                   &s.env, s.templates, s.health};
       ADHOC_RETURN_IF_ERROR(AddTaskDefinition(root, proc, "task", &secret_docs));
     }
     for (const spec::Task& t : p_.tasks) {
-      Process proc{t.name, t.image, t.command, std::nullopt, 1024, 2048, "TERM", 10, &t.env, {},
-                   std::nullopt};
+      Process proc{t.name, t.image, t.command, std::nullopt, 1024,        2048,
+                   "TERM", 10,      &t.env,    {},           std::nullopt};
       ADHOC_RETURN_IF_ERROR(AddTaskDefinition(root, proc, "task", &secret_docs));
     }
     if (p_.redis) AddRedis(root);
     if (p_.postgres) AddDatabaseTasks(root);
     r["aws_secretsmanager_secret_version"]["env"] = {
         {"secret_id", Interp("aws_secretsmanager_secret.env.id")},
-        {"secret_string", secret_docs.empty() ? Interp("jsonencode({})")
-                                              : Interp("jsonencode(merge(" +
-                                                       Join(secret_docs, ", ") + "))")}};
+        {"secret_string", secret_docs.empty()
+                              ? Interp("jsonencode({})")
+                              : Interp("jsonencode(merge(" + Join(secret_docs, ", ") + "))")}};
 
     // Routing: a target group per routed service, rules in the slot's priority block.
     std::set<std::string> routed;
@@ -656,14 +660,13 @@ class AwsWriter {
     }
     for (const spec::Service& s : p_.services) AddService(root, s, routed.count(s.name) > 0);
 
-    r["aws_route53_record"]["main"] = {
-        {"zone_id", Interp("local.base.hosted_zone_id")},
-        {"name", Hostname()},
-        {"type", "A"},
-        {"alias",
-         {{{"name", Interp("local.base.alb_dns_name")},
-           {"zone_id", Interp("local.base.alb_zone_id")},
-           {"evaluate_target_health", false}}}}};
+    r["aws_route53_record"]["main"] = {{"zone_id", Interp("local.base.hosted_zone_id")},
+                                       {"name", Hostname()},
+                                       {"type", "A"},
+                                       {"alias",
+                                        {{{"name", Interp("local.base.alb_dns_name")},
+                                          {"zone_id", Interp("local.base.alb_zone_id")},
+                                          {"evaluate_target_health", false}}}}};
 
     WriteOutputs(root);
     return root;
@@ -694,26 +697,25 @@ class AwsWriter {
         {"assume_role_policy", assume}};
     r["aws_iam_role_policy_attachment"]["execution"] = {
         {"role", Interp("aws_iam_role.execution.name")}, {"policy_arn", kExecutionPolicy}};
-    std::string env_secrets = "concat([aws_secretsmanager_secret.env.arn]" +
-                              std::string(p_.postgres || p_.redis || !randoms_.empty()
-                                              ? ", [for s in aws_secretsmanager_secret.generated : s.arn]"
-                                              : "") +
-                              (secrets_.empty()
-                                   ? std::string("")
-                                   : ", [for s in data.aws_secretsmanager_secret_version.secret : "
-                                     "s.arn]") +
-                              ")";
+    std::string env_secrets =
+        "concat([aws_secretsmanager_secret.env.arn]" +
+        std::string(p_.postgres || p_.redis || !randoms_.empty()
+                        ? ", [for s in aws_secretsmanager_secret.generated : s.arn]"
+                        : "") +
+        (secrets_.empty() ? std::string("")
+                          : ", [for s in data.aws_secretsmanager_secret_version.secret : "
+                            "s.arn]") +
+        ")";
     r["aws_iam_role_policy"]["execution_secrets"] = {
         {"name", "environment-secrets"},
         {"role", Interp("aws_iam_role.execution.id")},
-        {"policy",
-         Interp("jsonencode(" +
-                ToHcl({{"Version", "2012-10-17"},
-                       {"Statement",
-                        {{{"Effect", "Allow"},
-                          {"Action", {"secretsmanager:GetSecretValue"}},
-                          {"Resource", RawHcl(env_secrets)}}}}}) +
-                ")")}};
+        {"policy", Interp("jsonencode(" +
+                          ToHcl({{"Version", "2012-10-17"},
+                                 {"Statement",
+                                  {{{"Effect", "Allow"},
+                                    {"Action", {"secretsmanager:GetSecretValue"}},
+                                    {"Resource", RawHcl(env_secrets)}}}}}) +
+                          ")")}};
     // Task role: the environment's bucket and the ECS Exec channels, nothing else.
     r["aws_iam_role"]["task"] = {{"name_prefix", Interp("format(\"%.28s-task-\", local.prefix)")},
                                  {"assume_role_policy", assume}};
@@ -848,11 +850,12 @@ class AwsWriter {
       container["portMappings"] = {{{"containerPort", *proc.port}, {"protocol", "tcp"}}};
     if (proc.health && !proc.health->command.empty()) {
       ADHOC_ASSIGN_OR_RETURN(std::string hc, ToTerraform(proc.health->command, proc.port));
-      container["healthCheck"] = {{"command", {"CMD-SHELL", RawHcl(HclString(hc))}},
-                                  {"interval", std::max<long>(5, proc.health->interval.count())},
-                                  {"timeout", std::max<long>(2, proc.health->timeout.count())},
-                                  {"retries", proc.health->unhealthy},
-                                  {"startPeriod", std::min<long>(300, proc.health->start_timeout.count())}};
+      container["healthCheck"] = {
+          {"command", {"CMD-SHELL", RawHcl(HclString(hc))}},
+          {"interval", std::max<long>(5, proc.health->interval.count())},
+          {"timeout", std::max<long>(2, proc.health->timeout.count())},
+          {"retries", proc.health->unhealthy},
+          {"startPeriod", std::min<long>(300, proc.health->start_timeout.count())}};
     }
     AddLogGroup(root, c);
     root["resource"]["aws_ecs_task_definition"][c] = {
@@ -910,7 +913,8 @@ class AwsWriter {
         {"deployment_maximum_percent", 100},
         {"capacity_provider_strategy", CapacityStrategy()},
         {"network_configuration", Network()},
-        {"service_registries", {{{"registry_arn", Interp("aws_service_discovery_service.redis.arn")}}}},
+        {"service_registries",
+         {{{"registry_arn", Interp("aws_service_discovery_service.redis.arn")}}}},
         {"depends_on", {"aws_ecs_cluster_capacity_providers.main"}}};
   }
 
@@ -944,8 +948,8 @@ class AwsWriter {
              "-v password=\"$DB_PASSWORD\" <<'SQL'\n" +
              sql + "SQL\n";
     };
-    for (const auto& [name, sql] : {std::pair<std::string, std::string>{"db-create", create_sql},
-                                    {"db-drop", drop_sql}}) {
+    for (const auto& [name, sql] :
+         {std::pair<std::string, std::string>{"db-create", create_sql}, {"db-drop", drop_sql}}) {
       json container = {
           {"name", name},
           {"image", "public.ecr.aws/docker/library/postgres:" + aws_.postgres_version + "-alpine"},
@@ -959,11 +963,13 @@ class AwsWriter {
             {{"name", "DB_NAME"}, {"value", Interp("local.database")}},
             {{"name", "DB_USER"}, {"value", Interp("local.database_user")}}}},
           {"secrets",
-           {{{"name", "PGUSER"}, {"valueFrom", Interp("local.base.rds_master_secret_arn") + ":username::"}},
+           {{{"name", "PGUSER"},
+             {"valueFrom", Interp("local.base.rds_master_secret_arn") + ":username::"}},
             {{"name", "PGPASSWORD"},
              {"valueFrom", Interp("local.base.rds_master_secret_arn") + ":password::"}},
             {{"name", "DB_PASSWORD"},
-             {"valueFrom", Interp("aws_secretsmanager_secret.generated[\"postgres-password\"].arn")}}}},
+             {"valueFrom",
+              Interp("aws_secretsmanager_secret.generated[\"postgres-password\"].arn")}}}},
           {"logConfiguration", LogConfiguration(name)},
           {"memory", 512}};
       AddLogGroup(root, name);
@@ -995,9 +1001,10 @@ class AwsWriter {
     json depends = {"aws_ecs_cluster_capacity_providers.main"};
     if (p_.redis) depends.push_back("aws_ecs_service.redis");
     if (routed) {
-      svc["load_balancer"] = {{{"target_group_arn", Interp("aws_lb_target_group." + s.name + ".arn")},
-                               {"container_name", s.name},
-                               {"container_port", *s.port}}};
+      svc["load_balancer"] = {
+          {{"target_group_arn", Interp("aws_lb_target_group." + s.name + ".arn")},
+           {"container_name", s.name},
+           {"container_port", *s.port}}};
       svc["health_check_grace_period_seconds"] =
           s.health ? std::min<long>(300, s.health->start_timeout.count()) : 60;
       for (size_t i = 0; i < rules_.size(); ++i)
@@ -1016,8 +1023,10 @@ class AwsWriter {
            "' --query 'tasks[0].taskArn' --output text) && aws ecs wait tasks-stopped --cluster " +
            cluster + " --tasks \"$TASK\" && aws logs get-log-events --log-group-name " +
            AwsLogGroup(Interp("var.env"), name) + " --log-stream-name \"" + kAwsLogStreamPrefix +
-           "/" + name + "/$${TASK##*/}\" --query 'events[].message' --output text && "
-           "test \"$(aws ecs describe-tasks --cluster " + cluster +
+           "/" + name +
+           "/$${TASK##*/}\" --query 'events[].message' --output text && "
+           "test \"$(aws ecs describe-tasks --cluster " +
+           cluster +
            " --tasks \"$TASK\" --query 'tasks[0].containers[0].exitCode' --output text)\" = 0";
   }
 
@@ -1043,10 +1052,9 @@ class AwsWriter {
       std::string cluster = Interp("aws_ecs_cluster.main.name");
       o["ecs_exec_command"] = {
           {"value", "aws ecs execute-command --cluster " + cluster +
-                        " --task \"$(aws ecs list-tasks --cluster " + cluster +
-                        " --service-name " + shell_service +
-                        " --query 'taskArns[0]' --output text)\" --container " + shell_service +
-                        " --interactive --command /bin/sh"}};
+                        " --task \"$(aws ecs list-tasks --cluster " + cluster + " --service-name " +
+                        shell_service + " --query 'taskArns[0]' --output text)\" --container " +
+                        shell_service + " --interactive --command /bin/sh"}};
     }
     o["static_bucket"] = {{"value", Interp("aws_s3_bucket.static.bucket")}};
   }
@@ -1086,7 +1094,9 @@ class AwsWriter {
     out += "Terraform in JSON syntax. State: S3 bucket `" + state_bucket_ + "`, lock table `" +
            lock_table_ + "` (region " + aws_.region + ").\n\n";
     out += "```sh\n";
-    out += "(cd bootstrap && terraform init && terraform apply)   # once: the state bucket and lock table\n";
+    out +=
+        "(cd bootstrap && terraform init && terraform apply)   # once: the state bucket and lock "
+        "table\n";
     out += "(cd base && terraform init && terraform apply)        # once: VPC, ALB, RDS, ECR...\n";
     out += "cd environment && terraform init\n";
     out += "terraform workspace select -or-create ENV\n";
@@ -1095,8 +1105,9 @@ class AwsWriter {
     out += "eval \"$(terraform output -raw before_deploy_command)\"     # migrations\n";
     out += "terraform output url\n";
     out += "```\n\n";
-    out += "Destroying: `eval \"$(terraform output -raw drop_database_command)\"`, then "
-           "`terraform destroy -var-file=envs/ENV.tfvars.json`.\n\n";
+    out +=
+        "Destroying: `eval \"$(terraform output -raw drop_database_command)\"`, then "
+        "`terraform destroy -var-file=envs/ENV.tfvars.json`.\n\n";
     out += fmt::format(
         "Listener rules: {} per environment; the HTTPS listener holds {} (rule_quota), so {} "
         "environments fit ({} rendered now).\n",
@@ -1122,7 +1133,8 @@ Result<AwsOutput> RenderAws(const AwsInput& input) {
                     ": no [targets.aws]: add one with `domain` and `registry` to render for AWS");
   const spec::AwsTarget& aws = *p.targets.aws;
   if (aws.domain.empty())
-    return BadInput(aws.where.ToString() + ": targets.aws.domain: missing (e.g. \"dev.example.com\")");
+    return BadInput(aws.where.ToString() +
+                    ": targets.aws.domain: missing (e.g. \"dev.example.com\")");
   if (aws.registry.empty())
     return BadInput(aws.where.ToString() +
                     ": targets.aws.registry: missing (e.g. \"123456789012.dkr.ecr.us-east-1."

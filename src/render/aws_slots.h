@@ -15,12 +15,12 @@
 
 namespace adhoc::render {
 
-inline constexpr int kMaxSlot = 499;           // priorities stop at 50000 on an ALB listener
+inline constexpr int kMaxSlot = 499;            // priorities stop at 50000 on an ALB listener
 inline constexpr int kPrioritiesPerSlot = 100;  // so an environment holds at most 99 rules
 
 struct SlotAssignment {
-  std::map<std::string, int> slots;     // every environment's slot
-  std::vector<std::string> new_slots;   // the environments given a slot now, in name order
+  std::map<std::string, int> slots;    // every environment's slot
+  std::vector<std::string> new_slots;  // the environments given a slot now, in name order
 };
 
 // The recorded slots, and the lowest free slot for each env file without one (in name order).

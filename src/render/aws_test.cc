@@ -25,7 +25,8 @@ struct Ublog {
     EXPECT_TRUE(slots.ok());
     input.project = &ws.project;
     input.templates = ReadTemplates(ws.project, UblogDir());
-    for (const spec::EnvFile& e : ws.envs) input.environments.push_back({&e, slots->slots.at(e.name)});
+    for (const spec::EnvFile& e : ws.envs)
+      input.environments.push_back({&e, slots->slots.at(e.name)});
   }
 };
 
@@ -105,9 +106,9 @@ TEST(RenderAwsTest, EnvironmentRulesSecretsAndLimits) {
     EXPECT_LE(values, kAlbConditionValues) << name;
   }
   // Passwords reach containers as secrets only.
-  const std::string gunicorn = env["resource"]["aws_ecs_task_definition"]["gunicorn"]
-                                   ["container_definitions"]
-                                       .get<std::string>();
+  const std::string gunicorn =
+      env["resource"]["aws_ecs_task_definition"]["gunicorn"]["container_definitions"]
+          .get<std::string>();
   EXPECT_NE(gunicorn.find("valueFrom"), std::string::npos);
   const json& service = env["resource"]["aws_ecs_service"]["gunicorn"];
   EXPECT_EQ(service["lifecycle"]["ignore_changes"], json({"task_definition", "desired_count"}));

@@ -53,7 +53,8 @@ bool IsSimpleCommand(const std::string& command) {
 
 }  // namespace
 
-std::vector<std::string> ContainerCommand(const std::string& command, const std::string& stop_signal,
+std::vector<std::string> ContainerCommand(const std::string& command,
+                                          const std::string& stop_signal,
                                           const std::map<std::string, std::string>& template_env) {
   std::string script = std::string("mkdir -p ") + kCloudTaskdir + " " + kCloudStatic;
   for (const auto& [file, variable] : template_env)

@@ -42,7 +42,8 @@ std::string ImageTag(const std::string& ref);
 // The container's argv: {"/bin/sh", "-c", SCRIPT}. `command` is already rendered.
 // `template_env` names the environment variables holding each rendered template, keyed by the
 // file name it is written to ("nginx.conf" -> "ADHOC_TEMPLATE_NGINX_CONF").
-std::vector<std::string> ContainerCommand(const std::string& command, const std::string& stop_signal,
+std::vector<std::string> ContainerCommand(const std::string& command,
+                                          const std::string& stop_signal,
                                           const std::map<std::string, std::string>& template_env);
 
 // "ADHOC_TEMPLATE_NGINX_CONF" for "nginx.conf".

@@ -40,13 +40,18 @@ std::string HclString(const std::string& text) {
       for (; j < text.size(); ++j) {
         char d = text[j];
         if (in_string) {
-          if (d == '\\') ++j;
-          else if (d == '"') in_string = false;
+          if (d == '\\')
+            ++j;
+          else if (d == '"')
+            in_string = false;
           continue;
         }
-        if (d == '"') in_string = true;
-        else if (d == '{') ++depth;
-        else if (d == '}' && --depth == 0) break;
+        if (d == '"')
+          in_string = true;
+        else if (d == '{')
+          ++depth;
+        else if (d == '}' && --depth == 0)
+          break;
       }
       out += text.substr(i, j - i + 1);
       i = j;

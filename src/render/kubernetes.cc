@@ -48,7 +48,7 @@ class KubeWriter {
  public:
   KubeWriter(const KubernetesInput& in) : in_(in), p_(*in.project) {
     if (p_.targets.kubernetes) k8s_ = *p_.targets.kubernetes;
-    domain_ = !k8s_.domain.empty()                            ? k8s_.domain
+    domain_ = !k8s_.domain.empty()                                ? k8s_.domain
               : p_.targets.aws && !p_.targets.aws->domain.empty() ? p_.targets.aws->domain
                                                                   : p_.domain;
     statefulset_ = k8s_.postgres == spec::KubernetesTarget::Postgres::kStatefulSet;
@@ -87,10 +87,9 @@ class KubeWriter {
     RenderedFiles files;
     if (p_.postgres && statefulset_) {
       ADHOC_ASSIGN_OR_RETURN(std::string secret, Secret("base", BaseKeys()));
-      files.push_back({"base/postgres.yaml", Documents({Namespace(BaseNamespace()),
-                                                        StatefulSetSecret(secret),
-                                                        PostgresStatefulSet(),
-                                                        PostgresService()})});
+      files.push_back(
+          {"base/postgres.yaml", Documents({Namespace(BaseNamespace()), StatefulSetSecret(secret),
+                                            PostgresStatefulSet(), PostgresService()})});
     }
     if (p_.postgres && !statefulset_ && k8s_.postgres_host.empty())
       return BadInput(p_.where.file +
@@ -187,14 +186,13 @@ class KubeWriter {
             {"metadata", Meta("postgres", BaseNamespace())},
             {"spec",
              {{"selector", {{"app", "postgres"}}},
-              {"ports",
-               ojson::array({{{"port", kPostgresPort}, {"targetPort", kPostgresPort},
-                              {"name", "postgres"}}})}}}};
+              {"ports", ojson::array({{{"port", kPostgresPort},
+                                       {"targetPort", kPostgresPort},
+                                       {"name", "postgres"}}})}}}};
   }
 
   std::string PostgresHost() const {
-    return statefulset_ ? "postgres." + BaseNamespace() + ".svc.cluster.local"
-                        : k8s_.postgres_host;
+    return statefulset_ ? "postgres." + BaseNamespace() + ".svc.cluster.local" : k8s_.postgres_host;
   }
 
   // The value of a placeholder for environment `e` and a process with `port`.
@@ -233,8 +231,8 @@ class KubeWriter {
       if (part == "port") return std::to_string(kRedisPort);
       if (part == "password") return "$(" + SecretVariable("redis.password") + ")";
       if (part == "url")
-        return "redis://:$(" + SecretVariable("redis.password") + ")@redis:" +
-               std::to_string(kRedisPort) + "/0";
+        return "redis://:$(" + SecretVariable("redis.password") +
+               ")@redis:" + std::to_string(kRedisPort) + "/0";
     }
     if (name == "random" || name == "secret") return "$(" + SecretVariable(key) + ")";
     return std::nullopt;
@@ -292,9 +290,9 @@ class KubeWriter {
     ojson list = ojson::array();
     for (const std::string& key : secret_keys) {
       // postgres.url / redis.url are made of the password variable.
-      std::string atom = key == "postgres.url"  ? "postgres.password"
-                         : key == "redis.url" ? "redis.password"
-                                              : key;
+      std::string atom = key == "postgres.url" ? "postgres.password"
+                         : key == "redis.url"  ? "redis.password"
+                                               : key;
       if (atom != key) continue;
       std::string secret_name = kCredentials, secret_key;
       if (key == "postgres.password") secret_key = "postgres-password";
@@ -304,17 +302,20 @@ class KubeWriter {
         secret_name = "user-secrets";
         secret_key = key.substr(7);
       }
-      list.push_back({{"name", SecretVariable(key)},
-                      {"valueFrom", {{"secretKeyRef", {{"name", secret_name}, {"key", secret_key}}}}}});
+      list.push_back(
+          {{"name", SecretVariable(key)},
+           {"valueFrom", {{"secretKeyRef", {{"name", secret_name}, {"key", secret_key}}}}}});
     }
     for (const char* url_key : {"postgres.url", "redis.url"}) {
-      std::string atom = std::string(url_key) == "postgres.url" ? "postgres.password" : "redis.password";
+      std::string atom =
+          std::string(url_key) == "postgres.url" ? "postgres.password" : "redis.password";
       if (secret_keys.count(url_key) && !secret_keys.count(atom))
         list.push_back({{"name", SecretVariable(atom)},
                         {"valueFrom",
                          {{"secretKeyRef",
                            {{"name", kCredentials},
-                            {"key", atom == "postgres.password" ? "postgres-password" : "redis-password"}}}}}});
+                            {"key", atom == "postgres.password" ? "postgres-password"
+                                                                : "redis-password"}}}}}});
     }
     for (const auto& [name, value] : merged) {
       ADHOC_ASSIGN_OR_RETURN(std::string v, Render(e, value, port));
@@ -326,10 +327,11 @@ class KubeWriter {
 
   std::string Image(const spec::EnvFile& e, const std::string& image) const {
     const std::string* ref = e.FindVersion(image);
-    std::string registry = k8s_.registry.empty() ? (p_.targets.aws ? p_.targets.aws->registry : "")
-                                                 : k8s_.registry;
+    std::string registry =
+        k8s_.registry.empty() ? (p_.targets.aws ? p_.targets.aws->registry : "") : k8s_.registry;
     std::string repo = p_.name + "/" + image;
-    return (registry.empty() ? repo : registry + "/" + repo) + ":" + ImageTag(ref ? *ref : "latest");
+    return (registry.empty() ? repo : registry + "/" + repo) + ":" +
+           ImageTag(ref ? *ref : "latest");
   }
 
   ojson Resources(int cpu, int memory) const {
@@ -415,13 +417,13 @@ class KubeWriter {
                                                 s.templates, s.stop_signal, s.cpu, s.memory));
       if (s.health) c["readinessProbe"] = Probe(*s.health, s.port);
       ojson labels = {{"app", s.name}};
-      ojson spec = {{"replicas", s.count},
-                    {"selector", {{"matchLabels", labels}}},
-                    {"template",
-                     {{"metadata", {{"labels", labels}}},
-                      {"spec",
-                       {{"terminationGracePeriodSeconds", s.stop_timeout.count()},
-                        {"containers", {c}}}}}}};
+      ojson spec = {
+          {"replicas", s.count},
+          {"selector", {{"matchLabels", labels}}},
+          {"template",
+           {{"metadata", {{"labels", labels}}},
+            {"spec",
+             {{"terminationGracePeriodSeconds", s.stop_timeout.count()}, {"containers", {c}}}}}}};
       // Celery beat and the like: never two at once, also during a rollout.
       if (!s.port && s.count == 1) spec["strategy"] = {{"type", "Recreate"}};
       std::vector<ojson> docs = {{{"apiVersion", "apps/v1"},
@@ -429,22 +431,23 @@ class KubeWriter {
                                   {"metadata", Meta(s.name, ns)},
                                   {"spec", spec}}};
       if (s.port)
-        docs.push_back({{"apiVersion", "v1"},
-                        {"kind", "Service"},
-                        {"metadata", Meta(s.name, ns)},
-                        {"spec",
-                         {{"selector", labels},
-                          {"ports", ojson::array({{{"port", *s.port},
-                                                   {"targetPort", *s.port},
-                                                   {"name", "http"}}})}}}});
+        docs.push_back(
+            {{"apiVersion", "v1"},
+             {"kind", "Service"},
+             {"metadata", Meta(s.name, ns)},
+             {"spec",
+              {{"selector", labels},
+               {"ports",
+                ojson::array({{{"port", *s.port}, {"targetPort", *s.port}, {"name", "http"}}})}}}});
       files->push_back({dir + "service-" + s.name + ".yaml", Documents(docs)});
     }
 
     for (const spec::Task& t : p_.tasks) {
       if (t.before != spec::Task::Before::kDeploy) continue;
-      ADHOC_ASSIGN_OR_RETURN(ojson c, Container(e, t.name, t.image, t.command, std::nullopt,
-                                                &t.env, {}, "TERM", 1024, 2048));
-      files->push_back({dir + "job-" + t.name + ".yaml", Documents({Job(t.name, ns, c, t.timeout.count())})});
+      ADHOC_ASSIGN_OR_RETURN(ojson c, Container(e, t.name, t.image, t.command, std::nullopt, &t.env,
+                                                {}, "TERM", 1024, 2048));
+      files->push_back(
+          {dir + "job-" + t.name + ".yaml", Documents({Job(t.name, ns, c, t.timeout.count())})});
     }
 
     files->push_back({dir + "ingress.yaml", Documents({Ingress(e, ns)})});
@@ -453,14 +456,14 @@ class KubeWriter {
 
   static ojson Job(const std::string& name, const std::string& ns, const ojson& container,
                    long deadline) {
-    return {{"apiVersion", "batch/v1"},
-            {"kind", "Job"},
-            {"metadata", Meta(name, ns)},
-            {"spec",
-             {{"backoffLimit", 0},
-              {"activeDeadlineSeconds", deadline},
-              {"template",
-               {{"spec", {{"restartPolicy", "Never"}, {"containers", {container}}}}}}}}};
+    return {
+        {"apiVersion", "batch/v1"},
+        {"kind", "Job"},
+        {"metadata", Meta(name, ns)},
+        {"spec",
+         {{"backoffLimit", 0},
+          {"activeDeadlineSeconds", deadline},
+          {"template", {{"spec", {{"restartPolicy", "Never"}, {"containers", {container}}}}}}}}};
   }
 
   Status AddDatabaseJob(const spec::EnvFile& e, const std::string& ns, RenderedFiles* files) const {
@@ -479,52 +482,56 @@ class KubeWriter {
     auto from = [](const std::string& secret, const std::string& key) {
       return ojson{{"secretKeyRef", {{"name", secret}, {"key", key}}}};
     };
-    ojson c = {{"name", "db-create"},
-               {"image", "postgres:15-alpine"},
-               {"command", {"/bin/sh", "-c", script}},
-               {"env",
-                {{{"name", "PGHOST"}, {"value", "postgres"}},
-                 {{"name", "PGDATABASE"}, {"value", "postgres"}},
-                 {{"name", "PGUSER"}, {"valueFrom", from("postgres-admin", "username")}},
-                 {{"name", "PGPASSWORD"}, {"valueFrom", from("postgres-admin", "password")}},
-                 {{"name", "DB_NAME"}, {"value", Database(e)}},
-                 {{"name", "DB_USER"}, {"value", DatabaseUser(e)}},
-                 {{"name", "DB_PASSWORD"}, {"valueFrom", from(kCredentials, "postgres-password")}}}},
-               {"resources", Resources(256, 256)}};
+    ojson c = {
+        {"name", "db-create"},
+        {"image", "postgres:15-alpine"},
+        {"command", {"/bin/sh", "-c", script}},
+        {"env",
+         {{{"name", "PGHOST"}, {"value", "postgres"}},
+          {{"name", "PGDATABASE"}, {"value", "postgres"}},
+          {{"name", "PGUSER"}, {"valueFrom", from("postgres-admin", "username")}},
+          {{"name", "PGPASSWORD"}, {"valueFrom", from("postgres-admin", "password")}},
+          {{"name", "DB_NAME"}, {"value", Database(e)}},
+          {{"name", "DB_USER"}, {"value", DatabaseUser(e)}},
+          {{"name", "DB_PASSWORD"}, {"valueFrom", from(kCredentials, "postgres-password")}}}},
+        {"resources", Resources(256, 256)}};
     files->push_back({e.name + "/job-db-create.yaml", Documents({Job("db-create", ns, c, 600)})});
     return OkStatus();
   }
 
   std::vector<ojson> Redis(const std::string& ns) const {
     ojson labels = {{"app", "redis"}};
-    ojson c = {{"name", "redis"},
-               {"image", kRedisImage},
-               {"command",
-                {"/bin/sh", "-c",
-                 "exec redis-server --port " + std::to_string(kRedisPort) +
-                     " --requirepass \"$$REDIS_PASSWORD\" --appendonly yes --appendfsync everysec"}},
-               {"env",
-                {{{"name", "REDIS_PASSWORD"},
-                  {"valueFrom", {{"secretKeyRef", {{"name", kCredentials}, {"key", "redis-password"}}}}}}}},
-               {"ports", {{{"containerPort", kRedisPort}, {"name", "redis"}}}},
-               {"readinessProbe", {{"tcpSocket", {{"port", kRedisPort}}}, {"periodSeconds", 5}}},
-               {"resources", Resources(256, 256)}};
-    return {{{"apiVersion", "apps/v1"},
-             {"kind", "Deployment"},
-             {"metadata", Meta("redis", ns)},
-             {"spec",
-              {{"replicas", 1},
-               {"strategy", {{"type", "Recreate"}}},
-               {"selector", {{"matchLabels", labels}}},
-               {"template", {{"metadata", {{"labels", labels}}}, {"spec", {{"containers", {c}}}}}}}}},
-            {{"apiVersion", "v1"},
-             {"kind", "Service"},
-             {"metadata", Meta("redis", ns)},
-             {"spec",
-              {{"selector", labels},
-               {"ports", ojson::array({{{"port", kRedisPort},
-                                        {"targetPort", kRedisPort},
-                                        {"name", "redis"}}})}}}}};
+    ojson c = {
+        {"name", "redis"},
+        {"image", kRedisImage},
+        {"command",
+         {"/bin/sh", "-c",
+          "exec redis-server --port " + std::to_string(kRedisPort) +
+              " --requirepass \"$$REDIS_PASSWORD\" --appendonly yes --appendfsync everysec"}},
+        {"env",
+         {{{"name", "REDIS_PASSWORD"},
+           {"valueFrom",
+            {{"secretKeyRef", {{"name", kCredentials}, {"key", "redis-password"}}}}}}}},
+        {"ports", {{{"containerPort", kRedisPort}, {"name", "redis"}}}},
+        {"readinessProbe", {{"tcpSocket", {{"port", kRedisPort}}}, {"periodSeconds", 5}}},
+        {"resources", Resources(256, 256)}};
+    return {
+        {{"apiVersion", "apps/v1"},
+         {"kind", "Deployment"},
+         {"metadata", Meta("redis", ns)},
+         {"spec",
+          {{"replicas", 1},
+           {"strategy", {{"type", "Recreate"}}},
+           {"selector", {{"matchLabels", labels}}},
+           {"template", {{"metadata", {{"labels", labels}}}, {"spec", {{"containers", {c}}}}}}}}},
+        {{"apiVersion", "v1"},
+         {"kind", "Service"},
+         {"metadata", Meta("redis", ns)},
+         {"spec",
+          {{"selector", labels},
+           {"ports",
+            ojson::array(
+                {{{"port", kRedisPort}, {"targetPort", kRedisPort}, {"name", "redis"}}})}}}}};
   }
 
   ojson Ingress(const spec::EnvFile& e, const std::string& ns) const {

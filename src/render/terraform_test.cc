@@ -29,7 +29,8 @@ int RenderUblog(const fs::path& dir) {
   AwsInput input;
   input.project = &ws.project;
   input.templates = testing::ReadTemplates(ws.project, testing::UblogDir());
-  for (const spec::EnvFile& e : ws.envs) input.environments.push_back({&e, slots->slots.at(e.name)});
+  for (const spec::EnvFile& e : ws.envs)
+    input.environments.push_back({&e, slots->slots.at(e.name)});
   auto out = RenderAws(input);
   EXPECT_TRUE(out.ok());
   for (const RenderedFile& f : out->files) {
@@ -86,11 +87,11 @@ std::map<std::string, std::string> ThisEnv() {
   return env;
 }
 
-#define SKIP_WITHOUT_TERRAFORM(plugins)                                                     \
-  if (!testing::OnPath("terraform")) GTEST_SKIP() << "terraform is not installed";          \
-  if (plugins.empty())                                                                      \
-    GTEST_SKIP() << "no Terraform plugin folder with registry.terraform.io/hashicorp/aws " \
-                    "(set ADHOC_TF_PLUGIN_DIR)"
+#define SKIP_WITHOUT_TERRAFORM(plugins)                                                  \
+  if (!testing::OnPath("terraform")) GTEST_SKIP() << "terraform is not installed";       \
+  if (plugins.empty())                                                                   \
+  GTEST_SKIP() << "no Terraform plugin folder with registry.terraform.io/hashicorp/aws " \
+                  "(set ADHOC_TF_PLUGIN_DIR)"
 
 TEST(TerraformTest, EveryRenderedStackOfUblogValidates) {
   fs::path plugins = testing::TerraformPluginDir();
@@ -142,9 +143,9 @@ TEST(TerraformMotoTest, BaseAndOneEnvironmentApplyAndDestroy) {
   };
   std::string cert = aws({"acm", "request-certificate", "--domain-name", "*.dev.example.com",
                           "--query", "CertificateArn", "--output", "text"});
-  std::string zone = aws({"route53", "create-hosted-zone", "--name", "dev.example.com",
-                          "--caller-reference", "adhoc-test", "--query", "HostedZone.Id",
-                          "--output", "text"});
+  std::string zone =
+      aws({"route53", "create-hosted-zone", "--name", "dev.example.com", "--caller-reference",
+           "adhoc-test", "--query", "HostedZone.Id", "--output", "text"});
   zone = zone.substr(zone.rfind('/') + 1);
 
   // The override: every endpoint at moto, state on local disk.
@@ -162,14 +163,14 @@ TEST(TerraformMotoTest, BaseAndOneEnvironmentApplyAndDestroy) {
   fs::path base = dir.path() / "base", environment = dir.path() / "environment";
   std::ofstream(base / "adhoc_test_override.tf.json")
       << json({{"provider", provider}, {"terraform", {{"backend", {{"local", json::object()}}}}}});
-  std::ofstream(environment / "adhoc_test_override.tf.json") << json(
-      {{"provider", provider},
-       {"terraform", {{"backend", {{"local", json::object()}}}}},
-       {"data",
-        {{"terraform_remote_state",
-          {{"base",
-            {{"backend", "local"},
-             {"config", {{"path", (base / "terraform.tfstate").string()}}}}}}}}}});
+  std::ofstream(environment / "adhoc_test_override.tf.json")
+      << json({{"provider", provider},
+               {"terraform", {{"backend", {{"local", json::object()}}}}},
+               {"data",
+                {{"terraform_remote_state",
+                  {{"base",
+                    {{"backend", "local"},
+                     {"config", {{"path", (base / "terraform.tfstate").string()}}}}}}}}}});
 
   Terraform tf(plugins, env);
   std::vector<std::string> base_vars = {"-var", "certificate_arn=" + cert, "-var",
@@ -183,7 +184,8 @@ TEST(TerraformMotoTest, BaseAndOneEnvironmentApplyAndDestroy) {
 
   tf.Init(environment, true);
   tf.Run(environment, {"workspace", "new", "demo"});
-  tf.Run(environment, {"apply", "-auto-approve", "-input=false", "-var-file=envs/demo.tfvars.json"});
+  tf.Run(environment,
+         {"apply", "-auto-approve", "-input=false", "-var-file=envs/demo.tfvars.json"});
   json env_show = tf.Show(environment);
 
   // Base: only the ALB is open to the world, on 80 and 443; never 22, 5432 or 6379.
@@ -232,7 +234,8 @@ TEST(TerraformMotoTest, BaseAndOneEnvironmentApplyAndDestroy) {
   }
   ASSERT_EQ(by_priority.size(), 2u);
   std::vector<std::string> forwarded;
-  for (const auto& [priority, v] : by_priority) forwarded.push_back(v["action"][0]["target_group_arn"]);
+  for (const auto& [priority, v] : by_priority)
+    forwarded.push_back(v["action"][0]["target_group_arn"]);
   std::map<std::string, std::string> tg_names;  // arn -> name
   for (auto [it, end] = env_resources.equal_range("aws_lb_target_group"); it != end; ++it) {
     const json& v = it->second["values"];
@@ -265,11 +268,13 @@ TEST(TerraformMotoTest, BaseAndOneEnvironmentApplyAndDestroy) {
   int services = 0;
   for (auto [it, end] = env_resources.equal_range("aws_ecs_service"); it != end; ++it) {
     ++services;
-    EXPECT_TRUE(it->second["values"]["task_definition"].get<std::string>().starts_with("arn:aws:ecs:"));
+    EXPECT_TRUE(
+        it->second["values"]["task_definition"].get<std::string>().starts_with("arn:aws:ecs:"));
   }
   EXPECT_EQ(services, 5);
 
-  tf.Run(environment, {"destroy", "-auto-approve", "-input=false", "-var-file=envs/demo.tfvars.json"});
+  tf.Run(environment,
+         {"destroy", "-auto-approve", "-input=false", "-var-file=envs/demo.tfvars.json"});
   auto destroy_base = base_vars;
   destroy_base.insert(destroy_base.begin(), {"destroy", "-auto-approve", "-input=false"});
   tf.Run(base, destroy_base);

@@ -152,9 +152,7 @@ void Emit(const ojson& v, int indent, std::string* out) {
 
 }  // namespace
 
-std::string YamlScalar(const std::string& text) {
-  return NeedsQuotes(text) ? Quoted(text) : text;
-}
+std::string YamlScalar(const std::string& text) { return NeedsQuotes(text) ? Quoted(text) : text; }
 
 std::string ToYaml(const ojson& value) {
   std::string out;

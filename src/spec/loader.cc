@@ -775,11 +775,11 @@ class ProjectReader {
         if (auto* v = r_.String(tt, k, prefix)) *out = v->get();
       };
       if (name == "aws") {
-        r_.CheckKeys(tt, prefix,
-                     {"domain", "registry", "region", "certificate_arn", "hosted_zone_id",
-                      "state_bucket", "lock_table", "postgres_version", "db_instance_class",
-                      "rule_quota"},
-                     "[" + prefix + "]");
+        r_.CheckKeys(
+            tt, prefix,
+            {"domain", "registry", "region", "certificate_arn", "hosted_zone_id", "state_bucket",
+             "lock_table", "postgres_version", "db_instance_class", "rule_quota"},
+            "[" + prefix + "]");
         AwsTarget aws;
         aws.where = r_.Where(key->source());
         str("domain", &aws.domain);

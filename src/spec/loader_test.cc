@@ -549,8 +549,7 @@ TEST(LoaderTest, CloudTargetKeys) {
   EXPECT_EQ(loaded.value.targets.aws->rule_quota, 200);
   EXPECT_EQ(loaded.value.targets.aws->hosted_zone_id, "Z123");
   EXPECT_EQ(loaded.value.targets.aws->postgres_version, "15");
-  EXPECT_EQ(loaded.value.targets.kubernetes->postgres,
-            KubernetesTarget::Postgres::kStatefulSet);
+  EXPECT_EQ(loaded.value.targets.kubernetes->postgres, KubernetesTarget::Postgres::kStatefulSet);
   EXPECT_EQ(loaded.value.targets.kubernetes->domain, "k8s.example.com");
 
   auto errors = Errors(std::string(kBase) +
@@ -561,8 +560,9 @@ TEST(LoaderTest, CloudTargetKeys) {
   EXPECT_EQ(errors[0],
             "adhoc.toml:12:19: targets.aws.certificate_arn: 'cert' is not an ARN "
             "(arn:aws:acm:...)");
-  EXPECT_EQ(errors[1], "adhoc.toml:13:14: targets.aws.rule_quota: must be between 1 and 10000, "
-                       "got 0");
+  EXPECT_EQ(errors[1],
+            "adhoc.toml:13:14: targets.aws.rule_quota: must be between 1 and 10000, "
+            "got 0");
   EXPECT_NE(errors[2].find("adhoc.toml:14:16: targets.aws.state_bucket: 'my bucket'"),
             std::string::npos);
   EXPECT_EQ(errors[3],
@@ -572,8 +572,8 @@ TEST(LoaderTest, CloudTargetKeys) {
 
 TEST(LoaderTest, EnvFileAwsSlot) {
   Project project = BaseProject();
-  auto loaded = ParseEnvFile("owner = \"a\"\n\n[targets.aws]\nslot = 7\n", "demo",
-                             "envs/demo.toml", &project);
+  auto loaded = ParseEnvFile("owner = \"a\"\n\n[targets.aws]\nslot = 7\n", "demo", "envs/demo.toml",
+                             &project);
   ASSERT_TRUE(loaded.ok()) << FormatDiagnostics(loaded.diagnostics);
   ASSERT_TRUE(loaded.value.aws.has_value());
   EXPECT_EQ(loaded.value.aws->slot, 7);
@@ -585,9 +585,9 @@ TEST(LoaderTest, EnvFileAwsSlot) {
   EXPECT_EQ(EnvErrors("[targets.aws]\nslott = 1\n", &project),
             std::vector<std::string>{"envs/demo.toml:2:1: targets.aws.slott: unknown key 'slott' "
                                      "in [targets.aws] (did you mean 'slot'?)"});
-  EXPECT_EQ(EnvErrors("[targets.gcp]\nslot = 1\n", &project),
-            std::vector<std::string>{
-                "envs/demo.toml:1:10: targets.gcp: unknown key 'gcp' in [targets]"});
+  EXPECT_EQ(
+      EnvErrors("[targets.gcp]\nslot = 1\n", &project),
+      std::vector<std::string>{"envs/demo.toml:1:10: targets.gcp: unknown key 'gcp' in [targets]"});
 }
 
 }  // namespace
