@@ -36,6 +36,13 @@ if ((${#missing[@]})); then
     "${missing[@]}" >/dev/null
 fi
 
+# Validators of rendered Kubernetes manifests and GitHub workflows (tools/validate, npm ci from
+# its lock file). terraform, moto_server and the aws client are not Debian packages: their
+# tests are skipped, naming the tool, where they are missing.
+if [ ! -d tools/validate/node_modules ] || [ tools/validate/package-lock.json -nt tools/validate/node_modules ]; then
+  npm ci --prefix tools/validate --no-audit --no-fund >/dev/null
+fi
+
 BUILD_DIR=${BUILD_DIR:-build}
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=${BUILD_TYPE:-RelWithDebInfo} >/dev/null
 cmake --build "$BUILD_DIR" -- -j"$(nproc)"

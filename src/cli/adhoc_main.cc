@@ -59,6 +59,8 @@ const Command kCommands[] = {
        c->add_option("VERSIONS", a.versions, "IMAGE=REF")->required();
        c->add_flag("--write", a.write, "also write the versions into envs/ENV.toml");
        NoWait(c, a);
+       c->add_option("--target", a.target, "aws: deploy to the environment's ECS stack")
+           ->check(CLI::IsMember({"aws"}));
      },
      adhoc::cli::RunDeploy},
     {"run", "run a task of ENV (or -- CMD...) and exit with its status",

@@ -28,7 +28,8 @@ struct Args {
   bool write = false;    // deploy --write: also set the env file's versions
   bool force = false;
   bool foreground = false;        // serve --foreground
-  std::string target;             // render aws|kubernetes, ci github, base up|down|destroy
+  std::string target;             // render aws|kubernetes, ci github, base up|down|destroy,
+                                  // deploy --target aws
   std::filesystem::path out_dir;  // -o DIR
   std::string listen;             // router --listen
   int threads = 0;                // router --threads
@@ -56,6 +57,8 @@ int RunBase(const Args& args, const Output& out);
 int RunServe(const Args& args, const Output& out);
 int RunRender(const Args& args, const Output& out);
 int RunCi(const Args& args, const Output& out);
+// `adhoc deploy ENV IMAGE=REF... --target aws` (RunDeploy dispatches to it).
+int RunDeployAws(const Args& args, const Output& out);
 int RunDoctor(const Args& args, const Output& out);
 int RunVersion(const Args& args, const Output& out);
 

@@ -16,8 +16,11 @@ int RunWake(const Args& a, const Output& o) { return NotBuilt(a, o, "idle sleep"
 int RunSnapshot(const Args& a, const Output& o) { return NotBuilt(a, o, "data snapshots"); }
 int RunReset(const Args& a, const Output& o) { return NotBuilt(a, o, "data snapshots"); }
 int RunGc(const Args& a, const Output& o) { return NotBuilt(a, o, "the garbage collector"); }
-int RunRender(const Args& a, const Output& o) { return NotBuilt(a, o, "the cloud renderers"); }
-int RunCi(const Args& a, const Output& o) { return NotBuilt(a, o, "the CI renderer"); }
-int RunDeploy(const Args& a, const Output& o) { return RunDeployLocal(a, o); }
+// `--target aws` deploys through the `aws` client (cmd_cloud.cc); without it the control
+// plane rolls the environment on this machine.
+int RunDeploy(const Args& a, const Output& o) {
+  if (a.target == "aws") return RunDeployAws(a, o);
+  return RunDeployLocal(a, o);
+}
 
 }  // namespace adhoc::cli

@@ -77,6 +77,7 @@ std::string RenderEnvFile(const EnvFile& e) {
       out += "]\n";
     }
   }
+  if (e.aws && e.aws->slot) out += "\n[targets.aws]\nslot = " + std::to_string(*e.aws->slot) + "\n";
   return out;
 }
 

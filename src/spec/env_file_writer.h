@@ -1,6 +1,6 @@
 // Writing an env file (`adhoc new`): the TOML text of an EnvFile that ParseEnvFile
-// reads back to the same values (owner, ttl, sleep_after, data, versions, env, access).
-// Source locations are not written. Thread-safe: a pure function.
+// reads back to the same values (owner, ttl, sleep_after, data, versions, env, access,
+// [targets.aws] slot). Source locations are not written. Thread-safe: a pure function.
 #pragma once
 
 #include <map>

@@ -17,6 +17,7 @@ TEST(EnvFileWriterTest, RoundTrip) {
   e.versions = {{"frontend", "v2.0.0", {}}, {"backend", "@worktree", {}}};
   e.env = {{"ZED", "tab\there\\ and \"quotes\"\nnewline {env}", {}}, {"ALPHA", "", {}}};
   e.access = Access{"demo:{secret.demo_password}", {"10.0.0.0/8", "::1"}, {}};
+  e.aws = EnvAwsTarget{12, {}};
 
   std::string text = RenderEnvFile(e);
   auto loaded = ParseEnvFile(text, "feature-abc", "envs/feature-abc.toml");
@@ -37,6 +38,8 @@ TEST(EnvFileWriterTest, RoundTrip) {
   ASSERT_TRUE(back.access.has_value());
   EXPECT_EQ(back.access->basic_auth, e.access->basic_auth);
   EXPECT_EQ(back.access->allow, e.access->allow);
+  ASSERT_TRUE(back.aws.has_value());
+  EXPECT_EQ(back.aws->slot, 12);
 }
 
 TEST(EnvFileWriterTest, MinimalFileIsSmall) {

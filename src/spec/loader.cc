@@ -787,24 +787,65 @@ class ProjectReader {
         if (auto* v = r_.String(tt, k, prefix)) *out = v->get();
       };
       if (name == "aws") {
-        r_.CheckKeys(tt, prefix, {"domain", "registry", "region"}, "[" + prefix + "]");
+        r_.CheckKeys(
+            tt, prefix,
+            {"domain", "registry", "region", "certificate_arn", "hosted_zone_id", "state_bucket",
+             "lock_table", "postgres_version", "db_instance_class", "rule_quota"},
+            "[" + prefix + "]");
         AwsTarget aws;
         aws.where = r_.Where(key->source());
         str("domain", &aws.domain);
         str("registry", &aws.registry);
         str("region", &aws.region);
+        str("certificate_arn", &aws.certificate_arn);
+        str("hosted_zone_id", &aws.hosted_zone_id);
+        str("state_bucket", &aws.state_bucket);
+        str("lock_table", &aws.lock_table);
+        str("postgres_version", &aws.postgres_version);
+        str("db_instance_class", &aws.db_instance_class);
+        r_.Int(tt, "rule_quota", prefix, 1, 10000, "must be between 1 and 10000", &aws.rule_quota);
         if (!aws.domain.empty() && !IsDomain(aws.domain))
           r_.Error(*tt.get("domain"), prefix + ".domain",
                    "'" + aws.domain + "' is not a domain name");
+        if (!aws.certificate_arn.empty() && !aws.certificate_arn.starts_with("arn:"))
+          r_.Error(*tt.get("certificate_arn"), prefix + ".certificate_arn",
+                   "'" + aws.certificate_arn + "' is not an ARN (arn:aws:acm:...)");
+        for (const char* k : {"region", "state_bucket", "lock_table", "hosted_zone_id"}) {
+          const toml::node* n = tt.get(k);
+          if (n == nullptr || !n->is_string()) continue;
+          const std::string& v = n->as_string()->get();
+          bool fine = !v.empty() || std::string_view(k) != "region";
+          for (char c : v)
+            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '-' || c == '.' || c == '_'))
+              fine = false;
+          if (!fine)
+            r_.Error(*n, prefix + "." + k,
+                     "'" + v + "' is not a valid AWS name (letters, digits, '-', '.', '_')");
+        }
         p_.targets.aws = aws;
       } else {
-        r_.CheckKeys(tt, prefix, {"namespace_prefix", "ingress_class", "registry"},
+        r_.CheckKeys(tt, prefix,
+                     {"namespace_prefix", "ingress_class", "registry", "domain", "postgres",
+                      "postgres_host"},
                      "[" + prefix + "]");
         KubernetesTarget k8s;
         k8s.where = r_.Where(key->source());
         str("namespace_prefix", &k8s.namespace_prefix);
         str("ingress_class", &k8s.ingress_class);
         str("registry", &k8s.registry);
+        str("domain", &k8s.domain);
+        str("postgres_host", &k8s.postgres_host);
+        if (!k8s.domain.empty() && !IsDomain(k8s.domain))
+          r_.Error(*tt.get("domain"), prefix + ".domain",
+                   "'" + k8s.domain + "' is not a domain name");
+        if (auto* v = r_.String(tt, "postgres", prefix)) {
+          if (v->get() == "statefulset")
+            k8s.postgres = KubernetesTarget::Postgres::kStatefulSet;
+          else if (v->get() != "external")
+            r_.Error(*v, prefix + ".postgres",
+                     "unknown value '" + v->get() + "' (\"external\" or \"statefulset\")");
+        }
         p_.targets.kubernetes = k8s;
       }
     }
@@ -864,8 +905,29 @@ class ProjectReader {
 
 // ---- envs/<name>.toml -------------------------------------------------------------
 
+// Largest slot: priorities are slot * 100 + rule, and ALB priorities stop at 50000.
+constexpr int kMaxAwsSlot = 499;
+
+// [targets.aws] of an env file: `slot`, written by `adhoc render aws` on first render.
+void ReadEnvTargets(Reader& r, const toml::table& t, EnvFile* e) {
+  r.CheckKeys(t, "targets", {"aws"}, "[targets]");
+  const toml::table* aws = r.Table(t, "aws", "targets");
+  if (aws == nullptr) return;
+  r.CheckKeys(*aws, "targets.aws", {"slot"}, "[targets.aws]");
+  EnvAwsTarget target;
+  target.where = r.Where(*aws);
+  int slot = 0;
+  if (r.Int(*aws, "slot", "targets.aws", 1, kMaxAwsSlot,
+            "must be between 1 and " + std::to_string(kMaxAwsSlot), &slot)) {
+    target.slot = slot;
+    target.where = r.Where(*aws->get("slot"));
+  }
+  e->aws = target;
+}
+
 void ReadEnvFile(Reader& r, const toml::table& root, const Project* project, EnvFile* e) {
-  r.CheckKeys(root, "", {"owner", "ttl", "sleep_after", "data", "versions", "env", "access"},
+  r.CheckKeys(root, "",
+              {"owner", "ttl", "sleep_after", "data", "versions", "env", "access", "targets"},
               r.file());
   PlaceholderScope scope;
   scope.context = PlaceholderContext::kTask;
@@ -965,6 +1027,7 @@ void ReadEnvFile(Reader& r, const toml::table& root, const Project* project, Env
     }
     e->access = access;
   }
+  if (const toml::table* t = r.Table(root, "targets", "")) ReadEnvTargets(r, *t, e);
 }
 
 // Parses TOML text; a syntax error becomes a diagnostic and nullopt.

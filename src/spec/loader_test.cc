@@ -534,3 +534,61 @@ TEST(LoaderTest, MissingProjectFile) {
 
 }  // namespace
 }  // namespace adhoc::spec
+
+namespace adhoc::spec {
+namespace {
+
+TEST(LoaderTest, CloudTargetKeys) {
+  auto loaded = ParseProject(std::string(kBase) +
+                             "\n[targets.aws]\ndomain = \"dev.example.com\"\n"
+                             "certificate_arn = \"arn:aws:acm:us-east-1:1:certificate/x\"\n"
+                             "hosted_zone_id = \"Z123\"\nrule_quota = 200\n"
+                             "[targets.kubernetes]\npostgres = \"statefulset\"\n"
+                             "domain = \"k8s.example.com\"\n");
+  ASSERT_TRUE(loaded.ok()) << FormatDiagnostics(loaded.diagnostics);
+  EXPECT_EQ(loaded.value.targets.aws->rule_quota, 200);
+  EXPECT_EQ(loaded.value.targets.aws->hosted_zone_id, "Z123");
+  EXPECT_EQ(loaded.value.targets.aws->postgres_version, "15");
+  EXPECT_EQ(loaded.value.targets.kubernetes->postgres, KubernetesTarget::Postgres::kStatefulSet);
+  EXPECT_EQ(loaded.value.targets.kubernetes->domain, "k8s.example.com");
+
+  auto errors = Errors(std::string(kBase) +
+                       "\n[targets.aws]\ncertificate_arn = \"cert\"\nrule_quota = 0\n"
+                       "state_bucket = \"my bucket\"\n"
+                       "[targets.kubernetes]\npostgres = \"rds\"\n");
+  ASSERT_EQ(errors.size(), 4u) << ::testing::PrintToString(errors);
+  EXPECT_EQ(errors[0],
+            "adhoc.toml:12:19: targets.aws.certificate_arn: 'cert' is not an ARN "
+            "(arn:aws:acm:...)");
+  EXPECT_EQ(errors[1],
+            "adhoc.toml:13:14: targets.aws.rule_quota: must be between 1 and 10000, "
+            "got 0");
+  EXPECT_NE(errors[2].find("adhoc.toml:14:16: targets.aws.state_bucket: 'my bucket'"),
+            std::string::npos);
+  EXPECT_EQ(errors[3],
+            "adhoc.toml:16:12: targets.kubernetes.postgres: unknown value 'rds' (\"external\" or "
+            "\"statefulset\")");
+}
+
+TEST(LoaderTest, EnvFileAwsSlot) {
+  Project project = BaseProject();
+  auto loaded = ParseEnvFile("owner = \"a\"\n\n[targets.aws]\nslot = 7\n", "demo", "envs/demo.toml",
+                             &project);
+  ASSERT_TRUE(loaded.ok()) << FormatDiagnostics(loaded.diagnostics);
+  ASSERT_TRUE(loaded.value.aws.has_value());
+  EXPECT_EQ(loaded.value.aws->slot, 7);
+  EXPECT_EQ(loaded.value.aws->where.line, 4);
+
+  EXPECT_EQ(EnvErrors("[targets.aws]\nslot = 500\n", &project),
+            std::vector<std::string>{
+                "envs/demo.toml:2:8: targets.aws.slot: must be between 1 and 499, got 500"});
+  EXPECT_EQ(EnvErrors("[targets.aws]\nslott = 1\n", &project),
+            std::vector<std::string>{"envs/demo.toml:2:1: targets.aws.slott: unknown key 'slott' "
+                                     "in [targets.aws] (did you mean 'slot'?)"});
+  EXPECT_EQ(
+      EnvErrors("[targets.gcp]\nslot = 1\n", &project),
+      std::vector<std::string>{"envs/demo.toml:1:10: targets.gcp: unknown key 'gcp' in [targets]"});
+}
+
+}  // namespace
+}  // namespace adhoc::spec

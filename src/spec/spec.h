@@ -139,6 +139,13 @@ struct AwsTarget {
   std::string domain;
   std::string registry;
   std::string region = "us-east-1";
+  std::string certificate_arn;  // the wildcard certificate of `domain`; empty: a variable
+  std::string hosted_zone_id;   // the Route 53 zone of `domain`; empty: a variable
+  std::string state_bucket;     // Terraform state; empty: "<project>-terraform-state"
+  std::string lock_table;       // Terraform lock table; empty: "<project>-terraform-lock"
+  std::string postgres_version = "15";
+  std::string db_instance_class = "db.t3.micro";
+  int rule_quota = 100;  // rules the shared HTTPS listener may hold (the AWS default quota)
   SourceLocation where;
 };
 
@@ -146,6 +153,10 @@ struct KubernetesTarget {
   std::string namespace_prefix;
   std::string ingress_class;
   std::string registry;
+  std::string domain;  // hosts are <env>.<domain>; empty: [targets.aws] domain, then `domain`
+  enum class Postgres { kExternal, kStatefulSet };
+  Postgres postgres = Postgres::kExternal;  // the base's PostgreSQL
+  std::string postgres_host;                // kExternal: the server's DNS name (required)
   SourceLocation where;
 };
 
@@ -197,6 +208,12 @@ struct Access {
   SourceLocation where;
 };
 
+// [targets.aws] of an env file: what the AWS target records about this environment.
+struct EnvAwsTarget {
+  std::optional<int> slot;  // its listener rules' priority block; unique among env files
+  SourceLocation where;     // of `slot` when present, else of the table
+};
+
 // envs/<name>.toml
 struct EnvFile {
   std::string name;  // from the file name
@@ -207,6 +224,7 @@ struct EnvFile {
   std::vector<VersionPin> versions;  // file order; images unique
   EnvList env;
   std::optional<Access> access;
+  std::optional<EnvAwsTarget> aws;  // [targets.aws]
   SourceLocation where;
 
   // The pinned ref of `image`, or nullptr.
