@@ -4,6 +4,8 @@
 #   v1.0.0 + v2.0.0  first release (backend and frontend tags on one commit)
 #   v1.1.0           backend: Post.total_views (a migration), counted on every GET of a post
 #   v2.1.0           frontend: shows total views, new accent colour
+#   v1.2.0-broken    backend, on a side branch: a migration that fails (a deploy must stop
+#                    before any service rolls, and the running version keep serving)
 # The example folder holds the newest sources; versions/<tag>/ holds the files that differ in
 # the older versions (and versions/<tag>/REMOVE the files that did not exist yet).
 # Deterministic: fixed author, committer and dates, no user or system git config.
@@ -67,5 +69,28 @@ g tag v1.1.0
 copy_current frontend
 commit "2022-06-09T12:00:00Z" "frontend v2.1.0: show total views; new accent colour"
 g tag v2.1.0
+
+# A version whose migration fails, off main so that main stays releasable.
+g checkout -q -b broken-migration v1.1.0
+cat > "$dest/backend/blog/migrations/0003_fails_on_purpose.py" <<'PY'
+# v1.2.0-broken: a migration that fails, to show a deploy stopping at its migration.
+from django.db import migrations
+
+
+def fail(apps, schema_editor):
+    raise RuntimeError("this migration fails on purpose (v1.2.0-broken)")
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ("blog", "0002_post_total_views"),
+    ]
+
+    operations = [migrations.RunPython(fail, migrations.RunPython.noop)]
+PY
+commit "2022-06-10T12:00:00Z" "backend v1.2.0-broken: a migration that fails on purpose"
+g tag v1.2.0-broken
+g checkout -q main
 
 echo "μblog repository at $dest: $(g tag | tr '\n' ' ')"

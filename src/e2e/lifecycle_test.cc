@@ -31,41 +31,22 @@ class LifecycleTest : public ::testing::Test {
     ASSERT_NE(r.output.find("http://" + env + ".localhost:"), std::string::npos) << r.output;
   }
 
-  // (task id, pid) of every task of `env`, from `adhoc status --json`.
-  std::map<std::string, int> Tasks(const std::string& env) {
-    std::map<std::string, int> out;
-    json s = box_.AdhocJson({"status", env});
-    if (!s.is_object() || !s.contains("services")) return out;
-    for (const auto& svc : s["services"])
-      for (const auto& t : svc["tasks"]) out[t["id"]] = t["pid"];
-    return out;
-  }
+  std::map<std::string, int> Tasks(const std::string& env) { return box_.TaskPids(env); }
 
   static bool Alive(pid_t pid) { return kill(pid, 0) == 0; }
 
-  // `adhoc --json ls` once a restarted control plane has finished its recovery.
   json LsAfterRecovery() {
-    json ls;
-    for (int i = 0; i < 300; ++i) {
-      ls = box_.AdhocJson({"ls"});
-      if (ls.is_object() && !ls.value("recovering", true)) return ls;
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    ADD_FAILURE() << "the control plane never finished its recovery: " << ls;
+    json ls = box_.LsAfterRecovery();
+    EXPECT_TRUE(ls.is_object()) << "the control plane never finished its recovery";
     return ls;
   }
 
   // Nothing of `env` is left: no database, role, process, route, address, folder or record.
   void ExpectNothingLeftOf(const std::string& env) {
-    EXPECT_TRUE(
-        box_.Sql("SELECT datname FROM pg_database WHERE datname = '" + env + "-db'").empty());
-    EXPECT_TRUE(box_.Sql("SELECT rolname FROM pg_roles WHERE rolname = 'env_" + env + "'").empty());
-    EXPECT_TRUE(box_.HomeProcesses("/envs/" + env + "/").empty());
-    EXPECT_EQ(box_.Http(env, "GET", "/").status, 404);
-    EXPECT_FALSE(fs::exists(box_.home() / "envs" / env));
-    json ls = box_.AdhocJson({"ls"});
-    ASSERT_TRUE(ls.is_object()) << ls;
-    for (const auto& e : ls["environments"]) EXPECT_NE(e["name"], env);
+    auto left = box_.Leftovers(env);
+    std::string all;
+    for (const auto& l : left) all += "\n  " + l;
+    EXPECT_TRUE(left.empty()) << "left of " << env << ":" << all;
   }
 
   Sandbox box_{ADHOC_BINARY};
@@ -239,6 +220,44 @@ TEST_F(LifecycleTest, ControlPlaneKilledInTheMiddleOfDestroyFinishesIt) {
   EXPECT_TRUE(ls["environments"].empty()) << ls;
   ExpectNothingLeftOf("lingering");
   for (const auto& [id, pid] : pids) EXPECT_FALSE(Alive(pid)) << id;
+}
+
+TEST_F(LifecycleTest, OperationsOnOneEnvironmentWaitTheirTurnAndOthersRunAtOnce) {
+  // Four environments at once: none waits for another.
+  for (const std::string name : {"p1", "p2", "p3", "p4"})
+    std::ofstream(box_.repo() / "envs" / (name + ".toml"))
+        << "owner = \"t\"\n[versions]\nbackend = \"HEAD\"\nfrontend = \"HEAD\"\n";
+  std::vector<std::future<CommandResult>> ups;
+  for (const std::string name : {"p1", "p2", "p3", "p4"})
+    ups.push_back(std::async(std::launch::async, [this, name] {
+      return box_.Adhoc({"up", name});
+    }));
+  for (auto& u : ups) {
+    CommandResult r = u.get();
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_EQ(r.output.find("waiting for"), std::string::npos) << r.output;
+  }
+  for (const std::string name : {"p1", "p2", "p3", "p4"})
+    EXPECT_EQ(box_.Http(name, "GET", "/api/health").status, 200) << name;
+
+  // Two operations on one environment: the second waits (and says so), or with --no-wait
+  // refuses at once; neither interleaves with the first. lingering's worker takes 4 s to stop,
+  // so its destroy is still running when the others come.
+  Up("lingering");
+  auto slow_destroy = std::async(std::launch::async, [&] {
+    return box_.Adhoc({"destroy", "lingering"});
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  CommandResult refused = box_.Adhoc({"up", "lingering", "--no-wait"});
+  CommandResult waited = box_.Adhoc({"up", "lingering"});
+  CommandResult destroyed = slow_destroy.get();
+  EXPECT_EQ(destroyed.exit_code, 0) << destroyed.output;
+  EXPECT_EQ(refused.exit_code, 1) << refused.output;
+  EXPECT_NE(refused.output.find("busy"), std::string::npos) << refused.output;
+  EXPECT_EQ(waited.exit_code, 0) << waited.output;
+  EXPECT_NE(waited.output.find("waiting for the running destroy of lingering"), std::string::npos)
+      << waited.output;
+  EXPECT_EQ(box_.Http("lingering", "GET", "/api/health").status, 200);
 }
 
 TEST_F(LifecycleTest, AfterAMachineRestartEveryEnvironmentComesBack) {

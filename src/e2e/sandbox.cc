@@ -17,6 +17,7 @@
 #include "common/exec.h"
 #include "common/paths.h"
 #include "resources/databases.h"
+#include "state/store.h"
 
 namespace adhoc::e2e {
 
@@ -88,11 +89,14 @@ void Sandbox::RepoFromScript(const fs::path& script) {
                  r.ok() ? r->output.c_str() : r.error().message().c_str());
 }
 
-CommandResult Sandbox::Adhoc(const std::vector<std::string>& args, int timeout_seconds) const {
+CommandResult Sandbox::Adhoc(const std::vector<std::string>& args, int timeout_seconds,
+                             const std::map<std::string, std::string>& extra_env) const {
   std::vector<std::string> argv = {binary_.string()};
   argv.insert(argv.end(), args.begin(), args.end());
+  auto env = Environment();
+  for (const auto& [k, v] : extra_env) env[k] = v;
   ExecOptions o{.cwd = fs::exists(repo_) ? repo_ : root_,
-                .env = Environment(),
+                .env = env,
                 .timeout = std::chrono::seconds(timeout_seconds)};
   auto r = Exec(argv, o);
   if (!r.ok()) return {-1, r.error().message(), false};
@@ -227,6 +231,53 @@ pid_t Sandbox::ControlPlanePid() const {
   pid_t pid = 0;
   in >> pid;
   return pid;
+}
+
+nlohmann::json Sandbox::LsAfterRecovery() const {
+  for (int i = 0; i < 600; ++i) {
+    nlohmann::json ls = AdhocJson({"ls"});
+    if (ls.is_object() && !ls.value("recovering", true)) return ls;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return nullptr;
+}
+
+std::vector<std::string> Sandbox::Leftovers(const std::string& env) const {
+  std::vector<std::string> left;
+  for (const auto& row : Sql("SELECT datname FROM pg_database WHERE datname = '" + env + "-db'"))
+    left.push_back("database " + row);
+  std::string role = "env_" + env;
+  for (char& c : role)
+    if (c == '-') c = '_';
+  for (const auto& row : Sql("SELECT rolname FROM pg_roles WHERE rolname = '" + role + "'"))
+    left.push_back("role " + row);
+  for (const auto& p : HomeProcesses("/envs/" + env + "/"))
+    left.push_back("process " + std::to_string(p.pid) + ": " + p.cmdline);
+  if (int status = Http(env, "GET", "/").status; status != 404)
+    left.push_back("a route: GET / answers " + std::to_string(status));
+  if (fs::exists(home_ / "envs" / env)) left.push_back("folder " + (home_ / "envs" / env).string());
+  if (fs::exists(paths::AccessLog(home_, env))) left.push_back("access log");
+  if (auto store = state::Store::Open(paths::StateDb(home_)); store.ok()) {
+    if (auto blocks = (*store)->ListBlocks(); blocks.ok())
+      for (const auto& b : *blocks)
+        if (b.env == env) left.push_back("address block " + b.block);
+    if (auto found = (*store)->FindEnvironment(env); found.ok() && *found)
+      left.push_back("environment record (" + std::string(state::ToString((*found)->status)) + ")");
+  }
+  nlohmann::json ls = AdhocJson({"ls"});
+  if (ls.is_object())
+    for (const auto& e : ls["environments"])
+      if (e["name"] == env) left.push_back("ls lists it");
+  return left;
+}
+
+std::map<std::string, int> Sandbox::TaskPids(const std::string& env) const {
+  std::map<std::string, int> out;
+  nlohmann::json s = AdhocJson({"status", env});
+  if (!s.is_object() || !s.contains("services")) return out;
+  for (const auto& svc : s["services"])
+    for (const auto& t : svc["tasks"]) out[t["id"]] = t["pid"];
+  return out;
 }
 
 }  // namespace adhoc::e2e

@@ -45,7 +45,9 @@ class Sandbox {
   void RepoFromScript(const std::filesystem::path& script);
 
   // `adhoc ARGS...` in the repository, with this sandbox's home and ports.
-  CommandResult Adhoc(const std::vector<std::string>& args, int timeout_seconds = 300) const;
+  // `extra_env` is added to the command's environment (and so to a control plane it starts).
+  CommandResult Adhoc(const std::vector<std::string>& args, int timeout_seconds = 300,
+                      const std::map<std::string, std::string>& extra_env = {}) const;
   // `adhoc --json ARGS...`, parsed (null when the output is not JSON).
   nlohmann::json AdhocJson(const std::vector<std::string>& args) const;
 
@@ -64,6 +66,15 @@ class Sandbox {
   std::vector<std::string> Sql(const std::string& query) const;
   // The pid in <home>/server.lock (the control plane), 0 if none.
   pid_t ControlPlanePid() const;
+
+  // `adhoc --json ls` once a restarted control plane has finished its recovery (null when it
+  // never does within a minute).
+  nlohmann::json LsAfterRecovery() const;
+  // What is left of `env` anywhere, one line each: its database, role, processes, routes,
+  // folders, address block, state rows, ls entry. Empty when nothing is.
+  std::vector<std::string> Leftovers(const std::string& env) const;
+  // task id -> pid of every service task of `env`, from `adhoc status --json`.
+  std::map<std::string, int> TaskPids(const std::string& env) const;
 
   const std::filesystem::path& home() const { return home_; }
   const std::filesystem::path& repo() const { return repo_; }

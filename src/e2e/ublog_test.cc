@@ -3,6 +3,12 @@
 // environments, end to end, through the command line and HTTP.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <future>
+#include <mutex>
+#include <sstream>
 #include <thread>
 
 #include "e2e/sandbox.h"
@@ -130,6 +136,146 @@ TEST_F(UblogTest, TheSeedsLifecycle) {
     ExpectNothingLeftOf(name);
   }
   EXPECT_TRUE(box_.AdhocJson({"ls"})["environments"].empty());
+}
+
+// Steady requests through the router while something happens: every answer that is not a 200
+// is counted, and the first time each backend and frontend version was seen is kept.
+class Traffic {
+ public:
+  Traffic(const Sandbox& box, std::string env) : box_(box), env_(std::move(env)) {
+    worker_ = std::thread([this] { Run(); });
+  }
+  ~Traffic() { Stop(); }
+  void Stop() {
+    stop_ = true;
+    if (worker_.joinable()) worker_.join();
+  }
+  int requests() const { return requests_; }
+  int failures() const { return failures_; }
+  std::vector<std::string> failed() {
+    std::lock_guard lock(mu_);
+    return failed_;
+  }
+  // When `version` was first served (system clock, ms), 0 when never.
+  long long FirstSeen(const std::string& version) {
+    std::lock_guard lock(mu_);
+    return first_seen_.count(version) ? first_seen_[version] : 0;
+  }
+
+ private:
+  void Run() {
+    const char* paths[] = {"/api/health-check/", "/api/version/", "/", "/version.json",
+                           "/api/drf/fbv/posts/"};
+    for (int i = 0; !stop_; ++i) {
+      std::string path = paths[i % 5];
+      HttpAnswer a = box_.Http(env_, "GET", path);
+      ++requests_;
+      auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::system_clock::now().time_since_epoch())
+                     .count();
+      std::lock_guard lock(mu_);
+      if (a.status != 200) {
+        ++failures_;
+        failed_.push_back(path + " -> " + std::to_string(a.status) + " " + a.body.substr(0, 200));
+        continue;
+      }
+      json j = Json(a);
+      if (j.is_object() && j.contains("version") && j["version"].is_string())
+        first_seen_.try_emplace(j["version"].get<std::string>(), now);
+    }
+  }
+
+  const Sandbox& box_;
+  std::string env_;
+  std::thread worker_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> requests_{0}, failures_{0};
+  std::mutex mu_;
+  std::vector<std::string> failed_;
+  std::map<std::string, long long> first_seen_;
+};
+
+// The time (ms since the epoch) of the first log line of `process` in `env` holding `needle`.
+long long FirstLogLine(const Sandbox& box, const std::string& env, const std::string& process,
+                       const std::string& needle) {
+  // `logs --json` prints one JSON object per log line.
+  CommandResult r = box.Adhoc({"--json", "logs", env, process, "--tail", "10000"});
+  std::istringstream in(r.output);
+  std::string line;
+  while (std::getline(in, line)) {
+    json j = json::parse(line, nullptr, false);
+    if (j.is_object() && j.value("line", "").find(needle) != std::string::npos)
+      return j.value("time", 0LL);
+  }
+  return 0;
+}
+
+TEST_F(UblogTest, DeploysRollUnderLoadWithoutAFailedRequestAndStopAtAFailingMigration) {
+  const std::string env = "brian-test";
+  CommandResult up = box_.Adhoc({"up", env});
+  ASSERT_EQ(up.exit_code, 0) << up.output;
+  ASSERT_EQ(Json(box_.Http(env, "GET", "/api/version/"))["version"], "v1.0.0");
+
+  {
+    // Backend v1.0.0 -> v1.1.0: its migration first, then each service rolled.
+    Traffic traffic(box_, env);
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    CommandResult deploy = box_.Adhoc({"deploy", env, "backend=v1.1.0"});
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    traffic.Stop();
+    ASSERT_EQ(deploy.exit_code, 0) << deploy.output;
+    EXPECT_NE(deploy.output.find("Applying blog.0002_post_total_views... OK"), std::string::npos)
+        << deploy.output;
+    EXPECT_NE(deploy.output.find("backend v1.0.0 -> v1.1.0"), std::string::npos) << deploy.output;
+    EXPECT_EQ(traffic.failures(), 0) << ::testing::PrintToString(traffic.failed());
+    EXPECT_GT(traffic.requests(), 20);
+    long long migrated = FirstLogLine(box_, env, "migrate", "Applying blog.0002_post_total_views");
+    long long served = traffic.FirstSeen("v1.1.0");
+    ASSERT_GT(migrated, 0);
+    ASSERT_GT(served, 0) << "v1.1.0 was never served during the deploy";
+    EXPECT_LT(migrated, served) << "the migration ran before v1.1.0 served its first request";
+  }
+  EXPECT_EQ(Json(box_.Http(env, "GET", "/api/version/"))["version"], "v1.1.0");
+  // A later `up` keeps the deployed version: the env file still says v1.0.0 (ignore_changes).
+  CommandResult plan = box_.Adhoc({"plan", env});
+  EXPECT_NE(plan.output.find("deployed by `adhoc deploy`"), std::string::npos) << plan.output;
+  EXPECT_NE(plan.output.find("no changes"), std::string::npos) << plan.output;
+
+  {
+    // A version whose migration fails: the deploy stops there, nothing rolls, v1.1.0 serves.
+    Traffic traffic(box_, env);
+    CommandResult broken = box_.Adhoc({"deploy", env, "backend=v1.2.0-broken"});
+    traffic.Stop();
+    EXPECT_EQ(broken.exit_code, 1) << broken.output;
+    EXPECT_NE(broken.output.find("task migrate"), std::string::npos) << broken.output;
+    EXPECT_NE(broken.output.find("this migration fails on purpose"), std::string::npos)
+        << broken.output;
+    EXPECT_NE(broken.output.find("still runs what it ran before"), std::string::npos)
+        << broken.output;
+    EXPECT_EQ(traffic.failures(), 0) << ::testing::PrintToString(traffic.failed());
+    EXPECT_EQ(traffic.FirstSeen("v1.2.0-broken"), 0);
+  }
+  EXPECT_EQ(Json(box_.Http(env, "GET", "/api/version/"))["version"], "v1.1.0");
+  json status = box_.AdhocJson({"status", env});
+  EXPECT_EQ(status["status"], "running") << status;
+  EXPECT_EQ(status["last_operation"]["kind"], "deploy") << status;
+  EXPECT_EQ(status["last_operation"]["status"], "failed") << status;
+
+  {
+    // Frontend v2.0.0 -> v2.1.0, written into the env file.
+    Traffic traffic(box_, env);
+    CommandResult deploy = box_.Adhoc({"deploy", env, "frontend=v2.1.0", "--write"});
+    traffic.Stop();
+    ASSERT_EQ(deploy.exit_code, 0) << deploy.output;
+    EXPECT_EQ(traffic.failures(), 0) << ::testing::PrintToString(traffic.failed());
+    EXPECT_NE(deploy.output.find("service web-ui"), std::string::npos) << deploy.output;
+    EXPECT_EQ(deploy.output.find("service gunicorn"), std::string::npos) << deploy.output;
+  }
+  EXPECT_EQ(Json(box_.Http(env, "GET", "/version.json"))["version"], "2.1.0");
+  std::ifstream env_file(box_.repo() / "envs/brian-test.toml");
+  std::string text((std::istreambuf_iterator<char>(env_file)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("frontend = \"v2.1.0\""), std::string::npos) << text;
+  EXPECT_NE(text.find("# A developer's environment"), std::string::npos) << "comments are kept";
 }
 
 }  // namespace

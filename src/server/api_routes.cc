@@ -20,6 +20,9 @@ namespace {
 class ApiProgress : public Progress {
  public:
   explicit ApiProgress(ApiResponder* responder) : responder_(responder) {}
+  void OperationStarted(int64_t id, const std::string& env, const std::string& kind) override {
+    Send({{"type", "operation"}, {"id", id}, {"env", env}, {"kind", kind}});
+  }
   void StepStarted(const std::string& step) override {
     Send({{"type", "step"}, {"name", step}, {"status", "running"}});
   }

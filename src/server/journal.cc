@@ -13,6 +13,7 @@ Result<JournaledOperation> JournaledOperation::Begin(state::Store& store, Progre
                                                      const std::string& kind,
                                                      const std::string& input_json) {
   ADHOC_ASSIGN_OR_RETURN(state::Operation op, store.BeginOperation(env, kind, input_json, {}));
+  progress.OperationStarted(op.id, env, kind);
   return JournaledOperation(store, progress, op.id, kind);
 }
 

@@ -4,6 +4,7 @@
 // thread at a time.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 namespace adhoc::server {
@@ -11,6 +12,8 @@ namespace adhoc::server {
 class Progress {
  public:
   virtual ~Progress() = default;
+  // The journal entry of the operation (its id answers GET /v1/operations/{id}).
+  virtual void OperationStarted(int64_t id, const std::string& env, const std::string& kind) {}
   virtual void StepStarted(const std::string& step) {}
   virtual void StepDone(const std::string& step, long long elapsed_ms, const std::string& detail) {}
   virtual void StepFailed(const std::string& step, long long elapsed_ms,

@@ -18,6 +18,8 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path == "/api/health":
             return self.answer(200, {"ok": True})
+        if self.path == "/api/version":
+            return self.answer(200, {"version": os.environ.get("VERSION", "")})
         if self.path == "/api/env":
             return self.answer(200, {"env": os.environ["ENV_NAME"], "pid": os.getpid()})
         if self.path == "/api/items":
