@@ -14,6 +14,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/hash.h"
 #include "runtime/logs.h"
 
 namespace adhoc::runtime {
@@ -172,13 +173,23 @@ Status CheckCommandExists(const std::string& command, const std::string& path,
 
 struct LocalRuntime::Impl {
   LocalRuntimeOptions options;
-  std::mutex mu;  // guards cgroups detection
+  std::mutex mu;  // guards cgroups detection and `warned`
   std::optional<CgroupSupport> cgroups;
+  std::set<std::string> warned;
 
   CgroupSupport Cgroups() {
     std::lock_guard<std::mutex> lock(mu);
     if (!cgroups) cgroups = DetectCgroups();
     return *cgroups;
+  }
+
+  // A limit that cannot be applied is said once per runtime, not once per task.
+  void WarnOnce(const std::string& task_id, const std::string& warning) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (!warned.insert(warning).second) return;
+    }
+    options.warn(warning + " (first seen for task " + task_id + "; said once)");
   }
 };
 
@@ -217,16 +228,23 @@ Result<TaskHandle> LocalRuntime::Start(const TaskSpec& spec) {
 
   LaunchRecord record;
   record.spec = spec;
-  if (spec.cpu > 0 || spec.memory_mib > 0) {
-    auto groups = CreateTaskCgroups(impl_->Cgroups(), spec.id, spec.cpu, spec.memory_mib);
+  if (!spec.limits_group.empty() || spec.cpu > 0 || spec.memory_mib > 0) {
+    if (record.spec.limits_group.empty()) {
+      std::error_code abs_ec;
+      record.spec.limits_group =
+          "adhoc-" +
+          Sha256Hex(fs::absolute(spec.task_folder, abs_ec).parent_path().string()).substr(0, 8);
+    }
+    auto groups = CreateTaskCgroups(impl_->Cgroups(), record.spec.limits_group, spec.id, spec.cpu,
+                                    spec.memory_mib);
     if (!groups.ok()) return std::move(groups).error().context(what);
-    for (const auto& w : groups->warnings) impl_->options.warn(spec.id + ": " + w);
+    for (const auto& w : groups->warnings) impl_->WarnOnce(spec.id, w);
     record.cgroups = groups->groups;
   }
   Status written = WriteLaunchRecord(record);
   if (written.ok()) written = SpawnDetachedShim(impl_->options.shim_binary, spec.task_folder);
   if (!written.ok()) {
-    RemoveTaskCgroups(record.cgroups);
+    RemoveTaskCgroups(record.cgroups, record.spec.limits_group);
     return Error(written.error()).context(what);
   }
 
