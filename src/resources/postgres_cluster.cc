@@ -130,8 +130,13 @@ std::string RenderPostgresSettings(const PostgresClusterOptions& options,
     // than at 100; Linux maps it anonymously, so no SysV shmmax tuning is needed.
     << "max_connections = " << options.max_connections
     << "\n"
-    // Throwaway environments: losing the last few commits on a crash is fine, speed is not.
-    << "synchronous_commit = off\n"
+    // Durability: a COMMIT is confirmed only once its WAL is flushed to disk, so a crash of
+    // the server (or of the machine) never loses a confirmed write; every page is written
+    // whole after a checkpoint, so a torn page can be repaired from the WAL. These are
+    // PostgreSQL's defaults, written out so that no included file can quietly turn them off.
+    << "synchronous_commit = on\n"
+    << "fsync = on\n"
+    << "full_page_writes = on\n"
     << "password_encryption = 'scram-sha-256'\n"
     << "log_destination = 'stderr'\n"
     << "logging_collector = off\n"

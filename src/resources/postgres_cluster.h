@@ -13,7 +13,8 @@
 // The cluster listens ONLY on the address and port the caller gives (an address of the
 // home's own loopback range, never 127.0.0.1, so it never meets the machine's own
 // cluster). Settings are written on every Start, so a new address or port applies at the
-// next start.
+// next start. Commits are durable (synchronous_commit, fsync and full_page_writes on): a
+// confirmed COMMIT survives a kill -9 of the server and a crash of the machine.
 //
 // Thread-safety: not thread-safe (it caches the tool folder); the operations are not
 // atomic against each other either, so callers serialize them per home (the base's lock).
