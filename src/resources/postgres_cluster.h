@@ -56,8 +56,9 @@ class PostgresCluster {
 
   // Runs initdb once (superuser `postgres`, UTF8, C.UTF-8 locale, local trust over the
   // private socket, scram-sha-256 over TCP); a no-op when already initialized. As root it
-  // also makes the home traversable (0755) so the `postgres` user can reach its folders,
-  // and fails clearly if a parent of the home is not traversable.
+  // also makes the home traversable (0711: passable, not listable) so the `postgres` user
+  // can reach its folders (base/ and base/postgres/ are 0711 too), and fails clearly if a
+  // parent of the home is not traversable.
   Status Init();
 
   // Starts the server (`pg_ctl start -w`) if it is not running; idempotent. Init()s first

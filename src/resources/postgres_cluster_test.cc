@@ -174,6 +174,13 @@ TEST(PostgresClusterTest, FilesBelongToThePostgresUserWhenRoot) {
     struct stat sb {};
     ASSERT_EQ(stat(p.c_str(), &sb), 0) << p;
     EXPECT_EQ(sb.st_uid, pw->pw_uid) << p;
+    EXPECT_EQ(sb.st_mode & 0077, 0u) << p << ": the server's own";
+  }
+  // `postgres` passes through the caller's folders above its own; no one may list them.
+  for (const fs::path& p : {home.path(), home.path() / "base", paths::PostgresDir(home.path())}) {
+    struct stat sb {};
+    ASSERT_EQ(stat(p.c_str(), &sb), 0) << p;
+    EXPECT_EQ(sb.st_mode & 0777, 0711u) << p;
   }
 }
 

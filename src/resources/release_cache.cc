@@ -206,10 +206,11 @@ Result<Release> ReleaseCache::Ensure(const std::string& image, const ResolvedVer
   const fs::path final_dir = paths::Release(home_, image, key);
   if (IsFinished(final_dir)) return finished(false);
 
-  const auto shared = fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
-                      fs::perms::others_read | fs::perms::others_exec;
-  ADHOC_RETURN_IF_ERROR(MakeDir(paths::ReleasesDir(home_), shared).context(what));
-  ADHOC_RETURN_IF_ERROR(MakeDir(final_dir.parent_path(), shared).context(what));
+  // Others (nginx's workers) pass through to a release they are told of, without listing.
+  const auto pass_through = fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec;
+  const auto shared = pass_through | fs::perms::group_read | fs::perms::others_read;
+  ADHOC_RETURN_IF_ERROR(MakeDir(paths::ReleasesDir(home_), pass_through).context(what));
+  ADHOC_RETURN_IF_ERROR(MakeDir(final_dir.parent_path(), pass_through).context(what));
   ADHOC_RETURN_IF_ERROR(MakeDir(paths::BuildingDir(home_), fs::perms::owner_all).context(what));
   ADHOC_RETURN_IF_ERROR(MakeDir(BuildHome(), fs::perms::owner_all).context(what));
 

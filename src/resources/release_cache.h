@@ -20,7 +20,8 @@
 // and a timeout, then writes the marker and renames the folder into place, so a
 // release is either complete or absent. A failed build leaves nothing behind (the lock
 // file aside). Finished releases are not writable by group or others and readable by
-// everyone (nginx workers serve from them).
+// everyone (nginx workers serve from them; they hold code, never secrets); releases/ and
+// releases/<image>/ let others pass (0711) but not list; .building/ and .home/ are 0700.
 //
 // Thread-safety: a ReleaseCache may be used from several threads, and several
 // processes may share one home: builds of one key are serialized by the lock file

@@ -123,6 +123,20 @@ TEST_F(ReleaseCacheTest, FinishedReleaseIsReadableByAllAndWritableByNoOneElse) {
   }
 }
 
+// nginx's workers (`nobody`) pass through to the release they serve, but nobody lists the
+// releases, nor reads the builds in progress or the build commands' HOME (npm's cache).
+TEST_F(ReleaseCacheTest, OthersPassThroughToReleasesButListNothing) {
+  ReleaseCache cache(home());
+  auto r = cache.Ensure("backend", Resolve("backend", "HEAD"), repo(), {"true"});
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  auto mode = [](const fs::path& p) { return fs::status(p).permissions() & fs::perms(0777); };
+  EXPECT_EQ(mode(paths::ReleasesDir(home())), fs::perms(0711));
+  EXPECT_EQ(mode(r->path.parent_path()), fs::perms(0711));
+  EXPECT_EQ(mode(r->path), fs::perms(0755));
+  EXPECT_EQ(mode(paths::BuildingDir(home())), fs::perms(0700));
+  EXPECT_EQ(mode(cache.BuildHome()), fs::perms(0700));
+}
+
 TEST_F(ReleaseCacheTest, TwoThreadsAndAProcessAtOnceBuildOnce) {
   ReleaseCache cache(home());
   ResolvedVersion v = Resolve("backend", "v1.0.0");

@@ -211,6 +211,9 @@ Result<TaskHandle> LocalRuntime::Start(const TaskSpec& spec) {
   std::error_code ec;
   fs::create_directories(spec.task_folder, ec);
   if (ec) return Failed(what + ": creating " + spec.task_folder.string() + ": " + ec.message());
+  // Its records hold the task's environment; tasks run as the runtime's own user.
+  fs::permissions(spec.task_folder, fs::perms::owner_all, fs::perm_options::replace, ec);
+  if (ec) return Failed(what + ": chmod 0700 " + spec.task_folder.string() + ": " + ec.message());
   if (auto old = ReadShimRecord(spec.task_folder);
       old.ok() && !ReadExitRecord(spec.task_folder) && (IsAlive(old->task) || IsAlive(old->shim)))
     return Conflict(what + ": a task still runs in " + spec.task_folder.string());

@@ -55,7 +55,8 @@ std::string ExitStatus::ToString() const {
 Status WriteFileAtomically(const fs::path& path, const std::string& content) {
   fs::path tmp = path;
   tmp += ".tmp." + std::to_string(getpid());
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  // 0600: launch.json holds the task's environment, and with it its secrets.
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return Failed("writing " + tmp.string() + ": " + strerror(errno));
   const char* p = content.data();
   size_t left = content.size();

@@ -8,7 +8,9 @@
 //     shim.log      the shim's own complaints (it has no terminal)
 //
 // Every record is written atomically (temporary file + rename), so a reader sees the old
-// content or the new, never half. Plain values; the functions are thread-safe.
+// content or the new, never half, and with mode 0600 (launch.json holds the task's
+// environment). The task folder itself is made 0700 by the runtime. Plain values; the functions are
+// thread-safe.
 #pragma once
 
 #include <signal.h>

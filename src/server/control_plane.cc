@@ -108,7 +108,7 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::Open(ControlPlaneOptions opt
   fs::create_directories(options.home, ec);
   if (ec) return Failed("creating adhoc's home " + options.home.string() + ": " + ec.message());
   // Others (PostgreSQL's own user, nginx's workers) must be able to traverse the home.
-  chmod(options.home.c_str(), 0755);
+  chmod(options.home.c_str(), 0711);
   std::unique_ptr<ControlPlane> cp(new ControlPlane(std::move(options)));
   ADHOC_ASSIGN_OR_RETURN(cp->store_, state::Store::Open(paths::StateDb(cp->options_.home)));
   runtime::LocalRuntimeOptions ro;
