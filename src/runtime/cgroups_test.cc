@@ -276,6 +276,31 @@ TEST_F(CgroupRuntimeTest, AMemoryHogInOneEnvironmentLeavesTheSameTaskOfAnotherAl
       << "the home's folder went with its last environment";
 }
 
+// A shim killed with -9 cannot remove its task's groups: the runtime does, once it sees the
+// task vanished, and the environment's folder goes with them.
+TEST_F(CgroupRuntimeTest, TheGroupsOfAVanishedTaskAreRemoved) {
+  if (!support_.memory.available) GTEST_SKIP() << support_.Summary();
+  TaskSpec spec = Spec("exec sleep 30");
+  spec.memory_mib = 64;
+  auto h = runtime_->Start(spec);
+  ASSERT_TRUE(h.ok()) << h.error().message();
+  reaper_.Add(*h);
+  fs::path group = support_.memory.parent / spec.limits_group / spec.id;
+  ASSERT_TRUE(fs::exists(group));
+  kill(h->shim.pid, SIGKILL);
+  kill(-h->task.pid, SIGKILL);
+  for (int i = 0; i < 200 && (IsAlive(h->shim) || IsAlive(h->task)); ++i)
+    std::this_thread::sleep_for(10ms);
+  TaskState s = runtime_->Inspect(*h);
+  for (int i = 0; i < 100 && fs::exists(group); ++i) {  // the killed task leaves it a moment later
+    std::this_thread::sleep_for(20ms);
+    s = runtime_->Inspect(*h);
+  }
+  EXPECT_EQ(s.kind, TaskState::kVanished);
+  EXPECT_FALSE(fs::exists(group));
+  EXPECT_FALSE(fs::exists(group.parent_path()));
+}
+
 TEST_F(CgroupRuntimeTest, WithoutALimitTheSameTaskSurvives) {
   TaskSpec spec = Spec("/usr/bin/python3 -c \"b=bytearray(200*1024*1024); print('survived')\"");
   auto h = runtime_->Start(spec);

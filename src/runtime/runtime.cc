@@ -281,6 +281,9 @@ TaskState LocalRuntime::Inspect(const TaskHandle& handle) {
     return state;
   }
   state.kind = TaskState::kVanished;
+  // Its shim was killed before it could remove the task's groups: no one else will.
+  if (auto launch = ReadLaunchRecord(handle.task_folder); launch.ok())
+    RemoveTaskCgroups(launch->cgroups, launch->spec.limits_group);
   return state;
 }
 
