@@ -4,7 +4,10 @@
 // `required` says whether adhoc itself needs it or only the example application does). The
 // exit status is 1 when something required is missing, else 0: warnings never fail.
 // Tools are looked up in the PATH tasks get (DESIGN "Environment variables"), not the
-// caller's, since that is where adhoc's processes will look for them.
+// caller's, since that is where adhoc's processes will look for them. The home, the router's
+// address and PostgreSQL's port are the ones ADHOC_HOME, ADHOC_ROUTER_LISTEN and
+// ADHOC_POSTGRES_PORT give, as the control plane will use them; a bad value is missing.
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <fmt/format.h>
 #include <pwd.h>
@@ -35,8 +38,6 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr const char* kTaskPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-constexpr const char* kRouterAddress = "127.0.0.1";
-constexpr int kRouterPort = 8080;
 constexpr unsigned long long kLowDiskBytes = 2ULL << 30;  // releases and databases need room
 constexpr rlim_t kWantedOpenFiles = 16384;  // the router holds two per proxied request
 
@@ -70,6 +71,58 @@ Check Warn(std::string name, std::string detail, std::string fix, bool required 
 }
 Check Missing(std::string name, std::string detail, std::string fix, bool required = true) {
   return {std::move(name), Level::kMissing, required, std::move(detail), std::move(fix)};
+}
+
+// What the doctor checks against: the settings the control plane will use, read from the same
+// environment variables (README "A team machine"), and what is wrong with them.
+struct Settings {
+  fs::path home;
+  std::string router_address = "127.0.0.1";  // ADHOC_ROUTER_LISTEN
+  int router_port = 8080;
+  std::string router_error;  // a bad ADHOC_ROUTER_LISTEN
+  int postgres_port = 5432;  // ADHOC_POSTGRES_PORT, on the home's base address
+  std::string postgres_error;
+};
+
+// A TCP port number written in decimal, 1-65535; 0 when not.
+int ParsePort(const std::string& text) {
+  if (text.empty() || text.size() > 5 || text.find_first_not_of("0123456789") != std::string::npos)
+    return 0;
+  int port = std::stoi(text);
+  return port >= 1 && port <= 65535 ? port : 0;
+}
+
+Settings ReadSettings() {
+  Settings s;
+  s.home = paths::HomeDir();
+  if (const char* listen = getenv("ADHOC_ROUTER_LISTEN"); listen && *listen) {
+    std::string text = listen;
+    auto colon = text.rfind(':');
+    std::string address = colon == std::string::npos ? "" : text.substr(0, colon);
+    int port = colon == std::string::npos ? 0 : ParsePort(text.substr(colon + 1));
+    if (address.size() > 2 && address.front() == '[' && address.back() == ']')
+      address = address.substr(1, address.size() - 2);  // [::1]:8080
+    in6_addr ignored;
+    bool ip = inet_pton(AF_INET, address.c_str(), &ignored) == 1 ||
+              inet_pton(AF_INET6, address.c_str(), &ignored) == 1;
+    if (!ip || port == 0) {
+      s.router_error = "ADHOC_ROUTER_LISTEN='" + text +
+                       "' is not ADDRESS:PORT (an IP address and a port 1-65535, such as "
+                       "127.0.0.1:8080 or 0.0.0.0:80)";
+    } else {
+      s.router_address = address;
+      s.router_port = port;
+    }
+  }
+  if (const char* port = getenv("ADHOC_POSTGRES_PORT"); port && *port) {
+    int parsed = ParsePort(port);
+    if (parsed == 0)
+      s.postgres_error =
+          std::string("ADHOC_POSTGRES_PORT='") + port + "' is not a port number (1-65535)";
+    else
+      s.postgres_port = parsed;
+  }
+  return s;
 }
 
 std::string Trim(std::string s) {
@@ -189,7 +242,7 @@ Check OpenFilesCheck() {
 }
 
 // Whether root's processes running as `postgres` can reach `dir`: every parent traversable by
-// others (Init() makes the home itself 0755).
+// others (Init() makes the home itself traversable, 0711).
 std::optional<fs::path> UntraversableParent(const fs::path& dir) {
   for (fs::path p = dir.parent_path(); !p.empty(); p = p.parent_path()) {
     struct stat st {};
@@ -297,6 +350,22 @@ pid_t ListenerPid(const std::string& hex_local_address) {
   return found;
 }
 
+// "address:port" as /proc/net/tcp writes it (the IPv4 address's bytes as a host-order hex
+// number: 127.0.0.1 -> 0100007F), or empty for an address that is not IPv4.
+std::string ProcNetTcpAddress(const std::string& address, int port) {
+  in_addr a{};
+  if (inet_pton(AF_INET, address.c_str(), &a) != 1) return "";
+  return fmt::format("{:08X}:{:04X}", a.s_addr, port);
+}
+
+// Who listens on address:port (or on every address at that port): its pid, 0 when not known.
+pid_t ListenerOf(const std::string& address, int port) {
+  pid_t pid = 0;
+  if (std::string at = ProcNetTcpAddress(address, port); !at.empty()) pid = ListenerPid(at);
+  if (pid == 0) pid = ListenerPid(ProcNetTcpAddress("0.0.0.0", port));
+  return pid;
+}
+
 std::string ProcessName(pid_t pid) {
   std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
   std::string name;
@@ -304,26 +373,55 @@ std::string ProcessName(pid_t pid) {
   return name;
 }
 
-Check RouterPortCheck(const fs::path& home) {
-  std::string where = fmt::format("{}:{}", kRouterAddress, kRouterPort);
+Check RouterPortCheck(const Settings& settings) {
+  if (!settings.router_error.empty())
+    return Missing("router-port", settings.router_error,
+                   "set ADHOC_ROUTER_LISTEN to ADDRESS:PORT, or unset it for 127.0.0.1:8080");
+  const std::string& address = settings.router_address;
+  const int port = settings.router_port;
+  std::string where = fmt::format("{}:{}", address, port);
   runtime::BindProbe probe;
-  Status free = probe.CheckFree(kRouterAddress, kRouterPort);
+  Status free = probe.CheckFree(address, port);
   if (free.ok()) return Ok("router-port", where + " is free for the router", false);
   if (free.error().kind() != ErrorKind::kConflict)
-    return Warn("router-port", free.error().message(), "", false);
-  // /proc/net/tcp writes the address as host-order hex: 127.0.0.1 -> 0100007F; also 0.0.0.0.
-  pid_t pid = ListenerPid(fmt::format("0100007F:{:04X}", kRouterPort));
-  if (pid == 0) pid = ListenerPid(fmt::format("00000000:{:04X}", kRouterPort));
+    return Warn("router-port", free.error().message(),
+                "set ADHOC_ROUTER_LISTEN to an address of this machine", false);
+  pid_t pid = ListenerOf(address, port);
   pid_t router_pid = 0;
-  std::ifstream(paths::RouterPid(home)) >> router_pid;
+  std::ifstream(paths::RouterPid(settings.home)) >> router_pid;
   if (pid != 0 && pid == router_pid)
     return Ok("router-port",
               where + " is served by this home's router (pid " + std::to_string(pid) + ")", false);
   std::string who =
       pid == 0 ? "another process" : fmt::format("{} (pid {})", ProcessName(pid), pid);
-  return Warn("router-port", where + " is used by " + who + ", not by adhoc's router",
-              "stop that process, or run the router on another address (adhoc router --listen)",
-              false);
+  return Warn("router-port", where + " is used by " + who + ", not by this home's router",
+              "stop that process, or set ADHOC_ROUTER_LISTEN to a free ADDRESS:PORT", false);
+}
+
+// The base cluster listens on the home's own base address at ADHOC_POSTGRES_PORT.
+Check PostgresPortCheck(const Settings& settings) {
+  if (!settings.postgres_error.empty())
+    return Missing("postgres-port", settings.postgres_error,
+                   "set ADHOC_POSTGRES_PORT to a port number, or unset it for 5432");
+  std::string address = runtime::BaseAddress(settings.home);
+  std::string where = fmt::format("{}:{}", address, settings.postgres_port);
+  runtime::BindProbe probe;
+  Status free = probe.CheckFree(address, settings.postgres_port);
+  if (free.ok()) return Ok("postgres-port", where + " is free for this home's PostgreSQL");
+  if (free.error().kind() != ErrorKind::kConflict)
+    return Warn("postgres-port", free.error().message(),
+                "make sure 127.0.0.0/8 is routed to lo (ip addr show lo: 127.0.0.1/8)");
+  pid_t pid = ListenerOf(address, settings.postgres_port);
+  // postmaster.pid's first line is the postmaster's pid (root may read it in the 0700 folder).
+  pid_t postmaster = 0;
+  std::ifstream(paths::PostgresData(settings.home) / "postmaster.pid") >> postmaster;
+  if (pid != 0 && pid == postmaster)
+    return Ok("postgres-port",
+              where + " is served by this home's PostgreSQL (pid " + std::to_string(pid) + ")");
+  std::string who =
+      pid == 0 ? "another process" : fmt::format("{} (pid {})", ProcessName(pid), pid);
+  return Warn("postgres-port", where + " is used by " + who + ", not by this home's PostgreSQL",
+              "stop that process, or set ADHOC_POSTGRES_PORT to a free port");
 }
 
 Check LoopbackCheck(const fs::path& home) {
@@ -338,8 +436,8 @@ Check LoopbackCheck(const fs::path& home) {
                             std::to_string(runtime::HomeSecondOctet(home)) + ".0.0/16)");
 }
 
-std::vector<Check> RunChecks() {
-  fs::path home = paths::HomeDir();
+std::vector<Check> RunChecks(const Settings& settings) {
+  const fs::path& home = settings.home;
   std::vector<Check> checks;
   checks.push_back(PostgresCheck());
   checks.push_back(PostgresUserCheck());
@@ -359,7 +457,8 @@ std::vector<Check> RunChecks() {
   checks.push_back(CgroupsCheck());
   checks.push_back(OpenFilesCheck());
   checks.push_back(HomeCheck(home));
-  checks.push_back(RouterPortCheck(home));
+  checks.push_back(RouterPortCheck(settings));
+  checks.push_back(PostgresPortCheck(settings));
   checks.push_back(LoopbackCheck(home));
   return checks;
 }
@@ -367,7 +466,8 @@ std::vector<Check> RunChecks() {
 }  // namespace
 
 int RunDoctor(const Args&, const Output& out) {
-  std::vector<Check> checks = RunChecks();
+  Settings settings = ReadSettings();
+  std::vector<Check> checks = RunChecks(settings);
   int warnings = 0, missing = 0, missing_required = 0;
   for (const Check& c : checks) {
     if (c.level == Level::kWarning) ++warnings;
@@ -385,12 +485,15 @@ int RunDoctor(const Args&, const Output& out) {
                       {"required", c.required},
                       {"detail", c.detail},
                       {"fix", c.fix}});
-    out.Document({{"home", paths::HomeDir().string()},
-                  {"checks", list},
-                  {"warnings", warnings},
-                  {"missing", missing},
-                  {"missing_required", missing_required},
-                  {"ok", exit_code == 0}});
+    out.Document(
+        {{"home", settings.home.string()},
+         {"router_listen", fmt::format("{}:{}", settings.router_address, settings.router_port)},
+         {"postgres_port", settings.postgres_port},
+         {"checks", list},
+         {"warnings", warnings},
+         {"missing", missing},
+         {"missing_required", missing_required},
+         {"ok", exit_code == 0}});
     return exit_code;
   }
   for (const Check& c : checks) {

@@ -1,7 +1,10 @@
 // `adhoc doctor` as a user runs it: the real binary, on this machine, with a home of the
 // test's own (ADHOC_HOME), so the checks look at real tools, cgroups and sockets.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -12,6 +15,7 @@
 #include <string>
 
 #include "common/exec.h"
+#include "runtime/addresses.h"
 
 namespace adhoc::cli {
 namespace {
@@ -34,10 +38,12 @@ class TempDir {
   fs::path path_;
 };
 
-ExecResult RunDoctor(const fs::path& home, bool json) {
+ExecResult RunDoctor(const fs::path& home, bool json,
+                     const std::map<std::string, std::string>& settings = {}) {
   ExecOptions options;
   options.env = std::map<std::string, std::string>{
       {"PATH", "/usr/local/bin:/usr/bin:/bin"}, {"LANG", "C.UTF-8"}, {"ADHOC_HOME", home}};
+  for (const auto& [k, v] : settings) (*options.env)[k] = v;
   options.timeout = std::chrono::minutes(2);
   std::vector<std::string> argv = {ADHOC_BINARY, "doctor"};
   if (json) argv.push_back("--json");
@@ -59,9 +65,9 @@ const nlohmann::json* FindCheck(const nlohmann::json& doc, const std::string& na
 }
 
 const std::vector<std::string> kExpectedChecks = {
-    "postgresql", "postgres-user",  "redis",       "git",     "nginx",
-    "gunicorn",   "python3-django", "node",        "npm",     "cgroups",
-    "open-files", "home",           "router-port", "loopback"};
+    "postgresql", "postgres-user",  "redis",       "git",           "nginx",
+    "gunicorn",   "python3-django", "node",        "npm",           "cgroups",
+    "open-files", "home",           "router-port", "postgres-port", "loopback"};
 
 TEST(DoctorTest, JsonListsEveryCheckAndFindsThisMachinesPostgres) {
   TempDir home;
@@ -161,6 +167,84 @@ TEST(DoctorTest, TextHasOneLinePerCheckAndTheSameExitStatus) {
     EXPECT_EQ(found, 1) << start << " in:\n" << text_run.output;
   }
   EXPECT_EQ(text_run.exit_code, json_run.exit_code);
+}
+
+// A socket listening on address:port for as long as it lives (port 0: a free one).
+class Listener {
+ public:
+  Listener(const std::string& address, int port) {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    inet_pton(AF_INET, address.c_str(), &a.sin_addr);
+    EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0) << address << ":" << port;
+    EXPECT_EQ(listen(fd_, 1), 0);
+    socklen_t len = sizeof a;
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+  }
+  ~Listener() { close(fd_); }
+  int port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
+std::string Detail(const nlohmann::json& doc, const std::string& check) {
+  const nlohmann::json* c = FindCheck(doc, check);
+  return c ? (*c)["status"].get<std::string>() + ": " + (*c)["detail"].get<std::string>() : "";
+}
+
+// The reported fault: doctor looked at 127.0.0.1:8080 whatever ADHOC_ROUTER_LISTEN said.
+TEST(DoctorTest, ChecksTheRouterAddressTheSettingsGive) {
+  TempDir home;
+  Listener taken("127.0.0.1", 0);
+  std::string listen = "127.0.0.1:" + std::to_string(taken.port());
+  nlohmann::json doc =
+      Parse(RunDoctor(home.path(), /*json=*/true, {{"ADHOC_ROUTER_LISTEN", listen}}));
+  EXPECT_EQ(doc["router_listen"], listen);
+  std::string detail = Detail(doc, "router-port");
+  EXPECT_EQ(detail.find("warning: " + listen + " is used by "), 0u) << detail;
+  EXPECT_NE(detail.find("(pid " + std::to_string(getpid()) + ")"), std::string::npos) << detail;
+
+  // Another address of the loopback range, at that same port, is free.
+  std::string elsewhere = "127.0.0.3:" + std::to_string(taken.port());
+  doc = Parse(RunDoctor(home.path(), /*json=*/true, {{"ADHOC_ROUTER_LISTEN", elsewhere}}));
+  EXPECT_EQ(Detail(doc, "router-port"), "ok: " + elsewhere + " is free for the router");
+}
+
+TEST(DoctorTest, ChecksThePostgresPortOnTheHomesOwnAddress) {
+  TempDir home;
+  const std::string base = runtime::BaseAddress(home.path());
+  Listener taken(base, 0);
+  std::string where = base + ":" + std::to_string(taken.port());
+  nlohmann::json doc = Parse(RunDoctor(home.path(), /*json=*/true,
+                                       {{"ADHOC_POSTGRES_PORT", std::to_string(taken.port())}}));
+  EXPECT_EQ(doc["postgres_port"], taken.port());
+  std::string detail = Detail(doc, "postgres-port");
+  EXPECT_EQ(detail.find("warning: " + where + " is used by "), 0u) << detail;
+
+  doc = Parse(RunDoctor(home.path(), /*json=*/true));
+  EXPECT_EQ(Detail(doc, "postgres-port"),
+            "ok: " + base + ":5432 is free for this home's PostgreSQL");
+}
+
+TEST(DoctorTest, BadSettingsAreMissingAndNamed) {
+  TempDir home;
+  for (const char* bad : {"8080", "localhost:8080", "127.0.0.1:99999"}) {
+    ExecResult r = RunDoctor(home.path(), /*json=*/true, {{"ADHOC_ROUTER_LISTEN", bad}});
+    nlohmann::json doc = Parse(r);
+    std::string detail = Detail(doc, "router-port");
+    EXPECT_EQ(detail.find(std::string("missing: ADHOC_ROUTER_LISTEN='") + bad + "'"), 0u) << detail;
+    EXPECT_EQ(r.exit_code, 1) << bad;
+  }
+  ExecResult r = RunDoctor(home.path(), /*json=*/true, {{"ADHOC_POSTGRES_PORT", "abc"}});
+  nlohmann::json doc = Parse(r);
+  EXPECT_EQ(Detail(doc, "postgres-port").find("missing: ADHOC_POSTGRES_PORT='abc'"), 0u)
+      << Detail(doc, "postgres-port");
+  EXPECT_EQ(r.exit_code, 1);
 }
 
 }  // namespace

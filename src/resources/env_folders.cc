@@ -34,14 +34,12 @@ bool IsValidEnvironmentName(const std::string& env) {
 Status CreateEnvironmentFolders(const fs::path& home, const std::string& env) {
   const std::string what = "creating the folders of environment '" + env + "'";
   ADHOC_RETURN_IF_ERROR(CheckName(env).context(what));
-  using P = fs::perms;
-  const P pass_through = P::owner_all | P::group_exec | P::others_exec;
-  const P readable = P::owner_all | P::group_read | P::group_exec | P::others_read | P::others_exec;
-  ADHOC_RETURN_IF_ERROR(MakeDir(paths::EnvsDir(home), pass_through).context(what));
-  ADHOC_RETURN_IF_ERROR(MakeDir(paths::EnvDir(home, env), pass_through).context(what));
-  ADHOC_RETURN_IF_ERROR(MakeDir(paths::StaticDir(home, env), readable).context(what));
-  ADHOC_RETURN_IF_ERROR(MakeDir(paths::TasksDir(home, env), pass_through).context(what));
-  ADHOC_RETURN_IF_ERROR(MakeDir(paths::LogsDir(home, env), P::owner_all).context(what));
+  // Everything of an environment is its owner's alone (see the header).
+  const fs::perms private_folder = fs::perms::owner_all;
+  for (const fs::path& dir :
+       {paths::EnvsDir(home), paths::EnvDir(home, env), paths::StaticDir(home, env),
+        paths::TasksDir(home, env), paths::LogsDir(home, env)})
+    ADHOC_RETURN_IF_ERROR(MakeDir(dir, private_folder).context(what));
   return OkStatus();
 }
 

@@ -1,9 +1,15 @@
 // An environment's folders under the home (see common/paths.h):
 //
-//   envs/<env>/            0711  others may pass through (nginx workers reach their task
-//     static/              0755  {static}: served by the router, readable by all
-//     tasks/               0711  folders), but may not list what is there
+//   envs/                  0700  (all of these: the owner's alone)
+//   envs/<env>/            0700
+//     static/              0700  {static}: served by the router, which runs as the owner
+//     tasks/               0700  the tasks' records hold their environments (secrets)
 //     logs/                0700  task output may hold secrets
+//
+// No other user needs to reach anything here: PostgreSQL's user has its own folder under
+// base/, and nginx's workers (`nobody`) serve release folders, not task folders. (A request
+// body too large for nginx's memory buffer would need its task's temporary folder: frontends
+// behind nginx take uploads through the backend instead.)
 //
 // Creating is idempotent and resets these modes; removing deletes the whole tree,
 // including folders a task made read-only. Both refuse a name that is not a valid

@@ -36,13 +36,18 @@ class EnvFoldersTest : public ::testing::Test {
   fs::path home_;
 };
 
-TEST_F(EnvFoldersTest, CreatesTheTreeWithItsModes) {
+// Nothing of an environment is other users' business: its tasks' records and logs hold its
+// secrets, and no other user (PostgreSQL's, nginx's workers) needs to reach into it.
+TEST_F(EnvFoldersTest, CreatesTheTreeForItsOwnerOnly) {
+  chmod(home_.c_str(), 0711);
   Status s = CreateEnvironmentFolders(home_, "feature-abc");
   ASSERT_TRUE(s.ok()) << s.error().message();
-  EXPECT_EQ(Mode(paths::EnvDir(home_, "feature-abc")), 0711u);
-  EXPECT_EQ(Mode(paths::StaticDir(home_, "feature-abc")), 0755u);
-  EXPECT_EQ(Mode(paths::TasksDir(home_, "feature-abc")), 0711u);
+  EXPECT_EQ(Mode(paths::EnvsDir(home_)), 0700u);
+  EXPECT_EQ(Mode(paths::EnvDir(home_, "feature-abc")), 0700u);
+  EXPECT_EQ(Mode(paths::StaticDir(home_, "feature-abc")), 0700u);
+  EXPECT_EQ(Mode(paths::TasksDir(home_, "feature-abc")), 0700u);
   EXPECT_EQ(Mode(paths::LogsDir(home_, "feature-abc")), 0700u);
+  EXPECT_EQ(Mode(home_), 0711u) << "the home is not this function's";
   // Idempotent, and resets a mode changed since.
   chmod(paths::LogsDir(home_, "feature-abc").c_str(), 0777);
   ASSERT_TRUE(CreateEnvironmentFolders(home_, "feature-abc").ok());

@@ -83,9 +83,10 @@ Status EnsureTraversableForOthers(const fs::path& home) {
   auto perms = fs::status(abs, ec).permissions();
   if (ec) return Failed("reading " + abs.string() + ": " + ec.message());
   if ((perms & fs::perms::others_exec) == fs::perms::none) {
-    // A home made with mkdtemp or a private umask is 0700; 0755 lets `postgres` through.
-    fs::permissions(abs, fs::perms(0755), ec);
-    if (ec) return Failed("chmod 0755 " + abs.string() + ": " + ec.message());
+    // A home made with mkdtemp or a private umask is 0700; 0711 lets `postgres` through
+    // without letting anyone list it.
+    fs::permissions(abs, fs::perms(0711), ec);
+    if (ec) return Failed("chmod 0711 " + abs.string() + ": " + ec.message());
   }
   for (fs::path p = abs.parent_path(); !p.empty(); p = p.parent_path()) {
     auto pp = fs::status(p, ec).permissions();
@@ -130,8 +131,13 @@ std::string RenderPostgresSettings(const PostgresClusterOptions& options,
     // than at 100; Linux maps it anonymously, so no SysV shmmax tuning is needed.
     << "max_connections = " << options.max_connections
     << "\n"
-    // Throwaway environments: losing the last few commits on a crash is fine, speed is not.
-    << "synchronous_commit = off\n"
+    // Durability: a COMMIT is confirmed only once its WAL is flushed to disk, so a crash of
+    // the server (or of the machine) never loses a confirmed write; every page is written
+    // whole after a checkpoint, so a torn page can be repaired from the WAL. These are
+    // PostgreSQL's defaults, written out so that no included file can quietly turn them off.
+    << "synchronous_commit = on\n"
+    << "fsync = on\n"
+    << "full_page_writes = on\n"
     << "password_encryption = 'scram-sha-256'\n"
     << "log_destination = 'stderr'\n"
     << "logging_collector = off\n"
@@ -197,9 +203,9 @@ Status PostgresCluster::Init() {
   if (user) {
     if (auto s = EnsureTraversableForOthers(home_); !s.ok()) return fail(s);
   }
-  // The folders above the server's own are the caller's, readable by all (no secrets there).
+  // The folders above the server's own are the caller's: `postgres` passes through (0711).
   for (const fs::path& dir : {paths::PostgresDir(home_).parent_path(), paths::PostgresDir(home_)})
-    if (auto s = MakeOwnedDir(dir, std::nullopt, fs::perms(0755)); !s.ok()) return fail(s);
+    if (auto s = MakeOwnedDir(dir, std::nullopt, fs::perms(0711)); !s.ok()) return fail(s);
   // A data folder without PG_VERSION is what an interrupted initdb leaves: start over.
   fs::remove_all(data, ec);
   if (auto s = MakeOwnedDir(data, user, fs::perms(0700)); !s.ok()) return fail(s);
@@ -224,6 +230,11 @@ Status PostgresCluster::Init() {
 
 Status PostgresCluster::WriteSettings() {
   ADHOC_ASSIGN_OR_RETURN(auto user, ServerUser());
+  // Homes made before: their base/ and base/postgres/ were listable by all.
+  for (const fs::path& dir : {paths::PostgresDir(home_).parent_path(), paths::PostgresDir(home_)}) {
+    std::error_code ec;
+    fs::permissions(dir, fs::perms(0711), ec);
+  }
   ADHOC_RETURN_IF_ERROR(MakeOwnedDir(SocketDir(), user, fs::perms(0700)));
   return WriteOwnedFile(paths::PostgresData(home_) / kSettingsFile,
                         RenderPostgresSettings(options_, SocketDir(), paths::PostgresLog(home_)),

@@ -13,7 +13,8 @@
 // The cluster listens ONLY on the address and port the caller gives (an address of the
 // home's own loopback range, never 127.0.0.1, so it never meets the machine's own
 // cluster). Settings are written on every Start, so a new address or port applies at the
-// next start.
+// next start. Commits are durable (synchronous_commit, fsync and full_page_writes on): a
+// confirmed COMMIT survives a kill -9 of the server and a crash of the machine.
 //
 // Thread-safety: not thread-safe (it caches the tool folder); the operations are not
 // atomic against each other either, so callers serialize them per home (the base's lock).
@@ -55,8 +56,9 @@ class PostgresCluster {
 
   // Runs initdb once (superuser `postgres`, UTF8, C.UTF-8 locale, local trust over the
   // private socket, scram-sha-256 over TCP); a no-op when already initialized. As root it
-  // also makes the home traversable (0755) so the `postgres` user can reach its folders,
-  // and fails clearly if a parent of the home is not traversable.
+  // also makes the home traversable (0711: passable, not listable) so the `postgres` user
+  // can reach its folders (base/ and base/postgres/ are 0711 too), and fails clearly if a
+  // parent of the home is not traversable.
   Status Init();
 
   // Starts the server (`pg_ctl start -w`) if it is not running; idempotent. Init()s first

@@ -29,6 +29,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
+constexpr char kAppendOnlyDir[] = "appendonlydir";
+
 // Redis reads its config with sdssplitargs: a "..." word with \" and \\ escaped.
 std::string RedisQuote(const std::string& word) {
   std::string q = "\"";
@@ -226,7 +228,7 @@ Result<std::optional<RespReply>> ParseAt(std::string_view data, size_t* pos, int
 
 }  // namespace
 
-std::string RenderRedisConfig(const RedisOptions& o, const fs::path& dir) {
+std::string RenderRedisConfig(const RedisOptions& o, const fs::path& dir, bool append_only) {
   std::ostringstream s;
   s << "# Written by adhoc for one environment; rewritten at every start.\n"
     << "bind " << o.host << "\n"
@@ -239,9 +241,13 @@ std::string RenderRedisConfig(const RedisOptions& o, const fs::path& dir) {
     << "pidfile " << RedisQuote((dir / "redis.pid").string()) << "\n"
     << "logfile " << RedisQuote((dir / "redis.log").string())
     << "\n"
-    // No periodic snapshots (many idle environments); the data is saved at shutdown.
+    // Every write goes to the append-only file before its reply (a killed server loses
+    // nothing), which is fsynced every second (a machine crash loses at most about a second).
+    // No periodic snapshots (many idle environments); one more is written at shutdown.
+    << "appendonly " << (append_only ? "yes" : "no") << "\n"
+    << "appendfsync everysec\n"
+    << "appenddirname " << RedisQuote(kAppendOnlyDir) << "\n"
     << "save \"\"\n"
-    << "appendonly no\n"
     << "shutdown-on-sigterm save\n"
     << "shutdown-on-sigint save\n";
   return s.str();
@@ -372,12 +378,19 @@ Status RedisInstance::Start() {
   fs::permissions(dir_, fs::perms(0700), ec);
   if (options_.password.empty()) (void)LoadPasswordFromConfig();
   if (options_.password.empty()) options_.password = RandomPassword();
-  if (auto s = WritePrivateFile(dir_ / "redis.conf", RenderRedisConfig(options_, dir_)); !s.ok())
+  // Data saved by an older adhoc (dump.rdb, no append-only file) is loaded first.
+  const bool from_snapshot = !fs::exists(dir_ / kAppendOnlyDir / "appendonly.aof.manifest", ec) &&
+                             fs::exists(dir_ / "dump.rdb", ec);
+  if (auto s =
+          WritePrivateFile(dir_ / "redis.conf", RenderRedisConfig(options_, dir_, !from_snapshot));
+      !s.ok())
     return fail(s.error());
   fs::remove(dir_ / "redis.pid", ec);
   fs::remove(dir_ / "redis.proc", ec);
 
   const fs::path log = dir_ / "redis.log";
+  // The log is appended to by every start: only what this one writes counts.
+  const size_t log_start = ReadFile(log).size();
   auto log_tail = [&] {
     std::string tail = LastLines(ReadFile(log), 5);
     return tail.empty() ? std::string() : "; its log ends with:\n" + tail;
@@ -386,38 +399,87 @@ Status RedisInstance::Start() {
   exec.env = std::map<std::string, std::string>{{"PATH", "/usr/bin:/bin"}, {"LANG", "C.UTF-8"}};
   exec.cwd = dir_;
   exec.timeout = options_.start_timeout;
-  auto launched = Exec({options_.server_binary.string(), (dir_ / "redis.conf").string()}, exec);
+  // umask 077: the data files Redis makes (append-only file, dump.rdb, its log) are 0600.
+  auto launched = Exec({"/bin/sh", "-c", "umask 077 && exec \"$0\" \"$1\"",
+                        options_.server_binary.string(), (dir_ / "redis.conf").string()},
+                       exec);
   if (!launched.ok()) return fail(launched.error());
   if (launched->exit_code != 0)
     return fail(Failed("redis-server exited with status " + std::to_string(launched->exit_code) +
                        ": " + LastLines(launched->output, 5) + log_tail()));
 
   // Daemonized: the server is known by its pidfile once it runs, and ready once it answers.
+  // A server this call started and then gave up on is killed: nothing is left running.
+  std::optional<ProcessIdentity> launched_server;
+  auto give_up = [&](Error e) {
+    if (launched_server &&
+        runtime::ProcessStartTime(launched_server->pid) == launched_server->start_time) {
+      kill(launched_server->pid, SIGKILL);
+      (void)WaitUntilGone(*launched_server, milliseconds(5000));
+    }
+    fs::remove(dir_ / "redis.proc", ec);
+    return fail(std::move(e));
+  };
   auto deadline = Clock::now() + options_.start_timeout;
   while (Clock::now() < deadline) {
     std::istringstream pidfile(ReadFile(dir_ / "redis.pid"));
     pid_t pid = 0;
     if (pidfile >> pid) {
       auto start = runtime::ProcessStartTime(pid);
-      if (!start) return fail(Failed("redis-server exited" + log_tail()));
+      if (!start) return give_up(Failed("redis-server exited" + log_tail()));
+      launched_server = ProcessIdentity{pid, *start};
       auto pong = RedisCommands(options_.host, options_.port, options_.password, {{"PING"}},
                                 milliseconds(1000));
       if (pong.ok() && pong->type == RespReply::Type::kSimple && pong->text == "PONG") {
         auto recorded = WritePrivateFile(dir_ / "redis.proc",
                                          std::to_string(pid) + " " + std::to_string(*start) + "\n");
-        if (!recorded.ok()) return fail(recorded.error());
+        if (!recorded.ok()) return give_up(recorded.error());
+        if (from_snapshot)
+          if (auto s = SwitchToAppendOnly(); !s.ok()) return give_up(s.error());
         return OkStatus();
       }
-      if (pong.ok() && pong->type == RespReply::Type::kError)
-        return fail(Conflict("another server answers on the address: " + pong->text));
-    } else if (ReadFile(log).find("Could not create server TCP listening socket") !=
+      // Reading the append-only file back takes a moment: LOADING until it is done.
+      bool loading =
+          pong.ok() && pong->type == RespReply::Type::kError && pong->text.rfind("LOADING", 0) == 0;
+      if (pong.ok() && pong->type == RespReply::Type::kError && !loading)
+        return give_up(Conflict("another server answers on the address: " + pong->text));
+    } else if (ReadFile(log).find("Could not create server TCP listening socket", log_start) !=
                std::string::npos) {
-      return fail(Conflict("redis-server could not listen" + log_tail()));
+      return give_up(Conflict("redis-server could not listen" + log_tail()));
     }
     std::this_thread::sleep_for(milliseconds(5));
   }
-  return fail(Failed("no answer to PING within " + std::to_string(options_.start_timeout.count()) +
-                     " ms" + log_tail()));
+  return give_up(Failed("no answer to PING within " +
+                        std::to_string(options_.start_timeout.count()) + " ms" + log_tail()));
+}
+
+Status RedisInstance::SwitchToAppendOnly() {
+  auto ask = [&](std::vector<std::string> command) {
+    return RedisCommands(options_.host, options_.port, options_.password, {std::move(command)});
+  };
+  auto on = ask({"CONFIG", "SET", "appendonly", "yes"});
+  if (!on.ok()) return on.error();
+  if (on->type == RespReply::Type::kError)
+    return Failed("turning on the append-only file: " + on->text);
+  // The first append-only file is written by a rewrite of the whole dataset in the background.
+  auto deadline = Clock::now() + options_.start_timeout;
+  while (true) {
+    auto info = ask({"INFO", "persistence"});
+    if (!info.ok()) return info.error();
+    const std::string& text = info->text;
+    bool done = text.find("aof_rewrite_in_progress:0") != std::string::npos &&
+                text.find("aof_rewrite_scheduled:0") != std::string::npos &&
+                fs::exists(dir_ / kAppendOnlyDir / "appendonly.aof.manifest");
+    if (done && text.find("aof_last_bgrewrite_status:ok") == std::string::npos)
+      return Failed("writing the first append-only file failed; see " +
+                    (dir_ / "redis.log").string());
+    if (done) break;
+    if (Clock::now() >= deadline)
+      return Failed("the first append-only file was not written within " +
+                    std::to_string(options_.start_timeout.count()) + " ms");
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  return WritePrivateFile(dir_ / "redis.conf", RenderRedisConfig(options_, dir_, true));
 }
 
 Status RedisInstance::Stop() {

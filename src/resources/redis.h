@@ -1,14 +1,22 @@
 // One Redis server per environment (DESIGN: "Redis of its own, with a password, on the
 // environment's address"; the seed's Redis ECS service).
 //
-// Everything lives in paths::RedisDir(home, env) (mode 0700, the config holds the
-// password): redis.conf, dump.rdb, redis.pid (written by Redis), redis.log, and
-// redis.proc ("<pid> <start time>", written by adhoc) so the process is known by pid AND
+// Everything lives in paths::RedisDir(home, env) (mode 0700; every file in it 0600, as
+// Redis runs with umask 077: the config holds the password, the data the app's): redis.conf,
+// appendonlydir/ (the append-only file), dump.rdb, redis.pid (written by Redis), redis.log,
+// and redis.proc ("<pid> <start time>", written by adhoc) so the process is known by pid AND
 // start time (/proc/<pid>/stat), never by pid alone: after a restart of the caller,
 // Adopt() finds the server again and a recycled pid is never signalled.
 //
-// Redis daemonizes (it outlives the caller), persists only on shutdown (`save ""` plus
-// SHUTDOWN SAVE / SIGTERM with shutdown-on-sigterm save), and runs as the calling user.
+// Durability: `appendonly yes` with `appendfsync everysec`. Redis writes each change to the
+// append-only file before it replies, so a killed server (kill -9) loses no confirmed write;
+// the file is fsynced every second, so a crash of the machine loses at most about the last
+// second (up to two when the disk stalls). Data is kept across Stop/Start (sleeps) and
+// removed only by Destroy. An instance whose data is only in dump.rdb (made before the
+// append-only file) is started once without it and switched over live, since Redis itself
+// would start from an empty append-only file and ignore dump.rdb.
+//
+// Redis daemonizes (it outlives the caller) and runs as the calling user.
 // The state is on disk, so any RedisInstance for the same home and env sees the same
 // server. Not thread-safe; callers serialize operations per environment.
 #pragma once
@@ -59,7 +67,8 @@ class RedisInstance {
   Status Start();
 
   // SHUTDOWN SAVE over the protocol; if that fails, SIGTERM then SIGKILL to the recorded
-  // process (identity checked). A no-op when not running. Data is in dump.rdb afterwards.
+  // process (identity checked). A no-op when not running. The append-only file (and a
+  // dump.rdb) then hold every write.
   Status Stop();
 
   // Whether the recorded process is alive (pid and start time match).
@@ -80,6 +89,9 @@ class RedisInstance {
   std::optional<ProcessIdentity> RecordedProcess() const;
   Status LoadPasswordFromConfig();
   Status WaitUntilGone(const ProcessIdentity& p, std::chrono::milliseconds timeout);
+  // Turns on the append-only file of a server started without it, waiting until the file
+  // holds the whole dataset, then writes redis.conf with it on.
+  Status SwitchToAppendOnly();
 
   std::filesystem::path home_;
   std::string env_;
@@ -87,8 +99,10 @@ class RedisInstance {
   std::filesystem::path dir_;
 };
 
-// The redis.conf of an instance. Pure, for tests.
-std::string RenderRedisConfig(const RedisOptions& options, const std::filesystem::path& dir);
+// The redis.conf of an instance. Pure, for tests. `append_only` false only for the one start
+// that turns an older instance's dump.rdb into an append-only file.
+std::string RenderRedisConfig(const RedisOptions& options, const std::filesystem::path& dir,
+                              bool append_only = true);
 
 // ---- RESP, the Redis protocol (enough for adhoc: commands out, any reply in) ----------
 

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -32,6 +33,14 @@ TEST(RedisConfigTest, BindsTheEnvAddressWithAPasswordAndSavesOnlyAtShutdown) {
         "pidfile \"/h/envs/a/redis/redis.pid\"\n", "logfile \"/h/envs/a/redis/redis.log\"\n",
         "save \"\"\n", "shutdown-on-sigterm save\n"})
     EXPECT_THAT(conf, HasSubstr(line));
+}
+
+TEST(RedisConfigTest, KeepsAnAppendOnlyFileSyncedEverySecond) {
+  std::string conf = RenderRedisConfig({.host = "127.9.0.3", .password = "p"}, "/h/r");
+  EXPECT_THAT(conf, HasSubstr("appendonly yes\n"));
+  EXPECT_THAT(conf, HasSubstr("appendfsync everysec\n"));
+  EXPECT_THAT(conf, HasSubstr("appenddirname \"appendonlydir\"\n"));
+  EXPECT_EQ(conf.find("appendonly no"), std::string::npos);
 }
 
 TEST(RespTest, EncodesCommandsAsArraysOfBulkStrings) {
@@ -123,6 +132,11 @@ class RedisGuard {
 Result<RespReply> Ask(const RedisCredentials& c, std::vector<std::string> command,
                       const std::string& password) {
   return RedisCommands(c.host, c.port, password, {std::move(command)});
+}
+
+std::string ReadWhole(const fs::path& p) {
+  std::ifstream in(p);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
 pid_t RecordedPid(const RedisInstance& r) {
@@ -250,6 +264,121 @@ TEST(RedisInstanceTest, ATakenAddressIsAClearConflict) {
   ASSERT_FALSE(started.ok());
   EXPECT_EQ(started.error().kind(), ErrorKind::kConflict);
   EXPECT_THAT(started.error().message(), HasSubstr("already in use"));
+}
+
+// Every key of `keys` with its value, or the first that is not.
+std::string MissingKey(const RedisCredentials& c, int keys) {
+  for (int i = 0; i < keys; ++i) {
+    auto got = Ask(c, {"GET", "key-" + std::to_string(i)}, c.password);
+    if (!got.ok()) return "key-" + std::to_string(i) + ": " + got.error().message();
+    if (got->type != RespReply::Type::kBulk || got->text != "value-" + std::to_string(i))
+      return "key-" + std::to_string(i);
+  }
+  return "";
+}
+
+void SetKeys(const RedisCredentials& c, int keys) {
+  for (int i = 0; i < keys; ++i) {
+    auto set =
+        Ask(c, {"SET", "key-" + std::to_string(i), "value-" + std::to_string(i)}, c.password);
+    ASSERT_TRUE(set.ok()) << set.error().message();
+    ASSERT_EQ(set->text, "OK");
+  }
+}
+
+// The reported fault: with `save ""` and no append-only file, a kill -9 lost every key (a
+// Celery queue would be lost the same way).
+TEST(RedisInstanceTest, ConfirmedWritesSurviveAKillOfTheServer) {
+  TempHome home;
+  RedisInstance r(home.path(), "crash", {.host = UniqueLoopback()});
+  RedisGuard guard(r);
+  ASSERT_TRUE(r.Start().ok());
+  RedisCredentials c = r.credentials();
+  SetKeys(c, 300);
+  // The last write goes right before the kill: no time for a periodic save or fsync.
+  pid_t pid = RecordedPid(r);
+  ASSERT_EQ(kill(pid, SIGKILL), 0);
+  for (int i = 0; i < 200 && runtime::ProcessStartTime(pid).has_value(); ++i) usleep(10 * 1000);
+  EXPECT_FALSE(*r.Running());
+
+  auto restarted = r.Start();
+  ASSERT_TRUE(restarted.ok()) << restarted.error().message();
+  EXPECT_EQ(MissingKey(c, 300), "") << "a confirmed write was lost";
+}
+
+TEST(RedisInstanceTest, DataIsKeptAcrossStopsAndGoneAfterDestroy) {
+  TempHome home;
+  std::string host = UniqueLoopback();
+  RedisInstance r(home.path(), "sleepy", {.host = host});
+  RedisGuard guard(r);
+  ASSERT_TRUE(r.Start().ok());
+  RedisCredentials c = r.credentials();
+  SetKeys(c, 50);
+  for (int round = 0; round < 2; ++round) {  // a sleep, then a later one
+    ASSERT_TRUE(r.Stop().ok());
+    ASSERT_TRUE(r.Start().ok());
+    EXPECT_EQ(MissingKey(c, 50), "") << "round " << round;
+  }
+  EXPECT_TRUE(fs::exists(r.dir() / "appendonlydir" / "appendonly.aof.manifest"));
+
+  ASSERT_TRUE(r.Destroy().ok());
+  EXPECT_FALSE(fs::exists(r.dir()));
+  RedisInstance fresh(home.path(), "sleepy", {.host = host});
+  RedisGuard fresh_guard(fresh);
+  ASSERT_TRUE(fresh.Start().ok());
+  RedisCredentials fc = fresh.credentials();
+  EXPECT_NE(fc.password, c.password);
+  auto got = Ask(fc, {"GET", "key-0"}, fc.password);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->type, RespReply::Type::kNull) << "a destroyed environment's data is gone";
+}
+
+// An environment whose Redis ran before the append-only file (its data in dump.rdb only):
+// Redis alone would start an empty append-only file and ignore dump.rdb.
+TEST(RedisInstanceTest, DataSavedBeforeTheAppendOnlyFileIsKept) {
+  TempHome home;
+  std::string host = UniqueLoopback();
+  RedisInstance r(home.path(), "older", {.host = host});
+  RedisGuard guard(r);
+  ASSERT_TRUE(r.Start().ok());
+  RedisCredentials c = r.credentials();
+  SetKeys(c, 20);
+  ASSERT_TRUE(r.Stop().ok());
+  ASSERT_TRUE(fs::exists(r.dir() / "dump.rdb"));
+  fs::remove_all(r.dir() / "appendonlydir");  // as an older adhoc left it
+
+  ASSERT_TRUE(r.Start().ok());
+  EXPECT_EQ(MissingKey(c, 20), "");
+  EXPECT_TRUE(fs::exists(r.dir() / "appendonlydir" / "appendonly.aof.manifest"));
+  EXPECT_THAT(ReadWhole(r.dir() / "redis.conf"), HasSubstr("appendonly yes\n"));
+  // From now on the append-only file holds it: a kill loses nothing.
+  pid_t pid = RecordedPid(r);
+  ASSERT_EQ(kill(pid, SIGKILL), 0);
+  for (int i = 0; i < 200 && runtime::ProcessStartTime(pid).has_value(); ++i) usleep(10 * 1000);
+  ASSERT_TRUE(r.Start().ok());
+  EXPECT_EQ(MissingKey(c, 20), "");
+}
+
+TEST(RedisInstanceTest, ItsFilesAreReadableByItsOwnerOnly) {
+  TempHome home;
+  RedisInstance r(home.path(), "private", {.host = UniqueLoopback()});
+  RedisGuard guard(r);
+  ASSERT_TRUE(r.Start().ok());
+  RedisCredentials c = r.credentials();
+  SetKeys(c, 5);
+  ASSERT_TRUE(r.Stop().ok());  // writes dump.rdb too
+  ASSERT_TRUE(r.Start().ok());
+  int files = 0;
+  for (const auto& entry : fs::recursive_directory_iterator(r.dir())) {
+    auto perms = entry.symlink_status().permissions();
+    if (entry.is_directory()) {
+      EXPECT_EQ(perms & fs::perms(0077), fs::perms::none) << entry.path();
+    } else {
+      ++files;
+      EXPECT_EQ(perms & fs::perms(0077), fs::perms::none) << entry.path();
+    }
+  }
+  EXPECT_GE(files, 5) << "redis.conf, dump.rdb, the append-only files, the log";
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <tuple>
 
 #include "common/exec.h"
+#include "common/hash.h"
 #include "common/paths.h"
 
 namespace adhoc::resources {
@@ -22,7 +23,7 @@ using Clock = std::chrono::steady_clock;
 
 constexpr int kErrorLogLines = 15;
 
-// Image names and tree keys become folder names: no separators, no dot-files.
+// Image names and release keys become folder names: no separators, no dot-files.
 bool IsSafeName(const std::string& name) {
   return !name.empty() && name.size() <= 128 && name[0] != '.' && name[0] != '-' &&
          name.find_first_not_of(
@@ -72,8 +73,8 @@ class TreeLock {
   int fd_;
 };
 
-fs::path LockFile(const fs::path& home, const std::string& image, const std::string& tree) {
-  return paths::BuildingDir(home) / (image + "-" + tree + ".lock");
+fs::path LockFile(const fs::path& home, const std::string& image, const std::string& key) {
+  return paths::BuildingDir(home) / (image + "-" + key + ".lock");
 }
 
 bool IsFinished(const fs::path& release) {
@@ -96,13 +97,18 @@ void ForceRemoveAll(const fs::path& root) {
   fs::remove_all(root, ec);
 }
 
-// Removes leftovers of builds of this tree that died (only called under its lock).
-void RemoveStaleBuilds(const fs::path& building, const std::string& image,
-                       const std::string& tree) {
-  const std::string prefix = image + "-" + tree + "-";
+// Removes leftovers of builds of this key that died (only called under its lock): folders
+// named <image>-<key>-<pid> or <image>-<key>-<pid>-removing, and no other key's (a key may
+// be the start of another: "<tree>" and "<tree>-b...").
+void RemoveStaleBuilds(const fs::path& building, const std::string& image, const std::string& key) {
+  const std::string prefix = image + "-" + key + "-";
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(building, ec)) {
-    if (entry.path().filename().string().starts_with(prefix) && entry.is_directory(ec))
+    std::string name = entry.path().filename().string();
+    if (!name.starts_with(prefix) || !entry.is_directory(ec)) continue;
+    std::string rest = name.substr(prefix.size());
+    if (rest.ends_with("-removing")) rest.resize(rest.size() - std::string("-removing").size());
+    if (!rest.empty() && rest.find_first_not_of("0123456789") == std::string::npos)
       ForceRemoveAll(entry.path());
   }
 }
@@ -141,12 +147,41 @@ std::string FormatSeconds(Clock::duration d) {
   return std::to_string(ms / 1000) + "." + std::to_string(ms % 1000 / 100) + "s";
 }
 
+// The tree a finished release was built from, as its marker says (else the key's start).
+std::string MarkerTree(const fs::path& release, const std::string& key) {
+  std::ifstream in(release / ReleaseCache::kMarkerFile);
+  std::string line;
+  while (std::getline(in, line))
+    if (line.starts_with("tree ")) return line.substr(5);
+  return key;
+}
+
 }  // namespace
+
+std::string ReleaseKey(const std::string& tree, const std::vector<std::string>& build_commands) {
+  if (build_commands.empty()) return tree;
+  // Each command with its length, so no two lists give the same text; the version names how
+  // commands are run (clean environment, /bin/sh -c), to be bumped if that ever changes.
+  std::string inputs = "adhoc build v1\n";
+  for (const std::string& command : build_commands)
+    inputs += std::to_string(command.size()) + ":" + command + "\n";
+  return tree + "-b" + Sha256Hex(inputs).substr(0, 12);
+}
 
 ReleaseCache::ReleaseCache(fs::path home, ReleaseCacheOptions options)
     : home_(std::move(home)), options_(options) {}
 
 fs::path ReleaseCache::BuildHome() const { return paths::BuildHome(home_); }
+
+fs::path ReleaseCache::Path(const std::string& image, const std::string& tree,
+                            const std::vector<std::string>& build_commands) const {
+  return paths::Release(home_, image, ReleaseKey(tree, build_commands));
+}
+
+bool ReleaseCache::IsCached(const std::string& image, const std::string& tree,
+                            const std::vector<std::string>& build_commands) const {
+  return IsSafeName(image) && IsSafeName(tree) && IsFinished(Path(image, tree, build_commands));
+}
 
 Result<Release> ReleaseCache::Ensure(const std::string& image, const ResolvedVersion& resolved,
                                      const fs::path& repo_dir,
@@ -157,27 +192,29 @@ Result<Release> ReleaseCache::Ensure(const std::string& image, const ResolvedVer
                            (resolved.ref.empty() ? resolved.tree : resolved.ref) + " (tree " +
                            resolved.tree + ")";
   ADHOC_RETURN_IF_ERROR(CheckNames(image, resolved.tree).context(what));
+  const std::string key = ReleaseKey(resolved.tree, build_commands);
   auto report = [&](BuildProgress::Stage stage, const std::string& command = "", int step = 0) {
     if (progress)
       progress(BuildProgress{stage, image, resolved.tree, command, step,
                              static_cast<int>(build_commands.size())});
   };
   auto finished = [&](bool built_now) {
-    return Release{paths::Release(home_, image, resolved.tree), built_now,
+    return Release{paths::Release(home_, image, key), built_now,
                    std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started)};
   };
 
-  const fs::path final_dir = paths::Release(home_, image, resolved.tree);
+  const fs::path final_dir = paths::Release(home_, image, key);
   if (IsFinished(final_dir)) return finished(false);
 
-  const auto shared = fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
-                      fs::perms::others_read | fs::perms::others_exec;
-  ADHOC_RETURN_IF_ERROR(MakeDir(paths::ReleasesDir(home_), shared).context(what));
-  ADHOC_RETURN_IF_ERROR(MakeDir(final_dir.parent_path(), shared).context(what));
+  // Others (nginx's workers) pass through to a release they are told of, without listing.
+  const auto pass_through = fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec;
+  const auto shared = pass_through | fs::perms::group_read | fs::perms::others_read;
+  ADHOC_RETURN_IF_ERROR(MakeDir(paths::ReleasesDir(home_), pass_through).context(what));
+  ADHOC_RETURN_IF_ERROR(MakeDir(final_dir.parent_path(), pass_through).context(what));
   ADHOC_RETURN_IF_ERROR(MakeDir(paths::BuildingDir(home_), fs::perms::owner_all).context(what));
   ADHOC_RETURN_IF_ERROR(MakeDir(BuildHome(), fs::perms::owner_all).context(what));
 
-  auto lock = TreeLock::Acquire(LockFile(home_, image, resolved.tree),
+  auto lock = TreeLock::Acquire(LockFile(home_, image, key),
                                 [&] { report(BuildProgress::Stage::kWaiting); });
   if (!lock.ok()) return std::move(lock).error().context(what);
   // Whoever held the lock may have built it meanwhile.
@@ -185,9 +222,9 @@ Result<Release> ReleaseCache::Ensure(const std::string& image, const ResolvedVer
 
   std::error_code ec;
   fs::remove_all(final_dir, ec);  // an unfinished leftover; a release only counts with its marker
-  RemoveStaleBuilds(paths::BuildingDir(home_), image, resolved.tree);
+  RemoveStaleBuilds(paths::BuildingDir(home_), image, key);
   const fs::path staging =
-      paths::BuildingDir(home_) / (image + "-" + resolved.tree + "-" + std::to_string(getpid()));
+      paths::BuildingDir(home_) / (image + "-" + key + "-" + std::to_string(getpid()));
   // Removes the half-built folder on every early return.
   struct StagingGuard {
     fs::path dir;
@@ -239,10 +276,10 @@ Result<Release> ReleaseCache::Ensure(const std::string& image, const ResolvedVer
     }
   }
 
-  ADHOC_RETURN_IF_ERROR(AppendToFile(staging / kMarkerFile,
-                                     "image " + image + "\ntree " + resolved.tree + "\ncommit " +
-                                         resolved.commit + "\nref " + resolved.ref + "\n")
-                            .context(what));
+  std::string marker = "image " + image + "\ntree " + resolved.tree + "\ncommit " +
+                       resolved.commit + "\nref " + resolved.ref + "\n";
+  for (const std::string& command : build_commands) marker += "build " + command + "\n";
+  ADHOC_RETURN_IF_ERROR(AppendToFile(staging / kMarkerFile, marker).context(what));
   ADHOC_RETURN_IF_ERROR(SealPermissions(staging).context(what));
   if (rename(staging.c_str(), final_dir.c_str()) != 0)
     return Failed(what + ": moving " + staging.string() + " to " + final_dir.string() + ": " +
@@ -260,34 +297,35 @@ Result<std::vector<ReleaseInfo>> ReleaseCache::List() const {
   for (const auto& image_dir : fs::directory_iterator(root, ec)) {
     const std::string image = image_dir.path().filename().string();
     if (!IsSafeName(image) || !image_dir.is_directory(ec)) continue;
-    for (const auto& tree_dir : fs::directory_iterator(image_dir.path(), ec)) {
-      const std::string tree = tree_dir.path().filename().string();
-      if (!IsSafeName(tree) || !IsFinished(tree_dir.path())) continue;
+    for (const auto& release_dir : fs::directory_iterator(image_dir.path(), ec)) {
+      const std::string key = release_dir.path().filename().string();
+      if (!IsSafeName(key) || !IsFinished(release_dir.path())) continue;
       std::error_code time_ec;
-      auto built_at = fs::last_write_time(tree_dir.path() / kMarkerFile, time_ec);
-      releases.push_back(ReleaseInfo{image, tree, tree_dir.path(), built_at});
+      auto built_at = fs::last_write_time(release_dir.path() / kMarkerFile, time_ec);
+      releases.push_back(ReleaseInfo{image, key, MarkerTree(release_dir.path(), key),
+                                     release_dir.path(), built_at});
     }
     if (ec) break;
   }
   if (ec) return Failed("listing releases in " + root.string() + ": " + ec.message());
   std::sort(releases.begin(), releases.end(), [](const ReleaseInfo& a, const ReleaseInfo& b) {
-    return std::tie(a.image, a.tree) < std::tie(b.image, b.tree);
+    return std::tie(a.image, a.key) < std::tie(b.image, b.key);
   });
   return releases;
 }
 
-Status ReleaseCache::Remove(const std::string& image, const std::string& tree) {
-  const std::string what = "removing release " + image + "/" + tree;
-  ADHOC_RETURN_IF_ERROR(CheckNames(image, tree).context(what));
-  const fs::path release = paths::Release(home_, image, tree);
+Status ReleaseCache::Remove(const std::string& image, const std::string& key) {
+  const std::string what = "removing release " + image + "/" + key;
+  ADHOC_RETURN_IF_ERROR(CheckNames(image, key).context(what));
+  const fs::path release = paths::Release(home_, image, key);
   std::error_code ec;
   if (!fs::exists(release, ec)) return OkStatus();
   ADHOC_RETURN_IF_ERROR(MakeDir(paths::BuildingDir(home_), fs::perms::owner_all).context(what));
-  auto lock = TreeLock::Acquire(LockFile(home_, image, tree), nullptr);
+  auto lock = TreeLock::Acquire(LockFile(home_, image, key), nullptr);
   if (!lock.ok()) return std::move(lock).error().context(what);
   // Renamed first so a half-removed release never looks present.
   const fs::path doomed = paths::BuildingDir(home_) /
-                          (image + "-" + tree + "-" + std::to_string(getpid()) + "-removing");
+                          (image + "-" + key + "-" + std::to_string(getpid()) + "-removing");
   fs::remove_all(doomed, ec);
   if (rename(release.c_str(), doomed.c_str()) != 0) {
     if (errno == ENOENT) return OkStatus();

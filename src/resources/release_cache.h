@@ -1,23 +1,31 @@
 // The release cache: each image version built once, shared by every environment on it
-// (the seed's ECR images, keyed by the image folder's git tree instead of a tag).
+// (the seed's ECR images, keyed by the image folder's git tree and its build commands
+// instead of a tag).
 //
-//   releases/<image>/<tree>/            a finished release: {workdir} of its tasks
+//   releases/<image>/<key>/             a finished release: {workdir} of its tasks
 //     .adhoc-release                    completion marker (written last, before the rename)
 //     .adhoc-build.log                  output of every build command, with exit statuses
-//   releases/.building/<image>-<tree>-<pid>/   a build in progress
-//   releases/.building/<image>-<tree>.lock     flock held while building that tree
+//   releases/.building/<image>-<key>-<pid>/   a build in progress
+//   releases/.building/<image>-<key>.lock     flock held while building that key
 //   releases/.home/                     HOME of build commands: npm's cache, shared by builds
+//
+// The key (ReleaseKey) is what a local release is made of: the tree, plus the image's build
+// commands when it has any, so a changed `build` builds a new release (and a failing one
+// fails) instead of reusing the release of the old commands. The image's `dockerfile` is
+// not part of it: the local runtime never reads it (only `render`'s cloud images are built
+// from it), so a Dockerfile edit leaves the local release as it is.
 //
 // A build exports the tree (or copies the @worktree files), runs each build command
 // with `/bin/sh -c` in the release folder with a clean environment (PATH, HOME, LANG)
 // and a timeout, then writes the marker and renames the folder into place, so a
-// release is either complete or absent. A failed build leaves nothing behind.
-// Finished releases are not writable by group or others and readable by everyone
-// (nginx workers serve from them).
+// release is either complete or absent. A failed build leaves nothing behind (the lock
+// file aside). Finished releases are not writable by group or others and readable by
+// everyone (nginx workers serve from them; they hold code, never secrets); releases/ and
+// releases/<image>/ let others pass (0711) but not list; .building/ and .home/ are 0700.
 //
 // Thread-safety: a ReleaseCache may be used from several threads, and several
-// processes may share one home: builds of one tree are serialized by the lock file
-// and the cache is checked again after taking it, so a tree is built once.
+// processes may share one home: builds of one key are serialized by the lock file
+// and the cache is checked again after taking it, so a key is built once.
 #pragma once
 
 #include <chrono>
@@ -54,9 +62,14 @@ struct BuildProgress {
 };
 using BuildProgressCallback = std::function<void(const BuildProgress&)>;
 
+// The cache key of a release of `tree` built with `build_commands`: the tree alone when
+// there are none, else "<tree>-b<first 12 hex digits of a SHA-256 of the commands>".
+std::string ReleaseKey(const std::string& tree, const std::vector<std::string>& build_commands);
+
 struct ReleaseInfo {
   std::string image;
-  std::string tree;
+  std::string key;   // the folder's name (ReleaseKey)
+  std::string tree;  // from its marker
   std::filesystem::path path;
   std::filesystem::file_time_type built_at;  // when its marker was written
 };
@@ -82,12 +95,19 @@ class ReleaseCache {
                          const std::vector<std::string>& build_commands,
                          const BuildProgressCallback& progress = {});
 
-  // Every finished release, sorted by image then tree.
+  // Where the release of `image` at `tree` built with `build_commands` is (or would be), and
+  // whether it is there, finished. For callers that only look (plan, `up`'s progress).
+  std::filesystem::path Path(const std::string& image, const std::string& tree,
+                             const std::vector<std::string>& build_commands) const;
+  bool IsCached(const std::string& image, const std::string& tree,
+                const std::vector<std::string>& build_commands) const;
+
+  // Every finished release, sorted by image then key.
   Result<std::vector<ReleaseInfo>> List() const;
 
   // Removes a finished release (waiting for a build of it to end); absent is fine.
   // Whether an environment still uses it is the caller's question.
-  Status Remove(const std::string& image, const std::string& tree);
+  Status Remove(const std::string& image, const std::string& key);
 
   // HOME of build commands.
   std::filesystem::path BuildHome() const;

@@ -92,7 +92,8 @@ TEST_F(ReleaseCacheTest, BuildsOnceForTwoEnvironmentsOnTheSameTree) {
   auto first = cache.Ensure("backend", v, repo(), build);
   ASSERT_TRUE(first.ok()) << first.error().message();
   EXPECT_TRUE(first->built_now);
-  EXPECT_EQ(first->path, paths::Release(home(), "backend", v.tree));
+  EXPECT_EQ(first->path, paths::Release(home(), "backend", ReleaseKey(v.tree, build)));
+  EXPECT_EQ(first->path, cache.Path("backend", v.tree, build));
   EXPECT_TRUE(fs::exists(first->path / "manage.py"));
   EXPECT_FALSE(fs::exists(first->path / "index.js"));
   EXPECT_EQ(Read(first->path / "built.txt"), "home=" + cache.BuildHome().string() + "\n");
@@ -120,6 +121,20 @@ TEST_F(ReleaseCacheTest, FinishedReleaseIsReadableByAllAndWritableByNoOneElse) {
     EXPECT_EQ(st.st_mode & 022, 0u) << p;
     EXPECT_EQ(st.st_mode & 0004, 0004u) << p;
   }
+}
+
+// nginx's workers (`nobody`) pass through to the release they serve, but nobody lists the
+// releases, nor reads the builds in progress or the build commands' HOME (npm's cache).
+TEST_F(ReleaseCacheTest, OthersPassThroughToReleasesButListNothing) {
+  ReleaseCache cache(home());
+  auto r = cache.Ensure("backend", Resolve("backend", "HEAD"), repo(), {"true"});
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  auto mode = [](const fs::path& p) { return fs::status(p).permissions() & fs::perms(0777); };
+  EXPECT_EQ(mode(paths::ReleasesDir(home())), fs::perms(0711));
+  EXPECT_EQ(mode(r->path.parent_path()), fs::perms(0711));
+  EXPECT_EQ(mode(r->path), fs::perms(0755));
+  EXPECT_EQ(mode(paths::BuildingDir(home())), fs::perms(0700));
+  EXPECT_EQ(mode(cache.BuildHome()), fs::perms(0700));
 }
 
 TEST_F(ReleaseCacheTest, TwoThreadsAndAProcessAtOnceBuildOnce) {
@@ -303,6 +318,93 @@ TEST_F(ReleaseCacheTest, RefusesNamesThatAreNotFolderNames) {
   bad.tree = "../../etc";
   EXPECT_EQ(cache.Ensure("backend", bad, repo(), {}).error().kind(), ErrorKind::kBadInput);
   EXPECT_EQ(cache.Remove("backend", "..").error().kind(), ErrorKind::kBadInput);
+}
+
+TEST(ReleaseKeyTest, TheTreeAloneWithoutBuildCommandsElseTheCommandsToo) {
+  const std::string tree = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
+  EXPECT_EQ(ReleaseKey(tree, {}), tree);
+  std::string built = ReleaseKey(tree, {"npm ci", "npm run build"});
+  EXPECT_EQ(built.substr(0, tree.size() + 2), tree + "-b");
+  EXPECT_EQ(built.size(), tree.size() + 2 + 12);
+  EXPECT_EQ(ReleaseKey(tree, {"npm ci", "npm run build"}), built) << "stable";
+  EXPECT_NE(ReleaseKey(tree, {"npm ci", "npm run build:prod"}), built);
+  EXPECT_NE(ReleaseKey(tree, {"npm run build", "npm ci"}), built) << "order matters";
+  EXPECT_NE(ReleaseKey(tree, {"npm ci npm run build"}),
+            ReleaseKey(tree, {"npm ci", "npm run build"}));
+  EXPECT_NE(ReleaseKey(tree, {"a\nb"}), ReleaseKey(tree, {"a", "b"}));
+  EXPECT_NE(ReleaseKey("other", {"npm ci", "npm run build"}).substr(5), built.substr(5));
+}
+
+// The reported fault: build commands were not part of the key, so a changed `build` (even a
+// failing one) reused the release of the old commands.
+TEST_F(ReleaseCacheTest, AChangedBuildCommandBuildsANewRelease) {
+  ReleaseCache cache(home());
+  ResolvedVersion v = Resolve("frontend", "v1.0.0");
+  std::vector<std::string> old_build{"echo old > out.txt", CountingCommand()};
+  std::vector<std::string> new_build{"echo new > out.txt", CountingCommand()};
+  auto old_release = cache.Ensure("frontend", v, repo(), old_build);
+  ASSERT_TRUE(old_release.ok()) << old_release.error().message();
+  EXPECT_FALSE(cache.IsCached("frontend", v.tree, new_build));
+
+  auto new_release = cache.Ensure("frontend", v, repo(), new_build);
+  ASSERT_TRUE(new_release.ok()) << new_release.error().message();
+  EXPECT_TRUE(new_release->built_now);
+  EXPECT_NE(new_release->path, old_release->path);
+  EXPECT_EQ(Read(new_release->path / "out.txt"), "new\n");
+  EXPECT_EQ(Read(old_release->path / "out.txt"), "old\n") << "the old release is left as it was";
+  EXPECT_NE(Read(new_release->path / ReleaseCache::kMarkerFile).find("build echo new > out.txt"),
+            std::string::npos);
+  EXPECT_EQ(CountLines(counter()), 2);
+
+  // Unchanged commands: cached, nothing runs.
+  auto again = cache.Ensure("frontend", v, repo(), new_build);
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE(again->built_now);
+  EXPECT_EQ(again->path, new_release->path);
+  EXPECT_TRUE(cache.IsCached("frontend", v.tree, new_build));
+  EXPECT_EQ(CountLines(counter()), 2);
+  auto listed = cache.List();
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_EQ((*listed)[0].tree, v.tree);
+  EXPECT_EQ((*listed)[1].tree, v.tree);
+  EXPECT_NE((*listed)[0].key, (*listed)[1].key);
+}
+
+TEST_F(ReleaseCacheTest, AChangedFailingBuildFailsInsteadOfReusingTheOldRelease) {
+  ReleaseCache cache(home());
+  ResolvedVersion v = Resolve("frontend", "v1.0.0");
+  std::vector<std::string> working{"echo ok > out.txt"};
+  auto good = cache.Ensure("frontend", v, repo(), working);
+  ASSERT_TRUE(good.ok()) << good.error().message();
+
+  std::vector<std::string> broken{"echo ok > out.txt", "echo missing-script; exit 2"};
+  auto failed = cache.Ensure("frontend", v, repo(), broken);
+  ASSERT_FALSE(failed.ok()) << "a failing build must not reuse " << good->path;
+  EXPECT_NE(failed.error().message().find("'echo missing-script; exit 2' exited with status 2"),
+            std::string::npos)
+      << failed.error().message();
+  EXPECT_FALSE(fs::exists(cache.Path("frontend", v.tree, broken)));
+  EXPECT_FALSE(cache.IsCached("frontend", v.tree, broken));
+  EXPECT_TRUE(LeftoverFolders(home()).empty()) << "nothing half-built is left behind";
+  EXPECT_TRUE(cache.IsCached("frontend", v.tree, working)) << "and the old release is untouched";
+  auto listed = cache.List();
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(listed->size(), 1u);
+}
+
+TEST_F(ReleaseCacheTest, CleaningUpAfterADeadBuildSparesAnotherKeysBuild) {
+  ReleaseCache cache(home());
+  ResolvedVersion v = Resolve("backend", "HEAD");
+  // A build in progress of the same tree with build commands: its key starts with this one.
+  fs::path other = paths::BuildingDir(home()) /
+                   ("backend-" + ReleaseKey(v.tree, {"make"}) + "-" + std::to_string(getpid() + 1));
+  fs::path dead = paths::BuildingDir(home()) / ("backend-" + v.tree + "-999999");
+  fs::create_directories(other);
+  fs::create_directories(dead);
+  ASSERT_TRUE(cache.Ensure("backend", v, repo(), {}).ok());
+  EXPECT_TRUE(fs::exists(other)) << "another key's build must not be removed";
+  EXPECT_FALSE(fs::exists(dead)) << "a dead build of this key is cleaned up";
 }
 
 }  // namespace

@@ -1,5 +1,8 @@
 #include "router/access_log.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <charconv>
 #include <cstdio>
 #include <map>
@@ -161,6 +164,9 @@ void AccessLog::Run() {
   std::map<std::string, FILE*> files;
   std::error_code ec;
   std::filesystem::create_directories(paths::AccessLog(home_, "x").parent_path(), ec);
+  std::filesystem::permissions(paths::AccessLog(home_, "x").parent_path(),
+                               std::filesystem::perms::owner_all,
+                               std::filesystem::perm_options::replace, ec);
   std::unique_lock lock(mu_);
   while (true) {
     cv_.wait(lock, [&] { return stop_ || !queue_.empty() || flush_waiters_ > 0; });
@@ -173,7 +179,12 @@ void AccessLog::Run() {
     lock.unlock();
     for (auto& [env, line] : batch) {
       FILE*& f = files[env];
-      if (!f) f = std::fopen(paths::AccessLog(home_, env).c_str(), "ae");
+      if (!f) {
+        // 0600: an access log is no one else's business (paths, addresses, users).
+        int fd = open(paths::AccessLog(home_, env).c_str(),
+                      O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+        if (fd >= 0 && !(f = fdopen(fd, "a"))) close(fd);
+      }
       if (f) std::fwrite(line.data(), 1, line.size(), f);
     }
     for (auto& [env, f] : files) {

@@ -90,6 +90,25 @@ TEST(AccessLog, FlushWritesEveryQueuedLineToItsEnvironmentsFile) {
   }
 }
 
+// Access logs name paths, addresses and users: their owner's alone.
+TEST(AccessLog, FilesAreTheOwnersOnly) {
+  testing::TempDir dir;
+  auto home = dir.path();
+  std::filesystem::create_directories(paths::AccessLog(home, "x").parent_path());
+  std::filesystem::permissions(paths::AccessLog(home, "x").parent_path(),
+                               std::filesystem::perms(0755));
+  AccessLog log(home);
+  AccessRecord r;
+  r.status = 200;
+  log.Log("alpha", r);
+  log.Flush();
+  auto mode = [](const std::filesystem::path& p) {
+    return std::filesystem::status(p).permissions() & std::filesystem::perms(0777);
+  };
+  EXPECT_EQ(mode(paths::AccessLog(home, "alpha")), std::filesystem::perms(0600));
+  EXPECT_EQ(mode(paths::AccessLog(home, "alpha").parent_path()), std::filesystem::perms(0700));
+}
+
 TEST(AccessLog, DestructorWritesWhatIsQueued) {
   testing::TempDir dir;
   auto home = dir.path();

@@ -3,10 +3,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <sstream>
+#include <thread>
 
 namespace adhoc::runtime {
 namespace {
@@ -42,24 +45,91 @@ fs::path Under(const std::string& mount_point, const std::string& root, const st
   return rel.empty() ? fs::path(mount_point) : fs::path(mount_point) / rel;
 }
 
-ControllerSupport Prepare(const fs::path& own, const std::string& knob) {
+// Plain folder names only: no separators, no "." or "..", nothing hidden.
+bool IsGroupName(const std::string& name) {
+  return !name.empty() && name.size() <= 128 && name[0] != '.' &&
+         name.find_first_of("/\n\r") == std::string::npos;
+}
+
+Result<std::vector<std::string>> GroupComponents(const std::string& limits_group) {
+  std::vector<std::string> parts;
+  for (const auto& part : Split(limits_group, '/')) {
+    if (!IsGroupName(part))
+      return BadInput("limits group '" + limits_group +
+                      "' must be a relative path of plain folder names");
+    parts.push_back(part);
+  }
+  if (parts.empty()) return BadInput("empty limits group");
+  return parts;
+}
+
+// Whether adhoc may make groups in `own` for a controller whose limit file is `knob`: a
+// probe group is made (on v2 after handing the controller down with `enable`), checked for
+// the knob and removed again.
+ControllerSupport Prepare(const fs::path& own, const std::string& knob, const std::string& enable) {
   ControllerSupport c;
   if (own.empty()) {
     c.reason = "controller not mounted";
     return c;
   }
-  if (!fs::exists(own / knob)) {
-    c.reason = "no " + (own / knob).string();
+  if (!enable.empty()) {
+    // v2: children only get the controllers their parent hands down, and a group that
+    // holds processes itself may not hand any down (then adhoc needs a delegated group).
+    std::string current = ReadAll(own / "cgroup.subtree_control");
+    bool enabled = false;
+    for (const auto& word : Split(current, ' ')) {
+      std::string w = word;
+      while (!w.empty() && isspace(static_cast<unsigned char>(w.back()))) w.pop_back();
+      enabled |= "+" + w == enable;
+    }
+    if (!enabled) {
+      Status st = WriteValue(own / "cgroup.subtree_control", enable);
+      if (!st.ok()) {
+        c.reason = "cannot hand " + enable.substr(1) + " down to groups under " + own.string() +
+                   ": " + st.error().message();
+        return c;
+      }
+    }
+  }
+  fs::path probe = own / ("adhoc-probe-" + std::to_string(getpid()));
+  if (mkdir(probe.c_str(), 0755) != 0 && errno != EEXIST) {
+    c.reason = "cannot create groups in " + own.string() + ": " + strerror(errno);
     return c;
   }
-  fs::path parent = own / "adhoc";
-  if (mkdir(parent.c_str(), 0755) != 0 && errno != EEXIST) {
-    c.reason = "cannot create " + parent.string() + ": " + strerror(errno);
+  bool has_knob = fs::exists(probe / knob);
+  rmdir(probe.c_str());
+  if (!has_knob) {
+    c.reason = "no " + knob + " in groups under " + own.string();
     return c;
   }
   c.available = true;
-  c.parent = parent;
+  c.parent = own;
   return c;
+}
+
+// Makes parent/<components...>, again from the top when a concurrent removal took a folder
+// away halfway. On v2 each folder above the leaf hands `subtree` down.
+Result<fs::path> MakeChain(const fs::path& parent, const std::vector<std::string>& components,
+                           const std::string& subtree) {
+  for (int attempt = 0;; ++attempt) {
+    fs::path dir = parent;
+    bool vanished = false;
+    for (size_t i = 0; i < components.size() && !vanished; ++i) {
+      dir /= components[i];
+      if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+        if (errno == ENOENT && i > 0 && attempt < 20) {
+          vanished = true;
+          break;
+        }
+        return Failed("creating cgroup " + dir.string() + ": " + strerror(errno));
+      }
+      if (!subtree.empty() && i + 1 < components.size()) {
+        Status st = WriteValue(dir / "cgroup.subtree_control", subtree);
+        if (!st.ok() && fs::exists(dir)) return st.error();
+      }
+    }
+    if (!vanished) return dir;
+  }
 }
 
 }  // namespace
@@ -70,7 +140,7 @@ std::string CgroupSupport::Summary() const {
            (c.available ? " available (" + c.parent.string() + ")" : " unavailable: " + c.reason);
   };
   std::string v = version ? "cgroup v" + std::to_string(version) : "no cgroups";
-  return v + ": " + one("cpu", cpu) + ", " + one("memory", memory);
+  return v + ": " + one("cpu", cpu) + ", " + one("memory", memory) + ", " + one("pids", pids);
 }
 
 fs::path OwnCgroupDir(const std::string& controller, const std::string& proc_self_cgroup,
@@ -133,82 +203,107 @@ CgroupSupport DetectCgroups() {
   CgroupSupport s;
   std::string self = ReadAll("/proc/self/cgroup");
   std::string mounts = ReadAll("/proc/self/mountinfo");
-  int cpu_version = 0, memory_version = 0;
+  int cpu_version = 0, memory_version = 0, pids_version = 0;
   fs::path cpu_dir = OwnCgroupDir("cpu", self, mounts, &cpu_version);
   fs::path memory_dir = OwnCgroupDir("memory", self, mounts, &memory_version);
-  s.version = std::max(cpu_version, memory_version);
-  if (s.version == 2) {
-    s.cpu = Prepare(cpu_dir, "cpu.max");
-    s.memory = Prepare(memory_dir, "memory.max");
-    // Children only get the controllers their parent hands down.
-    for (ControllerSupport* c : {&s.cpu, &s.memory}) {
-      if (!c->available) continue;
-      const char* name = c == &s.cpu ? "+cpu" : "+memory";
-      Status st = WriteValue(c->parent / "cgroup.subtree_control", name);
-      if (!st.ok()) {
-        c->available = false;
-        c->reason = st.error().message();
-      }
-    }
-  } else {
-    s.cpu = Prepare(cpu_dir, "cpu.cfs_quota_us");
-    s.memory = Prepare(memory_dir, "memory.limit_in_bytes");
-  }
+  fs::path pids_dir = OwnCgroupDir("pids", self, mounts, &pids_version);
+  s.version = std::max({cpu_version, memory_version, pids_version});
+  bool v2 = s.version == 2;
+  s.cpu = Prepare(cpu_dir, v2 ? "cpu.max" : "cpu.cfs_quota_us", v2 ? "+cpu" : "");
+  s.memory = Prepare(memory_dir, v2 ? "memory.max" : "memory.limit_in_bytes", v2 ? "+memory" : "");
+  s.pids = Prepare(pids_dir, "pids.max", v2 ? "+pids" : "");
   return s;
 }
 
-Result<TaskCgroups> CreateTaskCgroups(const CgroupSupport& support, const std::string& task_id,
-                                      int cpu, int memory_mib) {
+Result<TaskCgroups> CreateTaskCgroups(const CgroupSupport& support, const std::string& limits_group,
+                                      const std::string& task_id, int cpu, int memory_mib) {
+  ADHOC_ASSIGN_OR_RETURN(std::vector<std::string> components, GroupComponents(limits_group));
+  if (!IsGroupName(task_id)) return BadInput("task id '" + task_id + "' is not a folder name");
+  components.push_back(task_id);
+  std::string subtree;
+  if (support.version == 2) {
+    for (const auto& [c, name] :
+         {std::pair{&support.cpu, "+cpu"}, {&support.memory, "+memory"}, {&support.pids, "+pids"}})
+      if (c->available) subtree += (subtree.empty() ? "" : " ") + std::string(name);
+  }
+
   TaskCgroups out;
-  auto make = [&](const ControllerSupport& c) -> Result<fs::path> {
-    fs::path dir = c.parent / task_id;
-    if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
-      return Failed("creating cgroup " + dir.string() + ": " + strerror(errno));
-    bool known = false;
-    for (const auto& g : out.groups) known |= g == dir;
-    if (!known) out.groups.push_back(dir);
-    return dir;
+  auto fail = [&](Error e) -> Result<TaskCgroups> {
+    RemoveTaskCgroups(out.groups, limits_group);
+    return e;
   };
-  if (cpu > 0) {
-    if (!support.cpu.available) {
-      out.warnings.push_back("cpu limit not applied: " + support.cpu.reason);
-    } else {
-      ADHOC_ASSIGN_OR_RETURN(fs::path dir, make(support.cpu));
-      if (support.version == 2) {
-        long long period = 100000;
-        ADHOC_RETURN_IF_ERROR(WriteValue(
-            dir / "cpu.max", std::to_string(cpu * period / 1024) + " " + std::to_string(period)));
-      } else {
-        long long period = std::atoll(ReadAll(dir / "cpu.cfs_period_us").c_str());
-        if (period <= 0) period = 100000;
-        ADHOC_RETURN_IF_ERROR(
-            WriteValue(dir / "cpu.cfs_quota_us", std::to_string(cpu * period / 1024)));
-      }
+  // The task's group in one controller; nullopt when it has none there.
+  auto join = [&](const ControllerSupport& c, bool limited,
+                  const char* what) -> Result<std::optional<fs::path>> {
+    if (!c.available) {
+      if (limited) out.warnings.push_back(std::string(what) + " limit not applied: " + c.reason);
+      return std::optional<fs::path>();
     }
-  }
-  if (memory_mib > 0) {
-    if (!support.memory.available) {
-      out.warnings.push_back("memory limit not applied: " + support.memory.reason);
-    } else {
-      ADHOC_ASSIGN_OR_RETURN(fs::path dir, make(support.memory));
-      std::string bytes = std::to_string(static_cast<long long>(memory_mib) * 1024 * 1024);
-      if (support.version == 2) {
-        ADHOC_RETURN_IF_ERROR(WriteValue(dir / "memory.max", bytes));
-        if (fs::exists(dir / "memory.swap.max"))
-          ADHOC_RETURN_IF_ERROR(WriteValue(dir / "memory.swap.max", "0"));
-      } else {
-        ADHOC_RETURN_IF_ERROR(WriteValue(dir / "memory.limit_in_bytes", bytes));
-        // memory+swap equal to memory: no swapping past the limit.
-        if (fs::exists(dir / "memory.memsw.limit_in_bytes"))
-          ADHOC_RETURN_IF_ERROR(WriteValue(dir / "memory.memsw.limit_in_bytes", bytes));
-      }
+    auto dir = MakeChain(c.parent, components, subtree);
+    if (!dir.ok()) {
+      if (limited) return std::move(dir).error();
+      return std::optional<fs::path>();  // only accounting was lost
     }
+    bool known = false;
+    for (const auto& g : out.groups) known |= g == *dir;
+    if (!known) out.groups.push_back(*dir);
+    return std::optional<fs::path>(*dir);
+  };
+
+  auto cpu_dir = join(support.cpu, cpu > 0, "cpu");
+  if (!cpu_dir.ok()) return fail(cpu_dir.error());
+  if (cpu > 0 && *cpu_dir) {
+    const fs::path& dir = **cpu_dir;
+    Status st;
+    if (support.version == 2) {
+      long long period = 100000;
+      st = WriteValue(dir / "cpu.max",
+                      std::to_string(cpu * period / 1024) + " " + std::to_string(period));
+    } else {
+      long long period = std::atoll(ReadAll(dir / "cpu.cfs_period_us").c_str());
+      if (period <= 0) period = 100000;
+      st = WriteValue(dir / "cpu.cfs_quota_us", std::to_string(cpu * period / 1024));
+    }
+    if (!st.ok()) return fail(st.error());
   }
+  auto memory_dir = join(support.memory, memory_mib > 0, "memory");
+  if (!memory_dir.ok()) return fail(memory_dir.error());
+  if (memory_mib > 0 && *memory_dir) {
+    const fs::path& dir = **memory_dir;
+    std::string bytes = std::to_string(static_cast<long long>(memory_mib) * 1024 * 1024);
+    Status st;
+    if (support.version == 2) {
+      st = WriteValue(dir / "memory.max", bytes);
+      if (st.ok() && fs::exists(dir / "memory.swap.max"))
+        st = WriteValue(dir / "memory.swap.max", "0");
+    } else {
+      st = WriteValue(dir / "memory.limit_in_bytes", bytes);
+      // memory+swap equal to memory: no swapping past the limit.
+      if (st.ok() && fs::exists(dir / "memory.memsw.limit_in_bytes"))
+        st = WriteValue(dir / "memory.memsw.limit_in_bytes", bytes);
+    }
+    if (!st.ok()) return fail(st.error());
+  }
+  auto pids_dir = join(support.pids, false, "pids");
+  if (!pids_dir.ok()) return fail(pids_dir.error());
   return out;
 }
 
-void RemoveTaskCgroups(const std::vector<fs::path>& groups) {
-  for (const auto& g : groups) rmdir(g.c_str());
+void RemoveTaskCgroups(const std::vector<fs::path>& groups, const std::string& limits_group,
+                       std::chrono::milliseconds wait) {
+  auto components = GroupComponents(limits_group);
+  size_t levels = components.ok() ? components->size() : 0;
+  for (const auto& g : groups) {
+    // Killed processes leave the group a moment after they die.
+    auto deadline = std::chrono::steady_clock::now() + wait;
+    while (rmdir(g.c_str()) != 0 && errno != ENOENT && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    // Then the environment's folder and the home's, while they are empty. A creation racing
+    // with this makes them again (MakeChain).
+    fs::path dir = g.parent_path();
+    for (size_t i = 0; i < levels; ++i, dir = dir.parent_path())
+      if (rmdir(dir.c_str()) != 0 && errno != ENOENT) break;
+  }
 }
 
 }  // namespace adhoc::runtime

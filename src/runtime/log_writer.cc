@@ -57,7 +57,8 @@ RotatingLogWriter::~RotatingLogWriter() {
 Status RotatingLogWriter::Open() {
   std::error_code ec;
   fs::create_directories(path_.parent_path(), ec);
-  fd_ = open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  // 0600: a task's output may hold its secrets.
+  fd_ = open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (fd_ < 0) return Failed("opening log " + path_.string() + ": " + strerror(errno));
   struct stat st;
   size_ = fstat(fd_, &st) == 0 ? st.st_size : 0;

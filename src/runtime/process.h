@@ -19,7 +19,8 @@ struct ProcessId {
 };
 
 // The start time of `pid`, or nullopt when there is no such process (or it is a zombie:
-// a zombie has finished its work and only waits to be reaped).
+// a zombie has finished its work and only waits to be reaped). A process whose main thread
+// is a zombie while other threads of it still exit is alive: it still holds its files.
 std::optional<uint64_t> ProcessStartTime(pid_t pid);
 
 // True while the very process `id` names runs (same pid, same start time, not a zombie).

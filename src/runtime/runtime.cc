@@ -14,6 +14,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/hash.h"
 #include "runtime/logs.h"
 
 namespace adhoc::runtime {
@@ -172,13 +173,23 @@ Status CheckCommandExists(const std::string& command, const std::string& path,
 
 struct LocalRuntime::Impl {
   LocalRuntimeOptions options;
-  std::mutex mu;  // guards cgroups detection
+  std::mutex mu;  // guards cgroups detection and `warned`
   std::optional<CgroupSupport> cgroups;
+  std::set<std::string> warned;
 
   CgroupSupport Cgroups() {
     std::lock_guard<std::mutex> lock(mu);
     if (!cgroups) cgroups = DetectCgroups();
     return *cgroups;
+  }
+
+  // A limit that cannot be applied is said once per runtime, not once per task.
+  void WarnOnce(const std::string& task_id, const std::string& warning) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (!warned.insert(warning).second) return;
+    }
+    options.warn(warning + " (first seen for task " + task_id + "; said once)");
   }
 };
 
@@ -200,6 +211,9 @@ Result<TaskHandle> LocalRuntime::Start(const TaskSpec& spec) {
   std::error_code ec;
   fs::create_directories(spec.task_folder, ec);
   if (ec) return Failed(what + ": creating " + spec.task_folder.string() + ": " + ec.message());
+  // Its records hold the task's environment; tasks run as the runtime's own user.
+  fs::permissions(spec.task_folder, fs::perms::owner_all, fs::perm_options::replace, ec);
+  if (ec) return Failed(what + ": chmod 0700 " + spec.task_folder.string() + ": " + ec.message());
   if (auto old = ReadShimRecord(spec.task_folder);
       old.ok() && !ReadExitRecord(spec.task_folder) && (IsAlive(old->task) || IsAlive(old->shim)))
     return Conflict(what + ": a task still runs in " + spec.task_folder.string());
@@ -217,16 +231,23 @@ Result<TaskHandle> LocalRuntime::Start(const TaskSpec& spec) {
 
   LaunchRecord record;
   record.spec = spec;
-  if (spec.cpu > 0 || spec.memory_mib > 0) {
-    auto groups = CreateTaskCgroups(impl_->Cgroups(), spec.id, spec.cpu, spec.memory_mib);
+  if (!spec.limits_group.empty() || spec.cpu > 0 || spec.memory_mib > 0) {
+    if (record.spec.limits_group.empty()) {
+      std::error_code abs_ec;
+      record.spec.limits_group =
+          "adhoc-" +
+          Sha256Hex(fs::absolute(spec.task_folder, abs_ec).parent_path().string()).substr(0, 8);
+    }
+    auto groups = CreateTaskCgroups(impl_->Cgroups(), record.spec.limits_group, spec.id, spec.cpu,
+                                    spec.memory_mib);
     if (!groups.ok()) return std::move(groups).error().context(what);
-    for (const auto& w : groups->warnings) impl_->options.warn(spec.id + ": " + w);
+    for (const auto& w : groups->warnings) impl_->WarnOnce(spec.id, w);
     record.cgroups = groups->groups;
   }
   Status written = WriteLaunchRecord(record);
   if (written.ok()) written = SpawnDetachedShim(impl_->options.shim_binary, spec.task_folder);
   if (!written.ok()) {
-    RemoveTaskCgroups(record.cgroups);
+    RemoveTaskCgroups(record.cgroups, record.spec.limits_group);
     return Error(written.error()).context(what);
   }
 
@@ -273,6 +294,9 @@ TaskState LocalRuntime::Inspect(const TaskHandle& handle) {
     return state;
   }
   state.kind = TaskState::kVanished;
+  // Its shim was killed before it could remove the task's groups: no one else will.
+  if (auto launch = ReadLaunchRecord(handle.task_folder); launch.ok())
+    RemoveTaskCgroups(launch->cgroups, launch->spec.limits_group);
   return state;
 }
 

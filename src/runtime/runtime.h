@@ -34,7 +34,8 @@ class Runtime {
   // gone. The shim records the exit. Stopping an ended task is a success.
   virtual Status Stop(const TaskHandle& handle) = 0;
 
-  // Running / exited (code or signal) / vanished (neither alive nor an exit record).
+  // Running / exited (code or signal) / vanished (neither alive nor an exit record). A
+  // vanished task's cgroups (left behind by its killed shim) are removed.
   virtual TaskState Inspect(const TaskHandle& handle) = 0;
 
   // Inspect() until the task is no longer running, or `timeout` passed (then kRunning).

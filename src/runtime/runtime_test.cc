@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <fstream>
@@ -73,6 +74,28 @@ TEST_F(RuntimeTest, RunsWithExactEnvAndFolderAndRecordsExit) {
   EXPECT_NE(log.find("foo=bar home=/root pwd=" + (dir_.path() / "wd").string()), std::string::npos)
       << log;
   EXPECT_NE(log.find("to-stderr"), std::string::npos) << log;
+}
+
+// A task's records hold its environment (secrets): its folder, records and log are its
+// owner's alone, even when the caller made the folder open to all.
+TEST_F(RuntimeTest, TheTasksFolderRecordsAndLogAreItsOwnersOnly) {
+  TaskSpec spec = Spec("echo \"$SECRET_KEY\"");
+  spec.env["SECRET_KEY"] = "not-for-others";
+  std::filesystem::create_directories(spec.task_folder);
+  chmod(spec.task_folder.c_str(), 0755);
+  auto h = Start(spec);
+  ASSERT_TRUE(h.ok()) << h.error().message();
+  ASSERT_EQ(runtime_.Wait(*h, 20s).kind, TaskState::kExited);
+  auto mode = [](const std::filesystem::path& p) {
+    struct stat st {};
+    EXPECT_EQ(stat(p.c_str(), &st), 0) << p;
+    return st.st_mode & 0777;
+  };
+  EXPECT_EQ(mode(spec.task_folder), 0700u);
+  for (const char* record : {kLaunchFile, kShimFile, kExitFile})
+    EXPECT_EQ(mode(spec.task_folder / record), 0600u) << record;
+  EXPECT_EQ(mode(spec.log_path), 0600u);
+  EXPECT_NE(ReadFile(spec.task_folder / kLaunchFile).find("not-for-others"), std::string::npos);
 }
 
 TEST_F(RuntimeTest, LogLinesCarryTimestamps) {

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <thread>
 
+#include "runtime/cgroups.h"
 #include "runtime/log_writer.h"
 #include "runtime/runtime.h"
 #include "runtime/task.h"
@@ -74,16 +75,6 @@ ExitStatus FromWaitStatus(int status) {
   else
     s.code = WEXITSTATUS(status);
   return s;
-}
-
-void RemoveCgroups(const std::vector<fs::path>& groups) {
-  for (const auto& g : groups) {
-    // Killed processes leave the group a moment after they die.
-    for (int i = 0; i < 100; ++i) {
-      if (rmdir(g.c_str()) == 0 || errno == ENOENT) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-  }
 }
 
 int Fail(const fs::path& folder, const std::string& what) {
@@ -214,7 +205,8 @@ int ShimMain(int argc, char** argv) {
   close(pipe_fds[0]);
   // The task is over: what is left of its group goes with it.
   kill(-pid, SIGKILL);
-  RemoveCgroups(launch->cgroups);
+  // Killed processes leave their groups a moment after they die.
+  RemoveTaskCgroups(launch->cgroups, launch->spec.limits_group, std::chrono::seconds(2));
   ExitStatus status = FromWaitStatus(wait_status);
   if (Status s = WriteExitRecord(folder, status); !s.ok()) {
     fprintf(stderr, "adhoc shim: %s\n", s.error().message().c_str());

@@ -9,6 +9,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "common/hash.h"
+
 namespace adhoc::runtime {
 namespace {
 
@@ -33,6 +35,15 @@ ProcessId ProcessFromJson(const json& j) {
 
 }  // namespace
 
+std::string LimitsGroup(const fs::path& home, const std::string& env) {
+  std::error_code ec;
+  fs::path absolute = fs::absolute(home, ec);
+  if (ec) absolute = home;
+  std::string normal = absolute.lexically_normal().string();
+  while (normal.size() > 1 && normal.back() == '/') normal.pop_back();
+  return "adhoc-" + Sha256Hex(normal).substr(0, 8) + "/" + env;
+}
+
 std::string ExitStatus::ToString() const {
   if (signal > 0) {
     const char* name = sigabbrev_np(signal);
@@ -44,7 +55,8 @@ std::string ExitStatus::ToString() const {
 Status WriteFileAtomically(const fs::path& path, const std::string& content) {
   fs::path tmp = path;
   tmp += ".tmp." + std::to_string(getpid());
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  // 0600: launch.json holds the task's environment, and with it its secrets.
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return Failed("writing " + tmp.string() + ": " + strerror(errno));
   const char* p = content.data();
   size_t left = content.size();
@@ -86,6 +98,7 @@ Status WriteLaunchRecord(const LaunchRecord& record) {
             {"stop_timeout_ms", s.stop_timeout.count()},
             {"cpu", s.cpu},
             {"memory_mib", s.memory_mib},
+            {"limits_group", s.limits_group},
             {"log_max_bytes", s.log_max_bytes},
             {"log_keep", s.log_keep},
             {"cgroups", cgroups}};
@@ -109,6 +122,7 @@ Result<LaunchRecord> ReadLaunchRecord(const fs::path& task_folder) {
     s.stop_timeout = std::chrono::milliseconds(j.at("stop_timeout_ms").get<int64_t>());
     s.cpu = j.at("cpu").get<int>();
     s.memory_mib = j.at("memory_mib").get<int>();
+    s.limits_group = j.value("limits_group", std::string());  // absent in older records
     s.log_max_bytes = j.at("log_max_bytes").get<uint64_t>();
     s.log_keep = j.at("log_keep").get<int>();
     for (const auto& c : j.at("cgroups")) r.cgroups.push_back(c.get<std::string>());

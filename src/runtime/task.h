@@ -8,7 +8,9 @@
 //     shim.log      the shim's own complaints (it has no terminal)
 //
 // Every record is written atomically (temporary file + rename), so a reader sees the old
-// content or the new, never half. Plain values; the functions are thread-safe.
+// content or the new, never half, and with mode 0600 (launch.json holds the task's
+// environment). The task folder itself is made 0700 by the runtime. Plain values; the functions are
+// thread-safe.
 #pragma once
 
 #include <signal.h>
@@ -29,7 +31,7 @@ namespace adhoc::runtime {
 namespace fs = std::filesystem;
 
 struct TaskSpec {
-  std::string id;                          // unique per home; names the cgroup too
+  std::string id;                          // unique per environment; names its cgroup too
   fs::path task_folder;                    // created if missing; holds the records above
   fs::path log_path;                       // output, timestamped; rotated beside it
   std::string command;                     // run by /bin/sh -c
@@ -39,11 +41,21 @@ struct TaskSpec {
   int port = 0;                            // 0: the task listens on nothing
   int stop_signal = SIGTERM;               // to the main process only
   std::chrono::milliseconds stop_timeout{std::chrono::seconds(30)};  // then SIGKILL to the group
-  int cpu = 0;                                // 1/1024 of a core, hard quota; 0 = none
-  int memory_mib = 0;                         // hard limit; 0 = none
+  int cpu = 0;         // 1/1024 of a core, hard quota; 0 = none
+  int memory_mib = 0;  // hard limit; 0 = none
+  // The cgroup folder, relative to adhoc's own group, that holds this task's group:
+  // LimitsGroup(home, env) for an environment's tasks. Set: the task gets groups in every
+  // controller. Empty: groups only when it asks for a limit, in a folder named after the
+  // task folder's parent ("adhoc-<hash>").
+  std::string limits_group;
   uint64_t log_max_bytes = 10 * 1024 * 1024;  // rotate when the log would exceed this
   int log_keep = 2;                           // rotated files kept (<log>.1 newest)
 };
+
+// TaskSpec::limits_group of one environment of one home:
+// "adhoc-<first 8 hex digits of SHA-256 of the home's absolute, normal path>/<env>".
+// The same home and env always give the same name; another home, another name.
+std::string LimitsGroup(const fs::path& home, const std::string& env);
 
 struct TaskHandle {
   std::string id;

@@ -77,7 +77,7 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::Open(ControlPlaneOptions opt
   fs::create_directories(options.home, ec);
   if (ec) return Failed("creating adhoc's home " + options.home.string() + ": " + ec.message());
   // Others (PostgreSQL's own user, nginx's workers) must be able to traverse the home.
-  chmod(options.home.c_str(), 0755);
+  chmod(options.home.c_str(), 0711);
   std::unique_ptr<ControlPlane> cp(new ControlPlane(std::move(options)));
   ControlPlane& c = *cp;
   ADHOC_ASSIGN_OR_RETURN(c.store_, state::Store::Open(paths::StateDb(c.options_.home)));

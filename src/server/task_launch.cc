@@ -111,6 +111,7 @@ Result<runtime::TaskSpec> MakeTaskSpec(const spec::Project& project, const spec:
   spec.stop_timeout = request.stop_timeout;
   spec.cpu = request.cpu;
   spec.memory_mib = request.memory_mib;
+  spec.limits_group = runtime::LimitsGroup(facts.home, facts.env);
 
   auto command = spec::RenderPlaceholders(request.command, Lookup(values));
   if (!command.ok()) return std::move(command).context(what + ": command").error();

@@ -1122,11 +1122,29 @@ const EnvFile* Workspace::FindEnv(const std::string& name) const {
   return nullptr;
 }
 
+namespace {
+
+// The project env files are checked against, or nullptr when it could not be read well enough
+// to tell (its file unreadable or not TOML, or [images] not a table): then every version would
+// look like an unknown image.
+const Project* ProjectForEnvFiles(const Loaded<Project>& project) {
+  for (const Diagnostic& d : project.diagnostics) {
+    if (!d.is_error()) continue;
+    if (d.key.empty()) return nullptr;  // the whole file: unreadable, or a TOML syntax error
+    bool images_entry = d.key == "images" ||
+                        (d.key.starts_with("images.") && d.key.find('.', 7) == std::string::npos &&
+                         d.message.starts_with("expected a table"));
+    if (images_entry) return nullptr;
+  }
+  return &project.value;
+}
+
+}  // namespace
+
 Loaded<Workspace> LoadWorkspace(const fs::path& dir) {
   Loaded<Workspace> loaded;
   Loaded<Project> project = LoadProjectAs(dir / "adhoc.toml", "adhoc.toml");
-  loaded.value.project = std::move(project.value);
-  loaded.diagnostics = std::move(project.diagnostics);
+  const Project* check_against = ProjectForEnvFiles(project);
   std::vector<fs::path> files;
   std::error_code ec;
   if (fs::is_directory(dir / "envs", ec)) {
@@ -1134,12 +1152,34 @@ Loaded<Workspace> LoadWorkspace(const fs::path& dir) {
       if (entry.path().extension() == ".toml") files.push_back(entry.path());
   }
   std::sort(files.begin(), files.end());
+  loaded.diagnostics = project.diagnostics;
   for (const fs::path& file : files) {
-    Loaded<EnvFile> env =
-        LoadEnvFileAs(file, "envs/" + file.filename().string(), &loaded.value.project);
+    Loaded<EnvFile> env = LoadEnvFileAs(file, "envs/" + file.filename().string(), check_against);
     loaded.value.envs.push_back(std::move(env.value));
     for (Diagnostic& d : env.diagnostics) loaded.diagnostics.push_back(std::move(d));
   }
+  loaded.value.project = std::move(project.value);
+  return loaded;
+}
+
+Loaded<Workspace> LoadForEnvironment(const fs::path& dir, const std::string& env) {
+  Loaded<Workspace> loaded;
+  Loaded<Project> project = LoadProjectAs(dir / "adhoc.toml", "adhoc.toml");
+  loaded.diagnostics = project.diagnostics;
+  const std::string shown = "envs/" + env + ".toml";
+  if (Status name = ValidateEnvName(env); !name.ok()) {
+    loaded.diagnostics.push_back(Diagnostic{Diagnostic::Severity::kError, shown, 0, 0, "",
+                                            "not an environment name: " + name.error().message()});
+  } else {
+    std::error_code ec;
+    const fs::path file = dir / "envs" / (env + ".toml");
+    if (fs::exists(file, ec)) {
+      Loaded<EnvFile> env_file = LoadEnvFileAs(file, shown, ProjectForEnvFiles(project));
+      loaded.value.envs.push_back(std::move(env_file.value));
+      for (Diagnostic& d : env_file.diagnostics) loaded.diagnostics.push_back(std::move(d));
+    }
+  }
+  loaded.value.project = std::move(project.value);
   return loaded;
 }
 

@@ -51,6 +51,10 @@ Loaded<EnvFile> LoadEnvFile(const std::filesystem::path& path, const Project* pr
 
 // A project folder: adhoc.toml and every envs/*.toml (sorted by name), each env file
 // checked against the project. Messages show paths relative to `dir`.
+//
+// Errors do not cascade: when adhoc.toml cannot be read or parsed, or its [images] table is
+// not a table, env files are checked on their own (as without a project), so a syntax error
+// in adhoc.toml is reported once instead of with a false "no image" error per env file.
 struct Workspace {
   Project project;
   std::vector<EnvFile> envs;
@@ -58,5 +62,12 @@ struct Workspace {
   const EnvFile* FindEnv(const std::string& name) const;
 };
 Loaded<Workspace> LoadWorkspace(const std::filesystem::path& dir);
+
+// What one environment needs (`up ENV`): adhoc.toml and envs/<env>.toml only, with the
+// diagnostics of those two files, so that a broken env file of another environment never
+// blocks this one. `envs` holds that one env file; it is empty, without a diagnostic, when
+// the file does not exist (the caller says how to write one). A name that is not a valid
+// environment name is an error (no file is read for it). Errors do not cascade, as above.
+Loaded<Workspace> LoadForEnvironment(const std::filesystem::path& dir, const std::string& env);
 
 }  // namespace adhoc::spec

@@ -532,6 +532,111 @@ TEST(LoaderTest, MissingProjectFile) {
   EXPECT_EQ(loaded.status().error().exit_code(), 2);
 }
 
+std::vector<std::string> ErrorLines(const std::vector<Diagnostic>& diagnostics) {
+  std::vector<std::string> out;
+  for (const Diagnostic& d : diagnostics)
+    if (d.is_error()) out.push_back(d.ToString());
+  return out;
+}
+
+// The reported fault: `up p1` exited 2 naming envs/bref3.toml, another environment's file.
+TEST(LoaderTest, OneEnvironmentLoadsDespiteAnotherBrokenEnvFile) {
+  TempDir dir;
+  dir.Write("adhoc.toml", kBase);
+  dir.Write("envs/p1.toml", "owner = \"me\"\n[versions]\nbackend = \"main\"\n");
+  dir.Write("envs/bref3.toml", "owner = \n");                         // not TOML
+  dir.Write("envs/wrong.toml", "[versions]\nfrontend = \"main\"\n");  // no such image
+  auto one = LoadForEnvironment(dir.path(), "p1");
+  EXPECT_TRUE(one.ok()) << FormatDiagnostics(one.diagnostics);
+  EXPECT_TRUE(one.diagnostics.empty()) << FormatDiagnostics(one.diagnostics);
+  ASSERT_EQ(one.value.envs.size(), 1u);
+  const EnvFile* p1 = one.value.FindEnv("p1");
+  ASSERT_NE(p1, nullptr);
+  EXPECT_EQ(p1->owner, "me");
+  EXPECT_EQ(*p1->FindVersion("backend"), "main");
+  EXPECT_EQ(one.value.project.name, "app");
+
+  // The broken ones still fail on their own, and `validate` (the whole workspace) names both.
+  auto broken = LoadForEnvironment(dir.path(), "bref3");
+  EXPECT_FALSE(broken.ok());
+  ASSERT_EQ(ErrorLines(broken.diagnostics).size(), 1u);
+  EXPECT_EQ(ErrorLines(broken.diagnostics)[0].find("envs/bref3.toml:1:"), 0u)
+      << FormatDiagnostics(broken.diagnostics);
+  EXPECT_EQ(ErrorLines(LoadForEnvironment(dir.path(), "wrong").diagnostics),
+            std::vector<std::string>{"envs/wrong.toml:2:1: versions.frontend: no image 'frontend' "
+                                     "in adhoc.toml (images: backend)"});
+  auto all = LoadWorkspace(dir.path());
+  EXPECT_EQ(ErrorLines(all.diagnostics).size(), 2u) << FormatDiagnostics(all.diagnostics);
+}
+
+TEST(LoaderTest, OneEnvironmentReportsItsOwnAndTheProjectsErrorsOnly) {
+  TempDir dir;
+  dir.Write("adhoc.toml", std::string(kBase) + "colour = \"blue\"\n");
+  dir.Write("envs/demo.toml", "ttl = \"forever\"\n");
+  dir.Write("envs/other.toml", "ttl = 5\n");
+  auto loaded = LoadForEnvironment(dir.path(), "demo");
+  std::vector<std::string> errors = ErrorLines(loaded.diagnostics);
+  ASSERT_EQ(errors.size(), 2u) << FormatDiagnostics(loaded.diagnostics);
+  EXPECT_EQ(errors[0].find("adhoc.toml:10:1: services.web.colour: unknown key 'colour'"), 0u)
+      << errors[0];
+  EXPECT_EQ(errors[1].find("envs/demo.toml:1:7: ttl:"), 0u) << errors[1];
+  EXPECT_EQ(loaded.status().error().exit_code(), 2);
+}
+
+TEST(LoaderTest, OneEnvironmentWithoutItsFileHasNoEnvAndNoDiagnostic) {
+  TempDir dir;
+  dir.Write("adhoc.toml", kBase);
+  auto loaded = LoadForEnvironment(dir.path(), "absent");
+  EXPECT_TRUE(loaded.ok());
+  EXPECT_TRUE(loaded.value.envs.empty());
+  EXPECT_EQ(loaded.value.FindEnv("absent"), nullptr);
+}
+
+TEST(LoaderTest, OneEnvironmentRefusesANameThatIsNotOne) {
+  TempDir dir;
+  dir.Write("adhoc.toml", kBase);
+  dir.Write("secret.toml", "owner = \"x\"\n");
+  for (const char* bad : {"../secret", "Demo", "", "a/b"}) {
+    auto loaded = LoadForEnvironment(dir.path(), bad);
+    EXPECT_FALSE(loaded.ok()) << bad;
+    EXPECT_TRUE(loaded.value.envs.empty()) << bad;
+  }
+}
+
+// The reported fault: a syntax error in adhoc.toml added a false "no image" error for every
+// env file, in `validate` and in `up`.
+TEST(LoaderTest, ASyntaxErrorInTheProjectDoesNotCascadeIntoEnvFiles) {
+  TempDir dir;
+  dir.Write("adhoc.toml", std::string(kBase) + "[services.web\n");
+  dir.Write("envs/a.toml", "[versions]\nbackend = \"main\"\n");
+  dir.Write("envs/b.toml", "[versions]\nbackend = \"main\"\n[env]\nX = \"{postgres.url}\"\n");
+  dir.Write("envs/c.toml", "ttl = \"soon\"\n");  // its own error is still reported
+  auto all = LoadWorkspace(dir.path());
+  std::vector<std::string> errors = ErrorLines(all.diagnostics);
+  ASSERT_EQ(errors.size(), 2u) << FormatDiagnostics(all.diagnostics);
+  EXPECT_EQ(errors[0].find("adhoc.toml:10:"), 0u) << errors[0];
+  EXPECT_NE(errors[0].find("TOML syntax"), std::string::npos) << errors[0];
+  EXPECT_EQ(errors[1].find("envs/c.toml:1:7: ttl:"), 0u) << errors[1];
+
+  auto one = LoadForEnvironment(dir.path(), "a");
+  EXPECT_EQ(ErrorLines(one.diagnostics).size(), 1u) << FormatDiagnostics(one.diagnostics);
+  ASSERT_EQ(one.value.envs.size(), 1u);
+
+  // Nor when the file is missing altogether.
+  TempDir bare;
+  bare.Write("envs/a.toml", "[versions]\nbackend = \"main\"\n");
+  EXPECT_EQ(ErrorLines(LoadWorkspace(bare.path()).diagnostics),
+            std::vector<std::string>{"adhoc.toml: cannot be read (missing?)"});
+}
+
+TEST(LoaderTest, ABrokenImagesTableDoesNotCascadeIntoEnvFiles) {
+  TempDir dir;
+  dir.Write("adhoc.toml", "name = \"app\"\nimages = 5\n");
+  dir.Write("envs/a.toml", "[versions]\nbackend = \"main\"\n");
+  for (const std::string& line : ErrorLines(LoadWorkspace(dir.path()).diagnostics))
+    EXPECT_EQ(line.find("no image"), std::string::npos) << line;
+}
+
 }  // namespace
 }  // namespace adhoc::spec
 

@@ -1,5 +1,11 @@
 #include "state/store.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <exception>
 #include <system_error>
 
@@ -123,6 +129,20 @@ Result<std::unique_ptr<Store>> Store::Open(const fs::path& path, StoreOptions op
     if (ec)
       return Failed("creating folder " + path.parent_path().string() + ": " + ec.message())
           .context(where);
+  }
+  // Created 0600 before SQLite opens it: SQLite would make it 0644 (umask permitting), and
+  // makes the -wal and -shm files with the main file's mode.
+  {
+    int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return Failed(std::string("creating: ") + strerror(errno)).context(where);
+    bool tightened = fchmod(fd, 0600) == 0;
+    close(fd);
+    for (const char* suffix : {"-wal", "-shm"}) {
+      fs::path side = path;
+      side += suffix;
+      if (chmod(side.c_str(), 0600) != 0 && errno != ENOENT) tightened = false;
+    }
+    if (!tightened) return Failed(std::string("chmod 0600: ") + strerror(errno)).context(where);
   }
   auto opened = sqlite::Db::Open(path.string());
   if (!opened.ok()) return std::move(opened).error().context(where);

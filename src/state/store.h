@@ -3,7 +3,9 @@
 //
 // Open() creates the file (and its folder) when absent, turns on WAL, a busy
 // timeout and foreign keys, and migrates the schema (schema.h); a file written by
-// a newer adhoc is refused untouched.
+// a newer adhoc is refused untouched. The file holds every environment's credentials:
+// it is created 0600 (SQLite gives its -wal and -shm files the same mode), and an older
+// file, with its -wal and -shm, is made 0600 too.
 //
 // Every method is atomic on its own: it runs in a transaction of its own, or inside
 // the caller's Transact() when called from the callback. Transact groups several

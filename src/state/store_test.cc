@@ -12,6 +12,7 @@ namespace adhoc::state {
 namespace {
 
 using testing::TempDir;
+namespace fs = std::filesystem;
 
 class StoreTest : public ::testing::Test {
  protected:
@@ -45,6 +46,34 @@ class StoreTest : public ::testing::Test {
   std::shared_ptr<FakeClock> clock_ = std::make_shared<FakeClock>(1'000'000);
   std::unique_ptr<Store> store_;
 };
+
+// The state file holds every environment's credentials.
+TEST(StoreFileTest, TheStateFileAndItsWalAreTheOwnersOnly) {
+  TempDir dir;
+  const fs::path db = paths::StateDb(dir.path());
+  {
+    auto store = Store::Open(db);
+    ASSERT_TRUE(store.ok()) << store.error().message();
+    Environment e;
+    e.name = "demo";
+    ASSERT_TRUE((*store)->PutEnvironment(e).ok());
+    for (const char* suffix : {"", "-wal", "-shm"}) {
+      fs::path f = db;
+      f += suffix;
+      ASSERT_TRUE(fs::exists(f)) << f;
+      EXPECT_EQ(fs::status(f).permissions() & fs::perms(0777), fs::perms(0600)) << f;
+    }
+  }
+  // A file made by an older adhoc (0644) is tightened when opened.
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    fs::path f = db;
+    f += suffix;
+    if (fs::exists(f)) fs::permissions(f, fs::perms(0644));
+  }
+  auto again = Store::Open(db);
+  ASSERT_TRUE(again.ok()) << again.error().message();
+  EXPECT_EQ(fs::status(db).permissions() & fs::perms(0777), fs::perms(0600));
+}
 
 TEST_F(StoreTest, EnvironmentRoundTripsWithStampedTimes) {
   Environment env = MakeEnvironment("demo");
