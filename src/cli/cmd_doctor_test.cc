@@ -87,7 +87,9 @@ TEST(DoctorTest, JsonListsEveryCheckAndFindsThisMachinesPostgres) {
     std::string status = c["status"];
     EXPECT_TRUE(status == "ok" || status == "warning" || status == "missing") << c.dump();
     EXPECT_FALSE(c["detail"].get<std::string>().empty()) << c.dump();
-    if (status == "missing") EXPECT_FALSE(c["fix"].get<std::string>().empty()) << c.dump();
+    if (status == "missing") {
+      EXPECT_FALSE(c["fix"].get<std::string>().empty()) << c.dump();
+    }
     if (status == "missing" && c["required"].get<bool>()) ++missing_required;
   }
   for (const std::string& name : kExpectedChecks) EXPECT_TRUE(names.count(name)) << name;

@@ -216,7 +216,7 @@ int RunNew(const Args& args, const Output& out) {
     auto it = asked.find(image.name);
     bool defaulted = it == asked.end();
     std::string ref = defaulted ? kDefaultRef : it->second;
-    Result<resources::ResolvedVersion> resolved = ResolveImageVersion(args.project, image, ref);
+    Result<git::ResolvedVersion> resolved = ResolveImageVersion(args.project, image, ref);
     if (!resolved.ok())
       return out.Fail(std::move(resolved).error().context(shown + " not written"));
     if (defaulted)

@@ -207,7 +207,11 @@ TEST_F(CliPlanTest, PlanComparesWithWhatTheStateStoreRecorded) {
     plan::Recorded recorded;
     recorded.database = true;
     recorded.redis = true;
-    environment.spec_json = plan::RecordedJson(recorded).dump();
+    // Written by an adhoc from before build inputs were recorded: frontend's unchanged tree
+    // is not rebuilt for want of a recorded build key.
+    nlohmann::json record = plan::RecordedJson(recorded);
+    record.erase("builds");
+    environment.spec_json = record.dump();
     ASSERT_TRUE((*store)->PutEnvironment(environment).ok());
     ASSERT_TRUE(
         (*store)

@@ -68,21 +68,20 @@ nlohmann::json DiagnosticsJson(const std::vector<spec::Diagnostic>& diagnostics)
   return out;
 }
 
-Result<resources::ResolvedVersion> ResolveImageVersion(const fs::path& project_dir,
-                                                       const spec::Image& image,
-                                                       const std::string& ref) {
-  ADHOC_ASSIGN_OR_RETURN(fs::path root, resources::RepoRoot(project_dir));
+Result<git::ResolvedVersion> ResolveImageVersion(const fs::path& project_dir,
+                                                 const spec::Image& image, const std::string& ref) {
+  ADHOC_ASSIGN_OR_RETURN(fs::path root, git::RepoRoot(project_dir));
   // git reports the top folder with symlinks resolved; so must the image folder be.
   std::error_code ec;
   fs::path folder = fs::weakly_canonical(fs::absolute(project_dir) / image.path, ec);
   if (ec) return Failed("image '" + image.name + "': " + ec.message());
   std::string relative = folder.lexically_relative(root).generic_string();
   if (relative == ".") relative = "";
-  return resources::ResolveVersion(root, relative, ref, image.name);
+  return git::ResolveVersion(root, relative, ref, image.name);
 }
 
 std::string ShortId(const std::string& id) {
-  if (id.starts_with(resources::kWorktreeTreePrefix)) return id;
+  if (id.starts_with(git::kWorktreeTreePrefix)) return id;
   return id.substr(0, 7);
 }
 

@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "cli/output.h"
+#include "common/git.h"
 #include "common/result.h"
-#include "resources/git.h"
 #include "spec/diagnostic.h"
 #include "spec/loader.h"
 
@@ -42,9 +42,8 @@ nlohmann::json DiagnosticsJson(const std::vector<spec::Diagnostic>& diagnostics)
 
 // `ref` of `image` resolved in the git repository holding `project_dir`; the image's path
 // is relative to `project_dir` (where adhoc.toml is), which need not be the repository root.
-Result<resources::ResolvedVersion> ResolveImageVersion(const std::filesystem::path& project_dir,
-                                                       const spec::Image& image,
-                                                       const std::string& ref);
+Result<git::ResolvedVersion> ResolveImageVersion(const std::filesystem::path& project_dir,
+                                                 const spec::Image& image, const std::string& ref);
 
 // "9c1e2f3" for a commit or tree id, the whole key for a "wt-..." working-tree key.
 std::string ShortId(const std::string& id);

@@ -16,6 +16,7 @@
 
 #include "common/exec.h"
 #include "common/paths.h"
+#include "common/proc_files.h"
 #include "resources/databases.h"
 #include "state/store.h"
 
@@ -188,8 +189,7 @@ std::vector<HomeProcess> Sandbox::HomeProcesses(const std::string& needle) const
   std::vector<HomeProcess> out;
   const std::string home = home_.string();
   auto read_all = [](const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::string s = ReadProcFile(p).value_or("");
     for (char& c : s)
       if (c == '\0') c = ' ';
     return s;
@@ -244,13 +244,16 @@ nlohmann::json Sandbox::LsAfterRecovery() const {
 
 std::vector<std::string> Sandbox::Leftovers(const std::string& env) const {
   std::vector<std::string> left;
-  for (const auto& row : Sql("SELECT datname FROM pg_database WHERE datname = '" + env + "-db'"))
-    left.push_back("database " + row);
-  std::string role = "env_" + env;
-  for (char& c : role)
-    if (c == '-') c = '_';
-  for (const auto& row : Sql("SELECT rolname FROM pg_roles WHERE rolname = '" + role + "'"))
-    left.push_back("role " + row);
+  // No cluster was ever made (an operation that died before the base step): nothing in it.
+  if (fs::exists(paths::PostgresData(home_) / "PG_VERSION")) {
+    for (const auto& row : Sql("SELECT datname FROM pg_database WHERE datname = '" + env + "-db'"))
+      left.push_back("database " + row);
+    std::string role = "env_" + env;
+    for (char& c : role)
+      if (c == '-') c = '_';
+    for (const auto& row : Sql("SELECT rolname FROM pg_roles WHERE rolname = '" + role + "'"))
+      left.push_back("role " + row);
+  }
   for (const auto& p : HomeProcesses("/envs/" + env + "/"))
     left.push_back("process " + std::to_string(p.pid) + ": " + p.cmdline);
   if (int status = Http(env, "GET", "/").status; status != 404)

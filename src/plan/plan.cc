@@ -27,7 +27,7 @@ bool ImageChanged(const Wanted& wanted, const Recorded& recorded, const std::str
   const Version* now = Find(recorded.versions, image);
   const Version* want = Find(wanted.versions, image);
   if (!want) return false;
-  return !now || now->tree != want->tree;
+  return !now || now->tree != want->tree || (recorded.builds_known && now->build != want->build);
 }
 
 std::string VersionChange(const Wanted& wanted, const Recorded& recorded,
@@ -36,6 +36,8 @@ std::string VersionChange(const Wanted& wanted, const Recorded& recorded,
   const Version* want = Find(wanted.versions, image);
   if (!want) return "";
   if (!now) return fmt::format("{} {}", image, ShortVersion(*want));
+  if (now->tree == want->tree && recorded.builds_known && now->build != want->build)
+    return fmt::format("{} build commands changed", image);
   return fmt::format("{} {} -> {}", image, ShortVersion(*now), ShortVersion(*want));
 }
 
@@ -54,6 +56,7 @@ std::string ServiceFingerprint(const spec::Service& service, const Version& vers
   std::string s = fmt::format("image={}\ntree={}\ncommand={}\nport={}\ncpu={}\nmemory={}\n",
                               service.image, version.tree, service.command,
                               service.port ? *service.port : 0, service.cpu, service.memory);
+  if (!version.build.empty()) s += "build=" + version.build + "\n";
   s += fmt::format("stop={}/{}\n", service.stop_signal, service.stop_timeout.count());
   if (service.health) {
     const auto& h = *service.health;

@@ -23,6 +23,7 @@ struct Version {
   std::string ref;     // "v1.0.0", "@worktree"
   std::string commit;  // full hash
   std::string tree;    // the image folder's tree (or "wt-<hash>")
+  std::string build;   // the image's build inputs ("" when it has no build commands)
 };
 
 // Where the version an image runs comes from (the seed's `ignore_changes`: a version set by
@@ -62,6 +63,9 @@ struct Recorded {
   // version came from `adhoc deploy` (kept until the env file's ref changes).
   std::map<std::string, std::string> file_refs;
   std::map<std::string, bool> deployed;
+  // False for a record written before build inputs were recorded: its builds are unknown, so a
+  // build-key difference alone does not rebuild every environment after an upgrade.
+  bool builds_known = true;
 };
 
 enum class Action {

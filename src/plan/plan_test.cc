@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "plan/recorded.h"
 #include "spec/loader.h"
 
 namespace adhoc::plan {
@@ -187,6 +188,19 @@ TEST_F(PlanTest, ADeployedVersionIsKeptWhileTheEnvFileStillNamesTheOldRef) {
   auto changed = ChooseVersions(project_, env_, after_deploy, {}, "envs/demo.toml");
   EXPECT_EQ(changed["backend"].source, VersionSource::kEnvFile);
   EXPECT_EQ(changed["backend"].ref, "v2");
+}
+
+TEST_F(PlanTest, ChangedBuildCommandsRebuildAndRollOnTheSameTree) {
+  Recorded before = Applied();
+  wanted_.versions["frontend"].build = "-b0123456789ab";
+  Plan p = MakePlan(wanted_, before);
+  EXPECT_EQ(Names(p), (std::vector<std::string>{"release frontend", "roll service web"}));
+  EXPECT_EQ(p.steps[0].reason, "frontend build commands changed");
+  // Recorded, the build key makes the next plan empty.
+  Recorded after = plan::Applied(wanted_);
+  auto round_trip = nlohmann::json::parse(RecordedJson(after).dump());
+  EXPECT_EQ(round_trip["builds"]["frontend"], "-b0123456789ab");
+  EXPECT_TRUE(MakePlan(wanted_, after).empty());
 }
 
 TEST_F(PlanTest, AppliedMatchesAPlanOfNothing) {

@@ -2,6 +2,15 @@
 
 namespace adhoc::plan {
 
+namespace {
+std::map<std::string, std::string> Builds(const Recorded& r) {
+  std::map<std::string, std::string> out;
+  for (const auto& [image, v] : r.versions)
+    if (!v.build.empty()) out[image] = v.build;
+  return out;
+}
+}  // namespace
+
 nlohmann::json RecordedJson(const Recorded& r) {
   return {{"services", r.services},
           {"service_counts", r.service_counts},
@@ -10,7 +19,8 @@ nlohmann::json RecordedJson(const Recorded& r) {
           {"database", r.database},
           {"redis", r.redis},
           {"file_refs", r.file_refs},
-          {"deployed", r.deployed}};
+          {"deployed", r.deployed},
+          {"builds", Builds(r)}};
 }
 
 Result<std::optional<Recorded>> LoadRecorded(state::Store& store, const std::string& env) {
@@ -31,7 +41,16 @@ Result<std::optional<Recorded>> LoadRecorded(state::Store& store, const std::str
     r.deployed = j.value("deployed", std::map<std::string, bool>{});
   }
   ADHOC_ASSIGN_OR_RETURN(auto versions, store.ListVersions(env));
-  for (const auto& v : versions) r.versions[v.image] = {v.ref, v.commit, v.tree};
+  std::map<std::string, std::string> builds;
+  r.builds_known = false;
+  if (!found->spec_json.empty()) {
+    auto j = nlohmann::json::parse(found->spec_json, nullptr, false);
+    if (j.is_object() && j.contains("builds") && j["builds"].is_object()) {
+      builds = j["builds"].get<std::map<std::string, std::string>>();
+      r.builds_known = true;
+    }
+  }
+  for (const auto& v : versions) r.versions[v.image] = {v.ref, v.commit, v.tree, builds[v.image]};
   return std::optional<Recorded>(std::move(r));
 }
 

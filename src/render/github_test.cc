@@ -26,10 +26,12 @@ TEST(RenderGithubTest, UblogMatchesGoldenFiles) {
     EXPECT_TRUE(paths.count(std::string(".github/workflows/") + p)) << p;
   for (const RenderedFile& f : *out) {
     EXPECT_EQ(f.text.find("AWS_SECRET_ACCESS_KEY"), std::string::npos) << f.path;  // OIDC only
-    if (f.path.ends_with("aws-destroy.yml"))
+    if (f.path.ends_with("aws-destroy.yml")) {
       EXPECT_LT(f.text.find("drop_database_command"), f.text.find("terraform destroy"));
-    if (f.path.ends_with("aws-env.yml"))
+    }
+    if (f.path.ends_with("aws-env.yml")) {
       EXPECT_NE(f.text.find("output -raw url"), std::string::npos);
+    }
   }
 }
 

@@ -253,8 +253,9 @@ TEST(TerraformMotoTest, BaseAndOneEnvironmentApplyAndDestroy) {
     json containers = json::parse(it->second["values"]["container_definitions"].get<std::string>());
     for (const json& c : containers) {
       std::string image = c["image"];
-      if (it->second["name"] == "gunicorn")
+      if (it->second["name"] == "gunicorn") {
         EXPECT_EQ(image, "123456789012.dkr.ecr.us-east-1.amazonaws.com/ublog/backend:v1.0.0");
+      }
       for (const json& e : c.value("environment", json::array())) {
         EXPECT_NE(e["name"], "POSTGRES_PASSWORD");
         EXPECT_NE(e["name"], "REDIS_URL");

@@ -183,7 +183,7 @@ bool ReleaseCache::IsCached(const std::string& image, const std::string& tree,
   return IsSafeName(image) && IsSafeName(tree) && IsFinished(Path(image, tree, build_commands));
 }
 
-Result<Release> ReleaseCache::Ensure(const std::string& image, const ResolvedVersion& resolved,
+Result<Release> ReleaseCache::Ensure(const std::string& image, const git::ResolvedVersion& resolved,
                                      const fs::path& repo_dir,
                                      const std::vector<std::string>& build_commands,
                                      const BuildProgressCallback& progress) {
@@ -236,13 +236,13 @@ Result<Release> ReleaseCache::Ensure(const std::string& image, const ResolvedVer
 
   report(BuildProgress::Stage::kExporting);
   if (resolved.is_worktree()) {
-    auto copied = HashWorktree(repo_dir, resolved.folder, staging);
+    auto copied = git::HashWorktree(repo_dir, resolved.folder, staging);
     if (!copied.ok()) return std::move(copied).error().context(what);
     if (*copied != resolved.tree)
       return Conflict(what + ": the working tree of '" + resolved.folder +
                       "' changed since it was resolved (now " + *copied + "); try again");
   } else {
-    ADHOC_RETURN_IF_ERROR(ExportTree(repo_dir, resolved.tree, staging).context(what));
+    ADHOC_RETURN_IF_ERROR(git::ExportTree(repo_dir, resolved.tree, staging).context(what));
   }
 
   const fs::path log = staging / kBuildLogFile;

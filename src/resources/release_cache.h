@@ -34,8 +34,8 @@
 #include <string>
 #include <vector>
 
+#include "common/git.h"
 #include "common/result.h"
-#include "resources/git.h"
 
 namespace adhoc::resources {
 
@@ -86,11 +86,11 @@ class ReleaseCache {
   // `home` is the adhoc home; folders are created on first use.
   explicit ReleaseCache(std::filesystem::path home, ReleaseCacheOptions options = {});
 
-  // The release of `image` at `resolved` (from ResolveVersion on `repo_dir`), built now
+  // The release of `image` at `resolved` (from git::ResolveVersion on `repo_dir`), built now
   // if it is not in the cache. Build failures name the command, its exit status and
   // the last lines of its output; a @worktree that changed since it was resolved is a
   // Conflict. `progress` (optional) is called on the calling thread.
-  Result<Release> Ensure(const std::string& image, const ResolvedVersion& resolved,
+  Result<Release> Ensure(const std::string& image, const git::ResolvedVersion& resolved,
                          const std::filesystem::path& repo_dir,
                          const std::vector<std::string>& build_commands,
                          const BuildProgressCallback& progress = {});

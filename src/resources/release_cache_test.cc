@@ -73,10 +73,10 @@ class ReleaseCacheTest : public ::testing::Test {
   std::string CountingCommand(const std::string& extra = "") const {
     return extra + "echo built >> '" + counter().string() + "'";
   }
-  ResolvedVersion Resolve(const std::string& folder, const std::string& ref) {
-    auto r = ResolveVersion(repo(), folder, ref);
+  git::ResolvedVersion Resolve(const std::string& folder, const std::string& ref) {
+    auto r = git::ResolveVersion(repo(), folder, ref);
     EXPECT_TRUE(r.ok()) << r.error().message();
-    return r.ok() ? *r : ResolvedVersion{};
+    return r.ok() ? *r : git::ResolvedVersion{};
   }
 
   TempDir repo_dir_;
@@ -86,7 +86,7 @@ class ReleaseCacheTest : public ::testing::Test {
 
 TEST_F(ReleaseCacheTest, BuildsOnceForTwoEnvironmentsOnTheSameTree) {
   ReleaseCache cache(home());
-  ResolvedVersion v = Resolve("backend", "v1.0.0");
+  git::ResolvedVersion v = Resolve("backend", "v1.0.0");
   std::vector<std::string> build{"echo \"home=$HOME\" > built.txt", CountingCommand()};
 
   auto first = cache.Ensure("backend", v, repo(), build);
@@ -139,7 +139,7 @@ TEST_F(ReleaseCacheTest, OthersPassThroughToReleasesButListNothing) {
 
 TEST_F(ReleaseCacheTest, TwoThreadsAndAProcessAtOnceBuildOnce) {
   ReleaseCache cache(home());
-  ResolvedVersion v = Resolve("backend", "v1.0.0");
+  git::ResolvedVersion v = Resolve("backend", "v1.0.0");
   std::vector<std::string> build{CountingCommand("sleep 0.3; ")};
 
   pid_t child = fork();
@@ -186,7 +186,7 @@ TEST_F(ReleaseCacheTest, FrontendOnlyCommitReusesTheBackendRelease) {
 
 TEST_F(ReleaseCacheTest, FailingBuildLeavesNothingAndNamesTheCommand) {
   ReleaseCache cache(home());
-  ResolvedVersion v = Resolve("frontend", "HEAD");
+  git::ResolvedVersion v = Resolve("frontend", "HEAD");
   auto r = cache.Ensure("frontend", v, repo(), {"true", "echo npm-broke; exit 3"});
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().kind(), ErrorKind::kFailed);
@@ -237,7 +237,7 @@ TEST_F(ReleaseCacheTest, WorktreeReleaseHoldsUncommittedFiles) {
   Write(repo() / "backend" / "manage.py", "print('uncommitted')\n");
   Write(repo() / "backend" / "extra.py", "x = 1\n");
   Write(repo() / "backend" / "noise.log", "ignored\n");
-  ResolvedVersion v = Resolve("backend", "@worktree");
+  git::ResolvedVersion v = Resolve("backend", "@worktree");
   ASSERT_TRUE(v.dirty);
   ReleaseCache cache(home());
   auto r = cache.Ensure("backend", v, repo(), {});
@@ -249,7 +249,7 @@ TEST_F(ReleaseCacheTest, WorktreeReleaseHoldsUncommittedFiles) {
 
   // An edit after resolving must not be built under the old key.
   Write(repo() / "backend" / "extra.py", "x = 2\n");
-  ResolvedVersion stale = v;
+  git::ResolvedVersion stale = v;
   stale.tree = "wt-0000000000000000";
   auto conflict = cache.Ensure("backend", stale, repo(), {});
   ASSERT_FALSE(conflict.ok());
@@ -259,8 +259,8 @@ TEST_F(ReleaseCacheTest, WorktreeReleaseHoldsUncommittedFiles) {
 
 TEST_F(ReleaseCacheTest, ListAndRemove) {
   ReleaseCache cache(home());
-  ResolvedVersion backend = Resolve("backend", "HEAD");
-  ResolvedVersion frontend = Resolve("frontend", "HEAD");
+  git::ResolvedVersion backend = Resolve("backend", "HEAD");
+  git::ResolvedVersion frontend = Resolve("frontend", "HEAD");
   ASSERT_TRUE(cache.Ensure("backend", backend, repo(), {}).ok());
   ASSERT_TRUE(cache.Ensure("frontend", frontend, repo(), {}).ok());
   auto listed = cache.List();
@@ -312,9 +312,9 @@ TEST_F(ReleaseCacheTest, ProgressReportsEachStage) {
 
 TEST_F(ReleaseCacheTest, RefusesNamesThatAreNotFolderNames) {
   ReleaseCache cache(home());
-  ResolvedVersion v = Resolve("backend", "HEAD");
+  git::ResolvedVersion v = Resolve("backend", "HEAD");
   EXPECT_EQ(cache.Ensure("../x", v, repo(), {}).error().kind(), ErrorKind::kBadInput);
-  ResolvedVersion bad = v;
+  git::ResolvedVersion bad = v;
   bad.tree = "../../etc";
   EXPECT_EQ(cache.Ensure("backend", bad, repo(), {}).error().kind(), ErrorKind::kBadInput);
   EXPECT_EQ(cache.Remove("backend", "..").error().kind(), ErrorKind::kBadInput);
@@ -339,7 +339,7 @@ TEST(ReleaseKeyTest, TheTreeAloneWithoutBuildCommandsElseTheCommandsToo) {
 // failing one) reused the release of the old commands.
 TEST_F(ReleaseCacheTest, AChangedBuildCommandBuildsANewRelease) {
   ReleaseCache cache(home());
-  ResolvedVersion v = Resolve("frontend", "v1.0.0");
+  git::ResolvedVersion v = Resolve("frontend", "v1.0.0");
   std::vector<std::string> old_build{"echo old > out.txt", CountingCommand()};
   std::vector<std::string> new_build{"echo new > out.txt", CountingCommand()};
   auto old_release = cache.Ensure("frontend", v, repo(), old_build);
@@ -373,7 +373,7 @@ TEST_F(ReleaseCacheTest, AChangedBuildCommandBuildsANewRelease) {
 
 TEST_F(ReleaseCacheTest, AChangedFailingBuildFailsInsteadOfReusingTheOldRelease) {
   ReleaseCache cache(home());
-  ResolvedVersion v = Resolve("frontend", "v1.0.0");
+  git::ResolvedVersion v = Resolve("frontend", "v1.0.0");
   std::vector<std::string> working{"echo ok > out.txt"};
   auto good = cache.Ensure("frontend", v, repo(), working);
   ASSERT_TRUE(good.ok()) << good.error().message();
@@ -395,7 +395,7 @@ TEST_F(ReleaseCacheTest, AChangedFailingBuildFailsInsteadOfReusingTheOldRelease)
 
 TEST_F(ReleaseCacheTest, CleaningUpAfterADeadBuildSparesAnotherKeysBuild) {
   ReleaseCache cache(home());
-  ResolvedVersion v = Resolve("backend", "HEAD");
+  git::ResolvedVersion v = Resolve("backend", "HEAD");
   // A build in progress of the same tree with build commands: its key starts with this one.
   fs::path other = paths::BuildingDir(home()) /
                    ("backend-" + ReleaseKey(v.tree, {"make"}) + "-" + std::to_string(getpid() + 1));

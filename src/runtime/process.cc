@@ -7,6 +7,8 @@
 #include <sstream>
 #include <string>
 
+#include "common/proc_files.h"
+
 namespace adhoc::runtime {
 
 namespace {
@@ -39,10 +41,10 @@ bool OtherThreadsStillExit(pid_t pid) {
   std::error_code ec;
   for (const auto& entry :
        std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
-    std::ifstream in(entry.path() / "stat");
-    std::string stat, state;
+    auto stat = ReadProcFile(entry.path() / "stat");
+    std::string state;
     uint64_t ignored = 0;
-    if (in && std::getline(in, stat) && ParseStat(stat, &state, &ignored) && !Ended(state))
+    if (stat && ParseStat(stat->substr(0, stat->find('\n')), &state, &ignored) && !Ended(state))
       return true;
   }
   return false;
@@ -52,10 +54,11 @@ bool OtherThreadsStillExit(pid_t pid) {
 
 std::optional<uint64_t> ProcessStartTime(pid_t pid) {
   if (pid <= 0) return std::nullopt;
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat, state;
+  auto stat = ReadProcFile("/proc/" + std::to_string(pid) + "/stat");
+  std::string state;
   uint64_t start_time = 0;
-  if (!in || !std::getline(in, stat) || !ParseStat(stat, &state, &start_time)) return std::nullopt;
+  if (!stat || !ParseStat(stat->substr(0, stat->find('\n')), &state, &start_time))
+    return std::nullopt;
   if (Ended(state) && !OtherThreadsStillExit(pid)) return std::nullopt;
   return start_time;
 }

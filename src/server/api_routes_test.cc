@@ -93,17 +93,21 @@ class ApiRoutesTest : public ::testing::Test {
     auto cp = ControlPlane::Open(o);
     ASSERT_TRUE(cp.ok()) << cp.error().message();
     cp_ = std::move(*cp);
-    // An environment on record, so handlers get past "no such environment" to their params.
+    serve_ = std::thread([this] { (void)cp_->Serve(); });
+    ApiClient client(socket());
+    for (int i = 0; i < 500; ++i) {
+      auto ls = client.Call("GET", "/v1/environments");
+      if (ls.ok() && !ls->value("recovering", true)) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ASSERT_TRUE(client.Reachable());
+    // An environment on record (after recovery, so no router starts for it), so handlers get
+    // past "no such environment" to their parameters.
     state::Environment e;
     e.name = "demo";
     e.hostname = "demo.localhost";
     e.address_block = "127.77.1.0/24";
     ASSERT_TRUE(cp_->store().PutEnvironment(e).ok());
-    serve_ = std::thread([this] { (void)cp_->Serve(); });
-    ApiClient client(socket());
-    for (int i = 0; i < 500 && !client.Reachable(); ++i)
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    ASSERT_TRUE(client.Reachable());
   }
   void TearDown() override {
     if (cp_) cp_->Shutdown(false);

@@ -293,7 +293,8 @@ void ApiServer::PollLoop() {
           continue;
         }
         ++open_connections_;
-        ready_.push_back(std::make_unique<Connection>(fd));
+        // Watched until a request arrives: a connection holds a worker only while it is served.
+        idle_.push_back(std::make_unique<Connection>(fd));
       }
     }
     std::lock_guard lock(mu_);
@@ -377,19 +378,47 @@ void ApiServer::Dispatch(ApiRequest& request, ApiResponder& responder) {
   }
 }
 
+namespace {
+
+// Reads one whole request within `timeout` (a slow or stalled client must not hold a worker):
+// the socket is non-blocking while reading and each wait is a bounded poll.
+void ReadRequest(Socket& socket, boost::beast::flat_buffer& buffer,
+                 http::request_parser<http::string_body>& parser, std::chrono::seconds timeout,
+                 boost::system::error_code& ec) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  socket.non_blocking(true, ec);
+  if (ec) return;
+  while (!parser.is_done()) {
+    http::read_some(socket, buffer, parser, ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      deadline - std::chrono::steady_clock::now())
+                      .count();
+      pollfd p{socket.native_handle(), POLLIN, 0};
+      if (left <= 0 || poll(&p, 1, static_cast<int>(left)) <= 0) {
+        ec = asio::error::timed_out;
+        break;
+      }
+      ec = {};
+      continue;
+    }
+    if (ec) break;
+  }
+  boost::system::error_code ignored;
+  socket.non_blocking(false, ignored);
+}
+
+}  // namespace
+
 bool ApiServer::ServeOne(Connection& c) {
-  // The rest of a request that began must come soon (a slow client holds a worker).
-  timeval limit{static_cast<time_t>(limits_.request_timeout.count()), 0};
-  setsockopt(c.fd(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
   http::request_parser<http::string_body> parser;
   parser.body_limit(16 * 1024 * 1024);
   parser.header_limit(64 * 1024);
   boost::system::error_code ec;
-  http::read(c.socket, c.buffer, parser, ec);
+  ReadRequest(c.socket, c.buffer, parser, limits_.request_timeout, ec);
   if (ec) {
     if (ec != http::error::end_of_stream && ec != asio::error::eof &&
-        ec != asio::error::connection_reset && ec != asio::error::would_block &&
-        ec != asio::error::try_again) {
+        ec != asio::error::connection_reset && ec != asio::error::timed_out) {
       Responder bad(c.socket, false);
       bad.Fail(BadInput("malformed HTTP request: " + ec.message()));
     }

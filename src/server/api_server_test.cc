@@ -1,10 +1,14 @@
 #include "server/api_server.h"
 
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
+#include <thread>
 
 #include "server/api_client.h"
 
@@ -95,6 +99,65 @@ TEST_F(ApiServerTest, StreamedFailureCarriesStepAndTail) {
   EXPECT_EQ(r.error().kind(), ErrorKind::kFailed);
   EXPECT_NE(r.error().message().find("migrate exited with status 1"), std::string::npos);
   EXPECT_NE(r.error().message().find("boom"), std::string::npos);
+}
+
+int ConnectTo(const fs::path& socket_path) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, socket_path.c_str(), sizeof(addr.sun_path) - 1);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+std::string ReadAll(int fd) {
+  timeval tv{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof buf)) > 0) out.append(buf, n);
+  return out;
+}
+
+TEST_F(ApiServerTest, AStalledRequestIsDroppedAndAThrowingHandlerIsA500) {
+  ApiServer small(ApiServerLimits{.max_connections = 4,
+                                  .max_workers = 2,
+                                  .idle_timeout = std::chrono::seconds(60),
+                                  .request_timeout = std::chrono::seconds(1)});
+  small.Handle("GET", "/v1/throws",
+               [](const ApiRequest&, ApiResponder&) { throw std::out_of_range("stoi"); });
+  small.Handle("GET", "/v1/health", [](const ApiRequest&, ApiResponder& r) {
+    r.Reply(200, {{"ok", true}});
+  });
+  fs::path sock = dir_ / "small.sock";
+  ASSERT_TRUE(small.Start(sock).ok());
+  // Half a request, then nothing: the worker gives up after the request timeout.
+  int stalled = ConnectTo(sock);
+  const char half[] = "GET /v1/health HTTP/1.1\r\nHost: x\r\n";
+  ASSERT_GT(send(stalled, half, sizeof half - 1, MSG_NOSIGNAL), 0);
+  auto t0 = std::chrono::steady_clock::now();
+  ReadAll(stalled);  // returns when the server closes it
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(9));
+  close(stalled);
+  auto thrown = ApiClient(sock).Call("GET", "/v1/throws");
+  ASSERT_FALSE(thrown.ok());
+  EXPECT_NE(thrown.error().message().find("internal error: stoi"), std::string::npos)
+      << thrown.error().message();
+  // Past max_connections, a new connection is answered 503 at once; the server lives on.
+  std::vector<int> held;
+  for (int i = 0; i < 4; ++i) held.push_back(ConnectTo(sock));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  int extra = ConnectTo(sock);
+  EXPECT_NE(ReadAll(extra).find("503"), std::string::npos);
+  close(extra);
+  for (int fd : held) close(fd);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_TRUE(ApiClient(sock).Call("GET", "/v1/health").ok());
+  small.Stop();
 }
 
 TEST(ApiClientTest, NothingListening) {

@@ -140,7 +140,9 @@ void ControlPlane::Shutdown(bool stop_keeper) {
 
 void ControlPlane::WaitUntilRecovered(Progress& progress) {
   std::unique_lock lk(recovered_mu_);
-  if (recovered_) return;
+  // A recovery of a few environments takes milliseconds: say nothing unless it is long.
+  if (recovered_cv_.wait_for(lk, std::chrono::milliseconds(500), [this] { return recovered_; }))
+    return;
   progress.Note("waiting for the control plane to finish its recovery");
   recovered_cv_.wait(lk, [this] { return recovered_; });
 }
@@ -391,16 +393,25 @@ Result<json> ControlPlane::ExecSpec(const std::string& env, const std::string& s
       {"task", task_id}};
 }
 
+bool ControlPlane::RecoveredWithin(std::chrono::milliseconds wait) {
+  std::unique_lock lk(recovered_mu_);
+  return recovered_cv_.wait_for(lk, wait, [this] { return recovered_; });
+}
+
 Result<json> ControlPlane::EnvironmentJson(const std::string& env) {
   ADHOC_RETURN_IF_ERROR(spec::ValidateEnvName(env));
-  return server::EnvironmentJson(*store_, *fleet_, env);
+  // A restart's recovery usually takes a moment: wait that long for a true picture, never more.
+  bool recovered = RecoveredWithin(std::chrono::seconds(2));
+  ADHOC_ASSIGN_OR_RETURN(json out, server::EnvironmentJson(*store_, *fleet_, env));
+  out["recovering"] = !recovered;
+  return out;
 }
 
 Result<json> ControlPlane::ListJson() {
+  bool recovered = RecoveredWithin(std::chrono::seconds(2));
   ADHOC_ASSIGN_OR_RETURN(json out, server::ListJson(*store_, *fleet_));
-  std::lock_guard lk(recovered_mu_);
   // While a restarted control plane recovers, what it lists may still change.
-  out["recovering"] = !recovered_;
+  out["recovering"] = !recovered;
   return out;
 }
 

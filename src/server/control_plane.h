@@ -95,6 +95,8 @@ class ControlPlane {
   explicit ControlPlane(ControlPlaneOptions options);
   // Blocks until recovery is done (saying so on `progress` if it has to wait).
   void WaitUntilRecovered(Progress& progress);
+  // Whether recovery is done, waiting at most `wait` for it.
+  bool RecoveredWithin(std::chrono::milliseconds wait);
   void Recover();
   void Loop();
   void LoopOnce();

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "common/git.h"
 #include "common/result.h"
-#include "resources/git.h"
 #include "spec/spec.h"
 #include "state/records.h"
 
@@ -33,7 +33,7 @@ class EnvResources {
 
   // The release of `image` at `version`, built once (cached by tree and build inputs).
   virtual Result<BuiltRelease> EnsureRelease(const spec::Image& image,
-                                             const resources::ResolvedVersion& version,
+                                             const git::ResolvedVersion& version,
                                              const std::filesystem::path& repo) = 0;
 
   // The base: the shared PostgreSQL cluster, the router (fed the whole table when it starts).

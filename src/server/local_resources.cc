@@ -20,7 +20,7 @@ LocalResources::LocalResources(fs::path home, int postgres_port, RouterLink& rou
       on_router_started_(std::move(on_router_started)) {}
 
 Result<BuiltRelease> LocalResources::EnsureRelease(const spec::Image& image,
-                                                   const resources::ResolvedVersion& version,
+                                                   const git::ResolvedVersion& version,
                                                    const fs::path& repo) {
   resources::ReleaseCache cache(home_);
   ADHOC_ASSIGN_OR_RETURN(auto release, cache.Ensure(image.name, version, repo, image.build));

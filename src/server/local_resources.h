@@ -20,8 +20,7 @@ class LocalResources : public EnvResources {
   LocalResources(std::filesystem::path home, int postgres_port, RouterLink& router,
                  std::function<void()> on_router_started);
 
-  Result<BuiltRelease> EnsureRelease(const spec::Image& image,
-                                     const resources::ResolvedVersion& version,
+  Result<BuiltRelease> EnsureRelease(const spec::Image& image, const git::ResolvedVersion& version,
                                      const std::filesystem::path& repo) override;
   Status EnsurePostgres() override;
   Status EnsureRouter() override;

@@ -114,7 +114,7 @@ Result<Prepared> Prepare(const PlanRequest& request, state::Store& store, const 
   p.wanted.choices =
       plan::ChooseVersions(*p.project, *p.env_file, p.recorded, request.deploy, env_file_name);
 
-  ADHOC_ASSIGN_OR_RETURN(p.repo, resources::RepoRoot(p.project_dir));
+  ADHOC_ASSIGN_OR_RETURN(p.repo, git::RepoRoot(p.project_dir));
   std::error_code ec;
   fs::path repo_canonical = fs::weakly_canonical(p.repo, ec);
   for (const auto& image : p.project->images) {
@@ -122,7 +122,7 @@ Result<Prepared> Prepare(const PlanRequest& request, state::Store& store, const 
     fs::path folder_abs = fs::weakly_canonical(p.project_dir / image.path, ec);
     std::string folder = folder_abs.lexically_relative(repo_canonical).string();
     if (folder == ".") folder = "";
-    resources::ResolvedVersion v;
+    git::ResolvedVersion v;
     if (choice.source == plan::VersionSource::kKept) {
       const plan::Version& running = p.recorded->versions.at(image.name);
       v.ref = running.ref;
@@ -130,12 +130,14 @@ Result<Prepared> Prepare(const PlanRequest& request, state::Store& store, const 
       v.commit = running.commit;
       v.tree = running.tree;
     } else {
-      ADHOC_ASSIGN_OR_RETURN(v, resources::ResolveVersion(p.repo, folder, choice.ref, image.name));
+      ADHOC_ASSIGN_OR_RETURN(v, git::ResolveVersion(p.repo, folder, choice.ref, image.name));
     }
     p.resolved[image.name] = v;
-    p.wanted.versions[image.name] = {v.ref, v.commit, v.tree};
-    p.wanted.release_built[image.name] = fs::exists(
-        paths::Release(home, image.name, v.tree) / resources::ReleaseCache::kMarkerFile, ec);
+    // The build commands are inputs of the release too: a changed one rebuilds and rolls.
+    std::string key = resources::ReleaseKey(v.tree, image.build);
+    p.wanted.versions[image.name] = {v.ref, v.commit, v.tree, key.substr(v.tree.size())};
+    p.wanted.release_built[image.name] =
+        resources::ReleaseCache(home).IsCached(image.name, v.tree, image.build);
   }
   p.plan = plan::MakePlan(p.wanted, p.recorded);
   return p;

@@ -18,9 +18,9 @@
 #include <string>
 #include <vector>
 
+#include "common/git.h"
 #include "common/result.h"
 #include "plan/plan.h"
-#include "resources/git.h"
 #include "spec/diagnostic.h"
 #include "spec/spec.h"
 #include "state/store.h"
@@ -44,9 +44,9 @@ struct Prepared {
   std::string project_text;  // as read: recorded for restarts and deploys
   std::string env_text;
   std::vector<spec::Diagnostic> warnings;
-  std::map<std::string, resources::ResolvedVersion> resolved;  // image -> version
-  std::optional<plan::Recorded> recorded;                      // nullopt: a new environment
-  plan::Wanted wanted;                                         // points into project and env_file
+  std::map<std::string, git::ResolvedVersion> resolved;  // image -> version
+  std::optional<plan::Recorded> recorded;                // nullopt: a new environment
+  plan::Wanted wanted;                                   // points into project and env_file
   plan::Plan plan;
 };
 

@@ -5,6 +5,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/proc_files.h"
+
 namespace adhoc::server {
 
 namespace fs = std::filesystem;
@@ -20,16 +22,16 @@ std::map<pid_t, uint64_t> RssByProcessGroup() {
   for (auto& entry : fs::directory_iterator("/proc", ec)) {
     std::string name = entry.path().filename();
     if (name.empty() || !isdigit(static_cast<unsigned char>(name[0]))) continue;
-    std::ifstream stat(entry.path() / "stat");
-    std::string line;
-    if (!std::getline(stat, line)) continue;
+    auto stat_text = ReadProcFile(entry.path() / "stat");
+    if (!stat_text) continue;
+    std::string line = stat_text->substr(0, stat_text->find('\n'));
     auto close = line.rfind(')');
     if (close == std::string::npos || close + 2 > line.size()) continue;
     std::istringstream rest(line.substr(close + 2));
     std::string state;
     long ppid = 0, pgrp = 0;
     rest >> state >> ppid >> pgrp;
-    std::ifstream status(entry.path() / "status");
+    std::istringstream status(ReadProcFile(entry.path() / "status").value_or(""));
     while (std::getline(status, line))
       if (line.rfind("VmRSS:", 0) == 0) {
         try {

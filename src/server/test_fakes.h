@@ -199,8 +199,7 @@ class FakeTaskFactory : public TaskFactory {
 class FakeResources : public EnvResources {
  public:
   explicit FakeResources(EventLog& log) : log_(log) {}
-  Result<BuiltRelease> EnsureRelease(const spec::Image& image,
-                                     const resources::ResolvedVersion& version,
+  Result<BuiltRelease> EnsureRelease(const spec::Image& image, const git::ResolvedVersion& version,
                                      const std::filesystem::path&) override {
     ADHOC_RETURN_IF_ERROR(Maybe("release " + image.name));
     return BuiltRelease{"/releases/" + image.name + "/" + version.tree, true};

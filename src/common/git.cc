@@ -1,4 +1,4 @@
-#include "resources/git.h"
+#include "common/git.h"
 
 #include <openssl/evp.h>
 #include <sys/stat.h>
@@ -16,7 +16,7 @@
 
 #include "common/exec.h"
 
-namespace adhoc::resources {
+namespace adhoc::git {
 namespace {
 
 namespace fs = std::filesystem;
@@ -289,4 +289,4 @@ Result<std::string> HashWorktree(const fs::path& repo_dir, const std::string& im
   return std::string(kWorktreeTreePrefix) + hash.HexDigest().substr(0, 16);
 }
 
-}  // namespace adhoc::resources
+}  // namespace adhoc::git

@@ -1,4 +1,4 @@
-#include "resources/git.h"
+#include "common/git.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -11,7 +11,7 @@
 #include "common/exec.h"
 #include "common/test_support.h"
 
-namespace adhoc::resources {
+namespace adhoc::git {
 namespace {
 
 namespace fs = std::filesystem;
@@ -241,4 +241,4 @@ TEST_F(GitTest, HashWorktreeCopiesExactlyWhatItHashes) {
 }
 
 }  // namespace
-}  // namespace adhoc::resources
+}  // namespace adhoc::git

@@ -20,7 +20,7 @@
 
 #include "common/result.h"
 
-namespace adhoc::resources {
+namespace adhoc::git {
 
 // The version that names the uncommitted working tree.
 inline constexpr std::string_view kWorktreeVersion = "@worktree";
@@ -69,4 +69,4 @@ Result<std::string> HashWorktree(const std::filesystem::path& repo_dir,
                                  const std::string& image_folder,
                                  const std::filesystem::path& copy_to = {});
 
-}  // namespace adhoc::resources
+}  // namespace adhoc::git

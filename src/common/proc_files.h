@@ -1,0 +1,16 @@
+// Reading files of /proc. A process may end while its files are read; libstdc++'s filebuf then
+// throws (ESRCH from read), whatever the stream's exception mask, which would take a control
+// plane's loop down. These read with read(2) and never throw.
+// Thread-safe.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+
+namespace adhoc {
+
+// The whole file (up to `limit` bytes), or nullopt when it cannot be opened or read.
+std::optional<std::string> ReadProcFile(const std::filesystem::path& path, size_t limit = 1 << 20);
+
+}  // namespace adhoc
