@@ -87,7 +87,7 @@ void AppendJsonString(std::string& out, std::string_view s) {
 std::string FormatAccessLine(std::string_view method, std::string_view path,
                              const AccessRecord& r) {
   std::string line;
-  line.reserve(96 + method.size() + path.size() + r.target.size());
+  line.reserve(112 + method.size() + path.size() + r.target.size() + r.request_id.size());
   line += "{\"time\":";
   AppendInt(line, r.time_ms);
   line += ",\"method\":";
@@ -102,6 +102,8 @@ std::string FormatAccessLine(std::string_view method, std::string_view path,
   AppendInt(line, r.duration_ms);
   line += ",\"target\":";
   AppendJsonString(line, r.target);
+  line += ",\"request_id\":";
+  AppendJsonString(line, r.request_id);
   line += "}\n";
   return line;
 }

@@ -3,6 +3,8 @@
 #include <array>
 #include <cctype>
 
+#include "router/request_path.h"
+
 namespace adhoc::router {
 
 namespace {
@@ -230,6 +232,19 @@ size_t FindHeadEnd(std::string_view buffer) {
   return pos == std::string_view::npos ? pos : pos + 4;
 }
 
+bool HasBareCrOrLf(std::string_view d, size_t from) {
+  if (from > 0) --from;  // a CR that ended the earlier bytes is judged by the first new one
+  for (size_t i = from; i < d.size(); ++i) {
+    char c = d[i];
+    if (c == '\r') {
+      if (i + 1 < d.size() && d[i + 1] != '\n') return true;
+    } else if (c == '\n') {
+      if (i == 0 || d[i - 1] != '\r') return true;
+    }
+  }
+  return false;
+}
+
 std::optional<HttpError> ParseRequestHead(std::string_view head, const ParseLimits& limits,
                                           RequestHead& out) {
   out = RequestHead();
@@ -287,6 +302,11 @@ std::optional<HttpError> ParseRequestHead(std::string_view head, const ParseLimi
   size_t qmark = path_and_query.find('?');
   out.path = std::string(path_and_query.substr(0, qmark));
   if (out.path.empty()) out.path = "/";
+  if (out.path != "*") {
+    PathNormalization n = NormalizeRequestPath(out.path);
+    if (n.error) return HttpError{400, n.error};
+    out.path_changed = n.changed;
+  }
   out.has_query = qmark != std::string_view::npos;
   out.query = out.has_query ? std::string(path_and_query.substr(qmark + 1)) : std::string();
 
@@ -336,6 +356,10 @@ std::optional<HttpError> ParseRequestHead(std::string_view head, const ParseLimi
     out.keep_alive = HasOption(out.connection_options, "keep-alive");
   }
   if (out.framing == BodyFraming::kNone) out.expect_continue = false;
+  if (out.framing == BodyFraming::kNone && out.version_minor == 1 &&
+      HasOption(out.connection_options, "upgrade")) {
+    if (const std::string_view* up = out.Find("upgrade"); up && !up->empty()) out.upgrade = *up;
+  }
   return std::nullopt;
 }
 
@@ -374,6 +398,11 @@ std::optional<HttpError> ParseResponseHead(std::string_view head, std::string_vi
   Framing f = ScanFraming(out.headers, out.connection_options);
   out.keep_alive = out.version_minor == 1 ? !HasOption(out.connection_options, "close")
                                           : HasOption(out.connection_options, "keep-alive");
+  if (out.status == 101) {
+    for (const Header& h : out.headers) {
+      if (EqualsIgnoreCase(h.name, "upgrade")) out.upgrade = h.value;
+    }
+  }
   if (request_method == "HEAD" || out.status < 200 || out.status == 204 || out.status == 304) {
     out.framing = BodyFraming::kNone;
   } else if (!f.transfer_codings.empty()) {
