@@ -11,6 +11,7 @@
 #include <boost/asio.hpp>
 #include <cstring>
 #include <fstream>
+#include <future>
 #include <optional>
 #include <random>
 #include <thread>
@@ -388,7 +389,32 @@ struct Shared {
   std::vector<Cidr> metrics_allow;
   std::atomic<std::shared_ptr<const TlsContext>> tls;  // for new TLS connections
   uint16_t tls_port = 0;
+  // The thread that accepts connections also opens upstream sockets (OpenOn below).
+  asio::io_context* registrar = nullptr;
 };
+
+// Opens `socket` on `elsewhere`'s thread, then completes on the caller's executor.
+// Why: asio allocates a socket's reactor state on the thread that opens it and keeps it
+// for reuse forever; made on the workers' threads, such states end up scattered among
+// the connections' memory and keep its pages from going back to the system after a burst.
+// Made on one other thread they sit together. Costs two thread hops per new upstream
+// connection (pooled ones are reused without it).
+template <typename Token>
+auto OpenOn(asio::io_context& elsewhere, Socket& socket, tcp protocol, Token&& token) {
+  return asio::async_initiate<Token, void(error_code)>(
+      [&elsewhere, &socket, protocol](auto handler) {
+        auto back = asio::get_associated_executor(handler, socket.get_executor());
+        auto work = asio::make_work_guard(back);
+        asio::post(elsewhere,
+                   [&socket, protocol, h = std::move(handler), work = std::move(work)]() mutable {
+                     error_code ec;
+                     socket.open(protocol, ec);
+                     auto ex = work.get_executor();
+                     asio::post(ex, [h = std::move(h), ec]() mutable { h(ec); });
+                   });
+      },
+      token);
+}
 
 struct Worker {
   Worker(Shared& s, uint64_t seed)
@@ -1174,8 +1200,17 @@ class ClientConnection : public ConnectionBase,
     upstream_ = std::make_unique<UpstreamConnection>(Socket(*w_.io));
     upstream_->address = target.address;
     Arm(opt().connect_timeout);
-    co_await upstream_->socket.async_connect(tcp::endpoint(address, target.port),
-                                             asio::redirect_error(kAwait, ec));
+    tcp protocol = address.is_v4() ? tcp::v4() : tcp::v6();
+    if (shared().registrar) {
+      co_await OpenOn(*shared().registrar, upstream_->socket, protocol,
+                      asio::redirect_error(kAwait, ec));
+    } else {
+      upstream_->socket.open(protocol, ec);
+    }
+    if (!ec) {
+      co_await upstream_->socket.async_connect(tcp::endpoint(address, target.port),
+                                               asio::redirect_error(kAwait, ec));
+    }
     if (ec) {
       bool timeout = timed_out_;
       upstream_.reset();
@@ -1619,22 +1654,6 @@ Result<std::unique_ptr<tcp::acceptor>> Listen(asio::io_context& io, const tcp::e
   return acceptor;
 }
 
-// Gives freed memory back to the system once many connections have gone (glibc keeps
-// freed heap pages otherwise, so a burst of 10,000 connections would keep its peak).
-void TrimMemoryAfterBursts(asio::steady_timer& timer, RouterMetrics& metrics, int64_t& peak) {
-  timer.expires_after(std::chrono::seconds(2));
-  timer.async_wait([&timer, &metrics, &peak](error_code ec) {
-    if (ec) return;
-    int64_t now = metrics.open_connections.load();
-    if (now > peak) peak = now;
-    if (peak >= 256 && now <= peak / 4) {
-      malloc_trim(0);
-      peak = now;
-    }
-    TrimMemoryAfterBursts(timer, metrics, peak);
-  });
-}
-
 }  // namespace
 
 struct Router::Impl {
@@ -1653,6 +1672,30 @@ struct Router::Impl {
     hooks.reload_tls = [this]() -> Status { return Reload(); };
     hooks.metrics = [this] { return RenderMetrics(*holder.Load(), shared.metrics); };
     return hooks;
+  }
+
+  // Gives freed memory back to the system once many connections have gone: glibc keeps
+  // freed heap pages otherwise, so a burst of 10,000 connections would keep its peak.
+  // The workers' idle upstream connections go too (they are reopened on demand): they sit
+  // among the freed memory and would pin its pages.
+  void ScheduleTrim() {
+    trim_timer->expires_after(std::chrono::seconds(2));
+    trim_timer->async_wait([this](error_code ec) {
+      if (ec) return;
+      int64_t now = shared.metrics.open_connections.load();
+      if (now > trim_peak) trim_peak = now;
+      if (trim_peak >= 256 && now <= trim_peak / 4) {
+        trim_peak = now;
+        std::lock_guard lock(workers_mu);
+        for (auto& w : workers) {
+          asio::post(*w->io, [wp = w.get()] {
+            wp->pool.Clear();
+            malloc_trim(0);
+          });
+        }
+      }
+      ScheduleTrim();
+    });
   }
 
   void CloseUpgraded(std::shared_ptr<EnvStats> stats) {
@@ -1720,6 +1763,14 @@ struct Router::Impl {
   HealthChecker health;
   std::mutex workers_mu;  // guards `workers` against CloseUpgraded from the feed's thread
   std::vector<std::unique_ptr<Worker>> workers;
+  // Accepting runs on a thread of its own: a socket's reactor state (which asio keeps for
+  // reuse, never frees) is allocated by the accepting thread, so it is packed in that
+  // thread's heap instead of pinning pages among the connections' memory in the workers'
+  // heaps, and the workers' memory can go back to the system after a burst.
+  std::unique_ptr<asio::io_context> accept_io;
+  // Keeps the accepting thread up until the workers are gone (they open sockets there).
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> accept_work;
+  std::thread accept_thread;
   std::unique_ptr<tcp::acceptor> acceptor, tls_acceptor;
   std::unique_ptr<asio::steady_timer> trim_timer;
   int64_t trim_peak = 0;
@@ -1761,16 +1812,19 @@ Status Router::Start() {
   auto fail = [&](Status s) {
     m.tls_acceptor.reset();
     m.acceptor.reset();
+    m.accept_io.reset();
     std::lock_guard lock(m.workers_mu);
     m.workers.clear();
     return s;
   };
-  auto acceptor = Listen(*m.workers[0]->io, endpoint, m.options.listen);
+  m.accept_io = std::make_unique<asio::io_context>(1);
+  m.shared.registrar = m.accept_io.get();
+  auto acceptor = Listen(*m.accept_io, endpoint, m.options.listen);
   if (!acceptor.ok()) return fail(acceptor.error());
   m.acceptor = std::move(*acceptor);
   m.port = m.acceptor->local_endpoint().port();
   if (tls_endpoint) {
-    auto tls = Listen(*m.workers[0]->io, *tls_endpoint, m.options.tls.listen);
+    auto tls = Listen(*m.accept_io, *tls_endpoint, m.options.tls.listen);
     if (!tls.ok()) return fail(tls.error());
     m.tls_acceptor = std::move(*tls);
     m.shared.tls_port = m.tls_acceptor->local_endpoint().port();
@@ -1789,12 +1843,22 @@ Status Router::Start() {
     std::ofstream(paths::RouterPid(m.options.home)) << getpid() << "\n";
   }
   m.health.Start();
-  asio::co_spawn(*m.workers[0]->io, m.AcceptLoop(*m.acceptor, false), asio::detached);
+  asio::co_spawn(*m.accept_io, m.AcceptLoop(*m.acceptor, false), asio::detached);
   if (m.tls_acceptor) {
-    asio::co_spawn(*m.workers[0]->io, m.AcceptLoop(*m.tls_acceptor, true), asio::detached);
+    asio::co_spawn(*m.accept_io, m.AcceptLoop(*m.tls_acceptor, true), asio::detached);
   }
-  m.trim_timer = std::make_unique<asio::steady_timer>(*m.workers[0]->io);
-  TrimMemoryAfterBursts(*m.trim_timer, m.shared.metrics, m.trim_peak);
+  m.trim_timer = std::make_unique<asio::steady_timer>(*m.accept_io);
+  m.ScheduleTrim();
+  m.accept_work.emplace(m.accept_io->get_executor());
+  m.accept_thread = std::thread([io = m.accept_io.get()] {
+    while (true) {
+      try {
+        io->run();
+        break;
+      } catch (...) {
+      }
+    }
+  });
   for (auto& w : m.workers) {
     ScheduleSweep(*w);
     w->thread = std::thread([io = w->io.get()] {
@@ -1818,12 +1882,16 @@ void Router::Stop() {
   m.running = false;
   if (m.feed_server) m.feed_server->Stop();
   m.health.Stop();
-  asio::post(*m.workers[0]->io, [&m] {
+  // No connection is accepted once this returns, so none comes after the workers' close.
+  std::promise<void> accepting_stopped;
+  asio::post(*m.accept_io, [&m, &accepting_stopped] {
     error_code ec;
     m.acceptor->close(ec);
     if (m.tls_acceptor) m.tls_acceptor->close(ec);
     m.trim_timer->cancel();
+    accepting_stopped.set_value();
   });
+  accepting_stopped.get_future().wait();
   for (auto& w : m.workers) {
     asio::post(*w->io, [wp = w.get()] {
       wp->sweep_timer->cancel();
@@ -1835,9 +1903,12 @@ void Router::Stop() {
   for (auto& w : m.workers) {
     if (w->thread.joinable()) w->thread.join();
   }
+  m.accept_work.reset();
+  if (m.accept_thread.joinable()) m.accept_thread.join();
   m.acceptor.reset();
   m.tls_acceptor.reset();
   m.trim_timer.reset();
+  m.accept_io.reset();
   {
     std::lock_guard lock(m.workers_mu);
     m.workers.clear();
