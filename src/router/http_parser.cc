@@ -247,7 +247,23 @@ bool HasBareCrOrLf(std::string_view d, size_t from) {
 
 std::optional<HttpError> ParseRequestHead(std::string_view head, const ParseLimits& limits,
                                           RequestHead& out) {
-  out = RequestHead();
+  // Reset, keeping the strings' and vectors' capacity: a connection reuses its RequestHead,
+  // so most requests parse without allocating.
+  out.method.clear();
+  out.target.clear();
+  out.path.clear();
+  out.path_changed = false;
+  out.query.clear();
+  out.has_query = false;
+  out.version_minor = 1;
+  out.headers.clear();
+  out.host.clear();
+  out.framing = BodyFraming::kNone;
+  out.content_length = 0;
+  out.keep_alive = true;
+  out.expect_continue = false;
+  out.connection_options.clear();
+  out.upgrade = {};
   if (head.size() > limits.max_header_bytes) return HttpError{431, "header section too large"};
   if (head.size() < 4 || head.substr(head.size() - 4) != "\r\n\r\n") {
     return HttpError{400, "incomplete head"};
@@ -273,8 +289,8 @@ std::optional<HttpError> ParseRequestHead(std::string_view head, const ParseLimi
   if (!ParseVersion(version, out.version_minor)) {
     return HttpError{400, "unsupported HTTP version (HTTP/1.0 and HTTP/1.1 only)"};
   }
-  out.method = std::string(method);
-  out.target = std::string(target);
+  out.method.assign(method);
+  out.target.assign(target);
 
   std::string authority;
   std::string_view path_and_query;
@@ -300,7 +316,7 @@ std::optional<HttpError> ParseRequestHead(std::string_view head, const ParseLimi
     path_and_query = end == std::string_view::npos ? std::string_view() : rest.substr(end);
   }
   size_t qmark = path_and_query.find('?');
-  out.path = std::string(path_and_query.substr(0, qmark));
+  out.path.assign(path_and_query.substr(0, qmark));
   if (out.path.empty()) out.path = "/";
   if (out.path != "*") {
     PathNormalization n = NormalizeRequestPath(out.path);
@@ -308,7 +324,7 @@ std::optional<HttpError> ParseRequestHead(std::string_view head, const ParseLimi
     out.path_changed = n.changed;
   }
   out.has_query = qmark != std::string_view::npos;
-  out.query = out.has_query ? std::string(path_and_query.substr(qmark + 1)) : std::string();
+  if (out.has_query) out.query.assign(path_and_query.substr(qmark + 1));
 
   if (auto err = ParseHeaderLines(lines, out.headers, 400)) return err;
 
@@ -316,7 +332,7 @@ std::optional<HttpError> ParseRequestHead(std::string_view head, const ParseLimi
   for (const Header& h : out.headers) {
     if (EqualsIgnoreCase(h.name, "host")) {
       ++host_count;
-      out.host = std::string(h.value);
+      out.host.assign(h.value);
     } else if (EqualsIgnoreCase(h.name, "expect")) {
       if (!EqualsIgnoreCase(h.value, "100-continue")) return HttpError{417, "unsupported Expect"};
       out.expect_continue = true;

@@ -86,7 +86,8 @@ size_t FindHeadEnd(std::string_view buffer);
 bool HasBareCrOrLf(std::string_view partial_head, size_t from = 0);
 
 // Parses a complete request head (ending in "\r\n\r\n"), and normalizes its path (a path
-// that cannot be normalized safely is a 400). On error `out` is unspecified.
+// that cannot be normalized safely is a 400). `out` is reset first, keeping its strings' and
+// vectors' capacity (so it can be reused without allocating). On error it is unspecified.
 // out.headers point into `head`: keep it alive as long as they are used.
 std::optional<HttpError> ParseRequestHead(std::string_view head, const ParseLimits& limits,
                                           RequestHead& out);

@@ -118,21 +118,31 @@ class TlsStream {
       ec = asio::error::no_memory;
       co_return false;
     }
+    ERR_clear_error();
     while (true) {
-      ERR_clear_error();
       int r = SSL_do_handshake(ssl_);
-      if (r == 1) co_return true;
-      if (!co_await Wait(r, ec)) co_return false;
+      if (r == 1) {
+        ERR_clear_error();  // whatever a callback left (a certificate not minted)
+        co_return true;
+      }
+      Socket::wait_type wait;
+      if (!Retry(r, ec, wait)) co_return false;
+      co_await socket_.async_wait(wait, asio::redirect_error(kAwait, ec));
+      if (ec) co_return false;
     }
   }
 
+  // OpenSSL's error queue is kept empty (it is cleared after every failure), so reads and
+  // writes skip clearing it first: that costs more than the rest of a small read.
   Task<size_t> ReadSome(asio::mutable_buffer b, error_code& ec) {
     ec = {};
     while (true) {
-      ERR_clear_error();
       int n = SSL_read(ssl_, b.data(), static_cast<int>(std::min<size_t>(b.size(), 1 << 30)));
       if (n > 0) co_return static_cast<size_t>(n);
-      if (!co_await Wait(n, ec)) co_return 0;
+      Socket::wait_type wait;
+      if (!Retry(n, ec, wait)) co_return 0;
+      co_await socket_.async_wait(wait, asio::redirect_error(kAwait, ec));
+      if (ec) co_return 0;
     }
   }
 
@@ -143,25 +153,44 @@ class TlsStream {
     size_t total = asio::buffer_size(buffers);
     size_t count =
         std::distance(asio::buffer_sequence_begin(buffers), asio::buffer_sequence_end(buffers));
-    if (count > 1 && total <= 16 * 1024) {
+    auto it = asio::buffer_sequence_begin(buffers);
+    auto end = asio::buffer_sequence_end(buffers);
+    bool joined = count > 1 && total <= 16 * 1024;
+    if (joined) {
       gather_.clear();
-      for (auto it = asio::buffer_sequence_begin(buffers); it != asio::buffer_sequence_end(buffers);
-           ++it) {
-        asio::const_buffer piece(*it);
+      for (auto p = it; p != end; ++p) {
+        asio::const_buffer piece(*p);
         gather_.append(static_cast<const char*>(piece.data()), piece.size());
       }
-      std::string joined = std::move(gather_);
-      co_await WriteOne(joined.data(), joined.size(), ec);
-      gather_ = std::move(joined);
-      co_return ec ? 0 : total;
     }
-    for (auto it = asio::buffer_sequence_begin(buffers); it != asio::buffer_sequence_end(buffers);
-         ++it) {
-      asio::const_buffer piece(*it);
-      co_await WriteOne(static_cast<const char*>(piece.data()), piece.size(), ec);
+    const char* data = nullptr;
+    size_t size = 0;
+    while (true) {
+      if (size == 0) {
+        if (joined) {
+          if (data) co_return total;  // the joined buffer is out
+          data = gather_.data();
+          size = gather_.size();
+        } else {
+          if (it == end) co_return total;
+          asio::const_buffer piece(*it++);
+          data = static_cast<const char*>(piece.data());
+          size = piece.size();
+          if (size == 0) continue;
+        }
+      }
+      int n = SSL_write(ssl_, data, static_cast<int>(std::min<size_t>(size, 1 << 30)));
+      if (n > 0) {
+        data += n;
+        size -= static_cast<size_t>(n);
+        if (joined && size == 0) co_return total;
+        continue;
+      }
+      Socket::wait_type wait;
+      if (!Retry(n, ec, wait)) co_return 0;
+      co_await socket_.async_wait(wait, asio::redirect_error(kAwait, ec));
       if (ec) co_return 0;
     }
-    co_return total;
   }
 
   // Best effort, never waits: a close_notify alert if the socket takes it now.
@@ -182,28 +211,13 @@ class TlsStream {
   }
 
  private:
-  Task<void> WriteOne(const char* data, size_t size, error_code& ec) {
-    while (size > 0) {
-      ERR_clear_error();
-      int n = SSL_write(ssl_, data, static_cast<int>(std::min<size_t>(size, 1 << 30)));
-      if (n > 0) {
-        data += n;
-        size -= static_cast<size_t>(n);
-        continue;
-      }
-      if (!co_await Wait(n, ec)) co_return;
-    }
-  }
-
-  // After an OpenSSL call returned `r` <= 0: waits for the socket if OpenSSL asks for it
-  // (true: call again), else sets `ec` (false).
-  Task<bool> Wait(int r, error_code& ec) {
+  // After an OpenSSL call returned `r` <= 0: true when it waits for the socket (`wait`
+  // says which way), else false with `ec` set and the error queue cleared.
+  bool Retry(int r, error_code& ec, Socket::wait_type& wait) {
     int err = SSL_get_error(ssl_, r);
     if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
-      co_await socket_.async_wait(
-          err == SSL_ERROR_WANT_READ ? Socket::wait_read : Socket::wait_write,
-          asio::redirect_error(kAwait, ec));
-      co_return !ec;
+      wait = err == SSL_ERROR_WANT_READ ? Socket::wait_read : Socket::wait_write;
+      return true;
     }
     ERR_clear_error();
     if (err == SSL_ERROR_ZERO_RETURN) {
@@ -211,7 +225,7 @@ class TlsStream {
     } else {
       ec = asio::error::connection_reset;
     }
-    co_return false;
+    return false;
   }
 
   Socket socket_;
@@ -460,7 +474,8 @@ enum class Io { kOk, kClosed, kTimeout };
 enum class Copy { kOk, kSourceFailed, kSourceTimeout, kSinkFailed, kBadFraming };
 
 struct Exchange {
-  RequestHead req;
+  Exchange(RequestHead& r, char* id) : req(r), id_buf(id) {}
+  RequestHead& req;                         // the connection's, reused by each request in turn
   std::shared_ptr<const RouteTable> table;  // keeps `env` alive
   const Environment* env = nullptr;
   RequestMetrics* metrics = nullptr;  // the (environment, service) counters
@@ -474,8 +489,9 @@ struct Exchange {
   // Access: credentials consumed by the router, not to be forwarded.
   const Header* consumed_authorization = nullptr;
   bool strip_cookie = false;
-  // X-Request-Id: the client's, or one made here (then added upstream).
-  char id_buf[32];
+  const char* refusal = "";  // why the rules refused it
+  // X-Request-Id: the client's, or one made here into id_buf (then added upstream).
+  char* id_buf;  // 32 chars, the connection's
   std::string_view request_id;
   bool request_id_given = false;
 };
@@ -847,9 +863,14 @@ class ClientConnection : public ConnectionBase,
   }
 
   Task<bool> HandleOne() {
-    Exchange ex;
+    Exchange ex(request_, request_id_);
     std::string& head = request_head_;  // ex.req's header views point into it
     head.clear();
+    // What a page for a head that never parsed reads must not be the previous request's.
+    request_.method.clear();
+    request_.host.clear();
+    request_.headers.clear();
+    request_.version_minor = 1;
     // The common keep-alive case without ReadRequestHead's coroutine frame: wait for the
     // next request under the idle timeout and take its head if one read brought it whole.
     // Anything else (first request, pipelined or partial heads, leading empty lines,
@@ -886,7 +907,7 @@ class ClientConnection : public ConnectionBase,
       ex.request_id_given = true;
     } else {
       w_.NextRequestId(ex.id_buf);
-      ex.request_id = std::string_view(ex.id_buf, sizeof ex.id_buf);
+      ex.request_id = std::string_view(ex.id_buf, 32);
     }
     if (const std::string_view* accept = ex.req.Find("accept")) ex.json = PrefersJson(*accept);
     // A body we do not read leaves the connection unusable: close after answering.
@@ -930,10 +951,20 @@ class ClientConnection : public ConnectionBase,
         co_return keep;
       }
     }
+    // Access rules come first: nothing (not even an environment's status) is shown to a
+    // client the rules refuse.
+    AccessVerdict verdict = AccessVerdict::kAllow;
+    if (ex.env->access) {
+      AccessDecision d = CheckAccess(*ex.env->access, ex.req, client_addr_);
+      verdict = d.verdict;
+      ex.consumed_authorization = d.consumed_authorization;
+      ex.strip_cookie = d.strip_cookie;
+      if (verdict != AccessVerdict::kAllow) ex.refusal = d.why;
+    }
     // Proxied requests go straight to Proxy (one coroutine frame less); the router's own
     // answers, access refusals and folders through Dispatch.
     const Route* route = nullptr;
-    if (ex.env->status == EnvStatus::kRunning && !ex.env->access) {
+    if (ex.env->status == EnvStatus::kRunning && verdict == AccessVerdict::kAllow) {
       route = ex.env->Match(ex.req.path);
       if (route && route->is_folder()) route = nullptr;
     }
@@ -941,23 +972,16 @@ class ClientConnection : public ConnectionBase,
       ex.metrics = route->metrics.get();
       keep = co_await Proxy(ex, *route);
     } else {
-      keep = co_await Dispatch(ex, can_keep);
+      keep = co_await Dispatch(ex, verdict, can_keep);
     }
     stats.in_flight.fetch_sub(1, std::memory_order_relaxed);
     Finish(ex);
     co_return keep;
   }
 
-  Task<bool> Dispatch(Exchange& ex, bool can_keep) {
+  Task<bool> Dispatch(Exchange& ex, AccessVerdict verdict, bool can_keep) {
     const Environment& env = *ex.env;
-    // Access rules come first: nothing (not even an environment's status) is shown to a
-    // client the rules refuse.
-    if (env.access) {
-      AccessDecision d = CheckAccess(*env.access, ex.req, client_addr_);
-      if (d.verdict != AccessVerdict::kAllow) co_return co_await Refuse(ex, d, can_keep);
-      ex.consumed_authorization = d.consumed_authorization;
-      ex.strip_cookie = d.strip_cookie;
-    }
+    if (verdict != AccessVerdict::kAllow) co_return co_await Refuse(ex, verdict, can_keep);
     if (env.status != EnvStatus::kRunning) {
       std::string detail =
           "Environment '" + env.name + "' is " + EnvStatusName(env.status) +
@@ -981,9 +1005,9 @@ class ClientConnection : public ConnectionBase,
   }
 
   // 401, 403, or the token link's redirect.
-  Task<bool> Refuse(Exchange& ex, const AccessDecision& d, bool can_keep) {
+  Task<bool> Refuse(Exchange& ex, AccessVerdict verdict, bool can_keep) {
     const AccessRules& rules = *ex.env->access;
-    if (d.verdict == AccessVerdict::kTokenLink) {
+    if (verdict == AccessVerdict::kTokenLink) {
       std::string location = ex.req.path;
       std::string query = WithoutTokenParam(ex.req.query);
       if (!query.empty()) location += "?" + query;
@@ -999,7 +1023,7 @@ class ClientConnection : public ConnectionBase,
       if (co_await WriteClient(&ex, out) != Io::kOk) co_return false;
       co_return can_keep;
     }
-    if (d.verdict == AccessVerdict::kForbidden) {
+    if (verdict == AccessVerdict::kForbidden) {
       ex.env->stats->denied_address.fetch_add(1, std::memory_order_relaxed);
       co_await SendPage(
           ex, 403,
@@ -1012,7 +1036,7 @@ class ClientConnection : public ConnectionBase,
     if (!rules.basic_credentials.empty()) {
       challenge = "WWW-Authenticate: Basic realm=\"" + rules.realm + "\", charset=\"UTF-8\"\r\n";
     }
-    co_await SendPage(ex, 401, "Environment '" + ex.env->name + "': " + d.why + ".", can_keep,
+    co_await SendPage(ex, 401, "Environment '" + ex.env->name + "': " + ex.refusal + ".", can_keep,
                       challenge);
     co_return can_keep;
   }
@@ -1323,9 +1347,10 @@ class ClientConnection : public ConnectionBase,
                                    &ex.bytes_in);
           framing_error = decoder.error();
         }
-        early = early_answer_;
+        // A body sent whole is a normal exchange, even if the answer raced the last write.
+        early = early_answer_ && c != Copy::kOk;
         StopWatching();
-        if (c == Copy::kOk && !early) {
+        if (c == Copy::kOk) {
           linger_ = false;  // the whole body was read
         } else if (early || c == Copy::kSinkFailed) {
           // The upstream answered, or stopped reading (and perhaps answered before it
@@ -1588,6 +1613,8 @@ class ClientConnection : public ConnectionBase,
   // Reused by each request in turn, so their capacity is allocated once per connection.
   std::string request_head_;   // the client's head, as read
   std::string upstream_head_;  // the head sent upstream
+  RequestHead request_;        // the client's head, parsed (views into request_head_)
+  char request_id_[32];        // an X-Request-Id made here
   ResponseHead response_;      // the upstream's head, parsed
   std::string response_head_;  // the head sent to the client
   bool closing_ = false;

@@ -761,6 +761,25 @@ TEST_F(RouterTest, AnEarlyAnswerFromTheUpstreamReachesTheClient) {
   EXPECT_EQ(r2->status(), 413);
 }
 
+TEST_F(RouterTest, RequestsWithBodiesStayOrdinaryExchanges) {
+  // Watching for early answers must not turn an ordinary exchange with a body into one:
+  // the client connection stays open and the upstream connection is pooled.
+  Upstream up;
+  StartRouter();
+  ReplaceAll({Env("demo", {ServiceRoute("/*", {Target("t1", up.address())})})});
+  Client c(port());
+  for (int i = 0; i < 50; ++i) {
+    std::string body = "body-" + std::to_string(i);
+    ASSERT_TRUE(c.Send("POST /echo HTTP/1.1\r\nHost: demo.localhost\r\nContent-Length: " +
+                       std::to_string(body.size()) + "\r\n\r\n" + body));
+    auto r = c.Read();
+    ASSERT_TRUE(r) << i;
+    EXPECT_EQ(r->body, body);
+    EXPECT_EQ(r->header("connection"), "") << i;
+  }
+  EXPECT_EQ(up.connections(), 1);
+}
+
 TEST_F(RouterTest, RequestIdIsMadeWhenAbsentPassedUpstreamAndLogged) {
   Upstream up;
   StartRouter();
