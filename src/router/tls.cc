@@ -76,6 +76,9 @@ Result<std::shared_ptr<TlsContext>> TlsContext::Create(const TlsOptions& options
   // their record buffers back.
   SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                             SSL_MODE_RELEASE_BUFFERS);
+  // Read whole records (and whatever follows) in one read instead of a 5-byte header
+  // first and then the rest: one syscall less per request.
+  SSL_CTX_set_read_ahead(ctx, 1);
   static constexpr unsigned char kSessionContext[] = "adhoc-router";
   SSL_CTX_set_session_id_context(ctx, kSessionContext, sizeof kSessionContext - 1);
   SSL_CTX_set_alpn_select_cb(ctx, OnAlpn, nullptr);
