@@ -16,6 +16,8 @@ PACKAGES=(
   python3-psycopg2 python3-redis
   # tests and benchmarks
   curl
+  # the router's fuzz target (libFuzzer comes with clang's runtime libraries)
+  clang libclang-rt-14-dev
 )
 
 missing=()

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <array>
 #include <charconv>
 #include <cstdio>
 #include <map>
@@ -50,19 +51,22 @@ void AppendUint(std::string& out, uint64_t v) {
 }
 }  // namespace
 
+// Bytes a JSON string holds as they are: printable ASCII but '"' and '\'.
+constexpr auto kPlainJson = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0x20; c < 0x80; ++c) t[c] = c != '"' && c != '\\';
+  return t;
+}();
+
 void AppendJsonString(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
   out.push_back('"');
   size_t i = 0;
   while (i < s.size()) {
     unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+    if (kPlainJson[c]) {
       size_t run = i + 1;
-      while (run < s.size()) {
-        unsigned char d = static_cast<unsigned char>(s[run]);
-        if (d < 0x20 || d >= 0x80 || d == '"' || d == '\\') break;
-        ++run;
-      }
+      while (run < s.size() && kPlainJson[static_cast<unsigned char>(s[run])]) ++run;
       out.append(s.data() + i, run - i);
       i = run;
       continue;
@@ -90,7 +94,7 @@ void AppendJsonString(std::string& out, std::string_view s) {
 std::string FormatAccessLine(std::string_view method, std::string_view path,
                              const AccessRecord& r) {
   std::string line;
-  line.reserve(96 + method.size() + path.size() + r.target.size());
+  line.reserve(112 + method.size() + path.size() + r.target.size() + r.request_id.size());
   line += "{\"time\":";
   AppendInt(line, r.time_ms);
   line += ",\"method\":";
@@ -105,6 +109,8 @@ std::string FormatAccessLine(std::string_view method, std::string_view path,
   AppendInt(line, r.duration_ms);
   line += ",\"target\":";
   AppendJsonString(line, r.target);
+  line += ",\"request_id\":";
+  AppendJsonString(line, r.request_id);
   line += "}\n";
   return line;
 }

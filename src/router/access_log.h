@@ -27,7 +27,8 @@ struct AccessRecord {
   int status = 0;
   uint64_t bytes = 0;  // response bytes sent to the client
   int64_t duration_ms = 0;
-  std::string target;  // upstream target id, "folder", or "" (answered by the router)
+  std::string target;           // upstream target id, "folder", or "" (answered by the router)
+  std::string_view request_id;  // X-Request-Id (given or generated); read during Log() only
 };
 
 // Appends `s` to `out` as a JSON string literal (quotes included): `"` `\` and control
@@ -35,7 +36,8 @@ struct AccessRecord {
 void AppendJsonString(std::string& out, std::string_view s);
 
 // One access log line, newline included:
-// {"time":ms,"method":"GET","path":"/x","status":200,"bytes":5,"duration_ms":1,"target":"t"}
+// {"time":ms,"method":"GET","path":"/x","status":200,"bytes":5,"duration_ms":1,"target":"t",
+//  "request_id":"..."}
 std::string FormatAccessLine(std::string_view method, std::string_view path,
                              const AccessRecord& record);
 

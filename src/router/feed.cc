@@ -73,6 +73,104 @@ Result<HealthCheck> HealthCheckFromJson(const json& j) {
   return h;
 }
 
+Result<AccessRules> AccessRulesFromJson(const json& j, const std::string& env) {
+  AccessRules rules;
+  rules.realm = env;
+  if (j.is_null()) return rules;
+  if (!j.is_object()) return BadInput("\"access\" must be an object");
+  static const std::unordered_set<std::string> kKeys = {
+      "allow", "basic_auth", "token", "cookie_max_age_s", "public_paths", "realm"};
+  for (const auto& [key, value] : j.items()) {
+    if (!kKeys.count(key)) {
+      return BadInput("access: unknown key \"" + key +
+                      "\" (allow, basic_auth, token, cookie_max_age_s, public_paths, realm)");
+    }
+  }
+  auto strings = [&](const char* key, std::vector<std::string>& out) -> Status {
+    auto it = j.find(key);
+    if (it == j.end() || it->is_null()) return OkStatus();
+    if (!it->is_array()) return BadInput(std::string("access: \"") + key + "\" must be an array");
+    for (const json& v : *it) {
+      if (!v.is_string()) {
+        return BadInput(std::string("access: \"") + key + "\" must be an array of strings");
+      }
+      out.push_back(v.get<std::string>());
+    }
+    return OkStatus();
+  };
+  std::vector<std::string> allow, public_paths;
+  ADHOC_RETURN_IF_ERROR(strings("allow", allow));
+  for (const std::string& a : allow) {
+    auto cidr = ParseCidr(a);
+    if (!cidr.ok()) return std::move(cidr).error().context("access: \"allow\"");
+    rules.allow.push_back(*cidr);
+  }
+  ADHOC_RETURN_IF_ERROR(strings("public_paths", public_paths));
+  for (const std::string& p : public_paths) {
+    auto pattern = ParsePathPattern(p);
+    if (!pattern.ok()) return std::move(pattern).error().context("access: \"public_paths\"");
+    rules.public_paths.push_back(std::move(*pattern));
+  }
+  if (auto it = j.find("basic_auth"); it != j.end() && !it->is_null()) {
+    if (!it->is_array())
+      return BadInput("access: \"basic_auth\" must be an array of {user, password}");
+    for (const json& u : *it) {
+      if (!u.is_object()) {
+        return BadInput("access: \"basic_auth\" must be an array of {user, password}");
+      }
+      ADHOC_ASSIGN_OR_RETURN(std::string user,
+                             std::move(GetString(u, "user", true)).context("access: basic_auth"));
+      ADHOC_ASSIGN_OR_RETURN(
+          std::string password,
+          std::move(GetString(u, "password", true)).context("access: basic_auth"));
+      if (user.empty() || user.find(':') != std::string::npos) {
+        return BadInput("access: basic_auth: user '" + user + "' must be non-empty, without ':'");
+      }
+      if (password.empty()) {
+        return BadInput("access: basic_auth: user '" + user + "' has an empty password");
+      }
+      for (char c : user + password) {
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+          return BadInput("access: basic_auth: user '" + user +
+                          "': control characters in the user or password");
+        }
+      }
+      rules.AddBasicUser(user, password);
+    }
+  }
+  ADHOC_ASSIGN_OR_RETURN(rules.token, std::move(GetString(j, "token", false)).context("access"));
+  if (!rules.token.empty()) {
+    // The token travels in a URL and a cookie: unreserved characters only, and long enough
+    // not to be guessed.
+    if (rules.token.size() < 16)
+      return BadInput("access: \"token\" must have 16 characters or more");
+    for (char c : rules.token) {
+      bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                c == '-' || c == '_' || c == '.' || c == '~';
+      if (!ok) return BadInput("access: \"token\" may hold only A-Z a-z 0-9 - _ . ~");
+    }
+  }
+  if (auto it = j.find("cookie_max_age_s"); it != j.end() && !it->is_null()) {
+    if (!it->is_number_integer() || it->get<int64_t>() < 60) {
+      return BadInput("access: \"cookie_max_age_s\" must be an integer >= 60");
+    }
+    rules.cookie_max_age_s = it->get<int64_t>();
+  }
+  ADHOC_ASSIGN_OR_RETURN(std::string realm,
+                         std::move(GetString(j, "realm", false)).context("access"));
+  if (!realm.empty()) rules.realm = realm;
+  for (char c : rules.realm) {
+    if (c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      return BadInput("access: \"realm\" may not hold quotes, backslashes or control characters");
+    }
+  }
+  if (!rules.public_paths.empty() && !rules.needs_credentials()) {
+    return BadInput(
+        "access: \"public_paths\" needs \"basic_auth\" or \"token\" (public from what?)");
+  }
+  return rules;
+}
+
 Result<Environment> EnvironmentFromJson(const json& j) {
   if (!j.is_object()) return BadInput("an environment must be a JSON object");
   Environment env;
@@ -135,6 +233,11 @@ Result<Environment> EnvironmentFromJson(const json& j) {
       env.routes.push_back(std::move(route));
     }
   }
+  if (auto access = j.find("access"); access != j.end()) {
+    auto rules = AccessRulesFromJson(*access, env.name);
+    if (!rules.ok()) return std::move(rules).error().context(ctx);
+    env.access = std::make_shared<const AccessRules>(std::move(*rules));
+  }
   return env;
 }
 
@@ -170,6 +273,16 @@ json FeedHandler::Apply(const json& message) {
     }
     return out;
   }
+  if (op == "metrics") {
+    if (!hooks_.metrics) return fail("metrics: not available");
+    return {{"ok", true}, {"text", hooks_.metrics()}};
+  }
+  if (op == "reload_tls") {
+    if (!hooks_.reload_tls) return fail("reload_tls: the router has no HTTPS listener");
+    Status s = hooks_.reload_tls();
+    if (!s.ok()) return fail("reload_tls: " + s.error().message());
+    return {{"ok", true}};
+  }
 
   std::lock_guard lock(update_mu_);
   if (op == "replace_all") {
@@ -187,11 +300,13 @@ json FeedHandler::Apply(const json& message) {
     for (const Environment& e : envs) kept.insert(e.name);
     auto table = RouteTable::Build(std::move(envs), registry_);
     if (!table.ok()) return fail("replace_all: " + table.error().message());
+    std::vector<std::string> gone;
     for (const auto& [name, env] : holder_.Load()->envs()) {
-      if (!kept.count(name)) registry_.ForgetEnv(name);
+      if (!kept.count(name)) gone.push_back(name);
     }
     size_t count = (*table)->envs().size();
     holder_.Store(std::move(*table));
+    for (const std::string& name : gone) Removed(registry_.ForgetEnv(name));
     return {{"ok", true}, {"envs", count}};
   }
   if (op == "put_env") {
@@ -210,10 +325,15 @@ json FeedHandler::Apply(const json& message) {
     auto table = holder_.Load()->WithoutEnv(*name);
     if (!table.ok()) return fail("remove_env: " + table.error().message());
     holder_.Store(std::move(*table));
-    registry_.ForgetEnv(*name);
+    Removed(registry_.ForgetEnv(*name));
     return {{"ok", true}};
   }
-  return fail("unknown op '" + op + "' (replace_all, put_env, remove_env, stats, ping)");
+  return fail("unknown op '" + op +
+              "' (replace_all, put_env, remove_env, stats, metrics, reload_tls, ping)");
+}
+
+void FeedHandler::Removed(std::shared_ptr<EnvStats> stats) {
+  if (stats && hooks_.env_removed) hooks_.env_removed(std::move(stats));
 }
 
 json FeedHandler::Stats() const {
@@ -223,9 +343,11 @@ json FeedHandler::Stats() const {
     const EnvStats& s = *env->stats;
     envs[name] = {{"requests", s.requests.load()},
                   {"bytes", s.bytes.load()},
+                  {"bytes_received", s.bytes_received.load()},
                   {"last_request_ms", s.last_request_ms.load()},
                   {"errors_5xx", s.errors_5xx.load()},
-                  {"in_flight", s.in_flight.load()}};
+                  {"in_flight", s.in_flight.load()},
+                  {"upgraded", s.upgraded.load()}};
   }
   return {{"ok", true}, {"now_ms", NowMs()}, {"envs", envs}};
 }

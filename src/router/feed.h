@@ -3,10 +3,12 @@
 // Messages (docs/router.md has the full protocol):
 //   {"op":"replace_all","envs":[ENV...]}   {"op":"put_env","env":ENV}
 //   {"op":"remove_env","name":"demo"}      {"op":"stats"}     {"op":"ping"}
+//   {"op":"metrics"}                       {"op":"reload_tls"}
 // A message is applied whole or not at all: a bad ENV leaves the table as it was.
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -23,15 +25,28 @@ namespace adhoc::router {
 // absent fields keep HealthCheck's defaults.
 Result<HealthCheck> HealthCheckFromJson(const nlohmann::json& j);
 
+// The ENV's "access" object -> AccessRules (docs/router.md "Access rules"). Unknown keys
+// are refused, so a typo cannot leave an environment open. `env` names the realm default.
+Result<AccessRules> AccessRulesFromJson(const nlohmann::json& j, const std::string& env);
+
 // ENV JSON -> Environment (not yet validated: RouteTable::Build does that).
 Result<Environment> EnvironmentFromJson(const nlohmann::json& j);
+
+// What the rest of the router does for some messages (each may be empty).
+struct FeedHooks {
+  // After a table without the environment is published (remove_env, or replace_all without
+  // it): its upgraded connections are closed.
+  std::function<void(std::shared_ptr<EnvStats>)> env_removed;
+  std::function<Status()> reload_tls;    // {"op":"reload_tls"}
+  std::function<std::string()> metrics;  // {"op":"metrics"}: the Prometheus text
+};
 
 // Applies feed messages to a table. Thread-safe: updates are serialized by a mutex;
 // readers of the holder are never blocked.
 class FeedHandler {
  public:
-  FeedHandler(RouteTableHolder& holder, SharedStateRegistry& registry)
-      : holder_(holder), registry_(registry) {}
+  FeedHandler(RouteTableHolder& holder, SharedStateRegistry& registry, FeedHooks hooks = {})
+      : holder_(holder), registry_(registry), hooks_(std::move(hooks)) {}
 
   // One message in, one answer line out (without the newline).
   std::string Handle(std::string_view line);
@@ -40,8 +55,11 @@ class FeedHandler {
   nlohmann::json Apply(const nlohmann::json& message);
   nlohmann::json Stats() const;
 
+  void Removed(std::shared_ptr<EnvStats> stats);
+
   RouteTableHolder& holder_;
   SharedStateRegistry& registry_;
+  FeedHooks hooks_;
   std::mutex update_mu_;
 };
 

@@ -3,6 +3,8 @@
 #include <array>
 #include <cctype>
 
+#include "router/request_path.h"
+
 namespace adhoc::router {
 
 namespace {
@@ -230,9 +232,38 @@ size_t FindHeadEnd(std::string_view buffer) {
   return pos == std::string_view::npos ? pos : pos + 4;
 }
 
+bool HasBareCrOrLf(std::string_view d, size_t from) {
+  if (from > 0) --from;  // a CR that ended the earlier bytes is judged by the first new one
+  for (size_t i = from; i < d.size(); ++i) {
+    char c = d[i];
+    if (c == '\r') {
+      if (i + 1 < d.size() && d[i + 1] != '\n') return true;
+    } else if (c == '\n') {
+      if (i == 0 || d[i - 1] != '\r') return true;
+    }
+  }
+  return false;
+}
+
 std::optional<HttpError> ParseRequestHead(std::string_view head, const ParseLimits& limits,
                                           RequestHead& out) {
-  out = RequestHead();
+  // Reset, keeping the strings' and vectors' capacity: a connection reuses its RequestHead,
+  // so most requests parse without allocating.
+  out.method.clear();
+  out.target.clear();
+  out.path.clear();
+  out.path_changed = false;
+  out.query.clear();
+  out.has_query = false;
+  out.version_minor = 1;
+  out.headers.clear();
+  out.host.clear();
+  out.framing = BodyFraming::kNone;
+  out.content_length = 0;
+  out.keep_alive = true;
+  out.expect_continue = false;
+  out.connection_options.clear();
+  out.upgrade = {};
   if (head.size() > limits.max_header_bytes) return HttpError{431, "header section too large"};
   if (head.size() < 4 || head.substr(head.size() - 4) != "\r\n\r\n") {
     return HttpError{400, "incomplete head"};
@@ -258,8 +289,8 @@ std::optional<HttpError> ParseRequestHead(std::string_view head, const ParseLimi
   if (!ParseVersion(version, out.version_minor)) {
     return HttpError{400, "unsupported HTTP version (HTTP/1.0 and HTTP/1.1 only)"};
   }
-  out.method = std::string(method);
-  out.target = std::string(target);
+  out.method.assign(method);
+  out.target.assign(target);
 
   std::string authority;
   std::string_view path_and_query;
@@ -285,10 +316,15 @@ std::optional<HttpError> ParseRequestHead(std::string_view head, const ParseLimi
     path_and_query = end == std::string_view::npos ? std::string_view() : rest.substr(end);
   }
   size_t qmark = path_and_query.find('?');
-  out.path = std::string(path_and_query.substr(0, qmark));
+  out.path.assign(path_and_query.substr(0, qmark));
   if (out.path.empty()) out.path = "/";
+  if (out.path != "*") {
+    PathNormalization n = NormalizeRequestPath(out.path);
+    if (n.error) return HttpError{400, n.error};
+    out.path_changed = n.changed;
+  }
   out.has_query = qmark != std::string_view::npos;
-  out.query = out.has_query ? std::string(path_and_query.substr(qmark + 1)) : std::string();
+  if (out.has_query) out.query.assign(path_and_query.substr(qmark + 1));
 
   if (auto err = ParseHeaderLines(lines, out.headers, 400)) return err;
 
@@ -296,7 +332,7 @@ std::optional<HttpError> ParseRequestHead(std::string_view head, const ParseLimi
   for (const Header& h : out.headers) {
     if (EqualsIgnoreCase(h.name, "host")) {
       ++host_count;
-      out.host = std::string(h.value);
+      out.host.assign(h.value);
     } else if (EqualsIgnoreCase(h.name, "expect")) {
       if (!EqualsIgnoreCase(h.value, "100-continue")) return HttpError{417, "unsupported Expect"};
       out.expect_continue = true;
@@ -336,6 +372,10 @@ std::optional<HttpError> ParseRequestHead(std::string_view head, const ParseLimi
     out.keep_alive = HasOption(out.connection_options, "keep-alive");
   }
   if (out.framing == BodyFraming::kNone) out.expect_continue = false;
+  if (out.framing == BodyFraming::kNone && out.version_minor == 1 &&
+      HasOption(out.connection_options, "upgrade")) {
+    if (const std::string_view* up = out.Find("upgrade"); up && !up->empty()) out.upgrade = *up;
+  }
   return std::nullopt;
 }
 
@@ -374,6 +414,11 @@ std::optional<HttpError> ParseResponseHead(std::string_view head, std::string_vi
   Framing f = ScanFraming(out.headers, out.connection_options);
   out.keep_alive = out.version_minor == 1 ? !HasOption(out.connection_options, "close")
                                           : HasOption(out.connection_options, "keep-alive");
+  if (out.status == 101) {
+    for (const Header& h : out.headers) {
+      if (EqualsIgnoreCase(h.name, "upgrade")) out.upgrade = h.value;
+    }
+  }
   if (request_method == "HEAD" || out.status < 200 || out.status == 204 || out.status == 304) {
     out.framing = BodyFraming::kNone;
   } else if (!f.transfer_codings.empty()) {

@@ -42,9 +42,11 @@ enum class BodyFraming { kNone, kLength, kChunked, kUntilClose };
 
 struct RequestHead {
   std::string method;
-  std::string target;  // as sent
-  std::string path;    // of origin-form, or the path of absolute-form ("/" if empty)
-  std::string query;   // without '?', empty if none
+  std::string target;         // as sent
+  std::string path;           // of origin-form, or the path of absolute-form ("/" if empty),
+                              // normalized (request_path.h): routing and access rules use it
+  bool path_changed = false;  // normalization changed it: forward `path`, not `target`
+  std::string query;          // without '?', empty if none
   bool has_query = false;
   int version_minor = 1;  // HTTP/1.<minor>
   std::vector<Header> headers;
@@ -54,6 +56,9 @@ struct RequestHead {
   bool keep_alive = true;        // HTTP/1.1 without "close", or 1.0 with "keep-alive"
   bool expect_continue = false;  // "Expect: 100-continue"
   std::vector<std::string> connection_options;  // lower-cased tokens of Connection
+  // The Upgrade header's value when the client asks for one ("Connection: upgrade" and an
+  // Upgrade header, without a body); empty otherwise. A view into the head.
+  std::string_view upgrade;
 
   // The first value of a header (case-insensitive name), or nullptr.
   const std::string_view* Find(std::string_view name) const;
@@ -68,12 +73,21 @@ struct ResponseHead {
   uint64_t content_length = 0;
   bool keep_alive = true;
   std::vector<std::string> connection_options;
+  std::string_view upgrade;  // the Upgrade header of a 101, a view into the head
 };
 
 // The offset just past the "\r\n\r\n" ending a head in `buffer`, or npos.
 size_t FindHeadEnd(std::string_view buffer);
 
-// Parses a complete request head (ending in "\r\n\r\n"). On error `out` is unspecified.
+// Whether the start of a head (not yet complete) already holds a bare CR (a CR followed by
+// anything but LF) or a bare LF (not preceded by CR): such a head is refused as soon as it
+// is seen, not after the header deadline. `from` is where new bytes begin (earlier bytes
+// were checked before); a CR at the very end is not judged until its next byte comes.
+bool HasBareCrOrLf(std::string_view partial_head, size_t from = 0);
+
+// Parses a complete request head (ending in "\r\n\r\n"), and normalizes its path (a path
+// that cannot be normalized safely is a 400). `out` is reset first, keeping its strings' and
+// vectors' capacity (so it can be reused without allocating). On error it is unspecified.
 // out.headers point into `head`: keep it alive as long as they are used.
 std::optional<HttpError> ParseRequestHead(std::string_view head, const ParseLimits& limits,
                                           RequestHead& out);

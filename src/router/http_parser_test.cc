@@ -238,3 +238,65 @@ TEST(ChunkedDecoder, EnforcesTheBodyLimit) {
 
 }  // namespace
 }  // namespace adhoc::router
+
+namespace adhoc::router {
+namespace {
+
+TEST(ParseRequestHead, NormalizesThePathOnceAndRefusesWhatCannotBe) {
+  RequestHead req;
+  ASSERT_FALSE(
+      ParseRequestHead("GET /%61pi/./x//y?q=%2e HTTP/1.1\r\nHost: a\r\n\r\n", ParseLimits(), req));
+  EXPECT_EQ(req.path, "/api/x/y");
+  EXPECT_TRUE(req.path_changed);
+  EXPECT_EQ(req.target, "/%61pi/./x//y?q=%2e");  // kept as sent; the query is not touched
+  EXPECT_EQ(req.query, "q=%2e");
+  ASSERT_FALSE(ParseRequestHead("GET /api/x HTTP/1.1\r\nHost: a\r\n\r\n", ParseLimits(), req));
+  EXPECT_FALSE(req.path_changed);
+  ASSERT_FALSE(ParseRequestHead("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", ParseLimits(), req));
+  EXPECT_EQ(req.path, "*");
+  for (const char* bad : {"/a%2fb", "/../x", "/a%zz", "/a\\b", "/a%00"}) {
+    auto err = ParseRequestHead(std::string("GET ") + bad + " HTTP/1.1\r\nHost: a\r\n\r\n",
+                                ParseLimits(), req);
+    ASSERT_TRUE(err) << bad;
+    EXPECT_EQ(err->status, 400) << bad;
+  }
+}
+
+TEST(ParseRequestHead, UpgradeNeedsConnectionUpgradeAndNoBody) {
+  RequestHead req;
+  ASSERT_FALSE(
+      ParseRequestHead("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\nUpgrade: "
+                       "websocket\r\n\r\n",
+                       ParseLimits(), req));
+  EXPECT_EQ(req.upgrade, "websocket");
+  ASSERT_FALSE(ParseRequestHead("GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n",
+                                ParseLimits(), req));
+  EXPECT_TRUE(req.upgrade.empty());  // Upgrade without Connection: upgrade is not a request
+  ASSERT_FALSE(
+      ParseRequestHead("POST /ws HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: "
+                       "h2c\r\nContent-Length: 3\r\n\r\n",
+                       ParseLimits(), req));
+  EXPECT_TRUE(req.upgrade.empty());
+  ResponseHead resp;
+  ASSERT_FALSE(ParseResponseHead(
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+      "GET", resp));
+  EXPECT_EQ(resp.upgrade, "websocket");
+}
+
+TEST(HasBareCrOrLf, JudgesAnIncompleteHead) {
+  EXPECT_FALSE(HasBareCrOrLf("GET / HTTP/1.1\r\nHost: a\r\n"));
+  EXPECT_FALSE(HasBareCrOrLf("GET / HTTP/1.1\r"));  // the LF may still come
+  EXPECT_TRUE(HasBareCrOrLf("GET / HTTP/1.1\rHost: a"));
+  EXPECT_TRUE(HasBareCrOrLf("GET / HTTP/1.1\r\r\n"));
+  EXPECT_TRUE(HasBareCrOrLf("GET / HTTP/1.1\nHost"));
+  EXPECT_TRUE(HasBareCrOrLf("\n"));
+  // Only the new bytes (and the one before them) are looked at again.
+  std::string d = "GET / HTTP/1.1\r";
+  EXPECT_FALSE(HasBareCrOrLf(d, 0));
+  d += "X";
+  EXPECT_TRUE(HasBareCrOrLf(d, d.size() - 1));
+}
+
+}  // namespace
+}  // namespace adhoc::router

@@ -30,18 +30,7 @@ Result<EnvStatus> ParseEnvStatus(std::string_view name) {
 }
 
 bool Route::Matches(std::string_view request_path) const {
-  switch (kind) {
-    case PatternKind::kExact:
-      return request_path == path;
-    case PatternKind::kCatchAll:
-      return true;
-    case PatternKind::kPrefix:
-      if (request_path.size() < path.size() || request_path.substr(0, path.size()) != path) {
-        return false;
-      }
-      return request_path.size() == path.size() || request_path[path.size()] == '/';
-  }
-  return false;
+  return PatternMatches(kind, path, request_path);
 }
 
 const Route* Environment::Match(std::string_view path) const {
@@ -81,38 +70,45 @@ int SharedStateRegistry::Outstanding(const std::string& address) {
   return state ? state->outstanding.load() : 0;
 }
 
-void SharedStateRegistry::ForgetEnv(const std::string& env) {
+std::shared_ptr<EnvStats> SharedStateRegistry::ForgetEnv(const std::string& env) {
   std::lock_guard lock(mu_);
-  stats_.erase(env);
+  auto it = stats_.find(env);
+  if (it == stats_.end()) return nullptr;
+  std::shared_ptr<EnvStats> stats = std::move(it->second);
+  stats->removed.store(true);
+  stats_.erase(it);
+  return stats;
+}
+
+void RequestMetrics::Record(int status, int64_t micros) {
+  int cls = status / 100 - 1;
+  if (cls >= 0 && cls < 5) by_class[cls].fetch_add(1, std::memory_order_relaxed);
+  size_t bucket = 0;
+  while (bucket < kLatencyBuckets.size() && micros > kLatencyBuckets[bucket] * 1e6) ++bucket;
+  latency[bucket].fetch_add(1, std::memory_order_relaxed);
+  latency_sum_us.fetch_add(static_cast<uint64_t>(micros < 0 ? 0 : micros),
+                           std::memory_order_relaxed);
+}
+
+std::shared_ptr<RequestMetrics> EnvStats::Service(const std::string& label) {
+  std::lock_guard lock(mu_);
+  for (auto& [name, metrics] : services_) {
+    if (name == label) return metrics;
+  }
+  services_.emplace_back(label, std::make_shared<RequestMetrics>());
+  return services_.back().second;
+}
+
+std::vector<std::pair<std::string, std::shared_ptr<RequestMetrics>>> EnvStats::Services() const {
+  std::lock_guard lock(mu_);
+  return services_;
 }
 
 Status ParsePattern(Route& route) {
-  const std::string& p = route.pattern;
-  auto bad = [&](const char* why) {
-    return BadInput("route pattern '" + p + "': " + why + " (use /x, /x/* or /*)");
-  };
-  if (p.empty() || p[0] != '/') return bad("must start with '/'");
-  for (char c : p) {
-    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f || c == '?' || c == '#') {
-      return bad("contains a space, control character, '?' or '#'");
-    }
-  }
-  if (p == "/*") {
-    route.kind = PatternKind::kCatchAll;
-    route.path.clear();
-    return OkStatus();
-  }
-  size_t star = p.find('*');
-  if (star == std::string::npos) {
-    route.kind = PatternKind::kExact;
-    route.path = p;
-    return OkStatus();
-  }
-  if (star != p.size() - 1 || p.size() < 3 || p[p.size() - 2] != '/') {
-    return bad("'*' is only allowed as a final '/*'");
-  }
-  route.kind = PatternKind::kPrefix;
-  route.path = p.substr(0, p.size() - 2);
+  auto parsed = ParsePathPattern(route.pattern);
+  if (!parsed.ok()) return BadInput("route " + parsed.error().message());
+  route.kind = parsed->kind;
+  route.path = std::move(parsed->path);
   return OkStatus();
 }
 
@@ -144,6 +140,12 @@ Status ParseTargetAddress(Target& target) {
 
 std::string NormalizeHost(std::string_view host) {
   std::string out;
+  NormalizeHostInto(host, out);
+  return out;
+}
+
+void NormalizeHostInto(std::string_view host, std::string& out) {
+  out.clear();
   if (!host.empty() && host.front() == '[') {
     size_t close = host.find(']');
     host = host.substr(0, close == std::string_view::npos ? host.size() : close + 1);
@@ -151,9 +153,7 @@ std::string NormalizeHost(std::string_view host) {
     host = host.substr(0, colon);
   }
   if (!host.empty() && host.back() == '.') host.remove_suffix(1);  // "demo.localhost."
-  out.reserve(host.size());
   for (char c : host) out.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c);
-  return out;
 }
 
 namespace {
@@ -197,6 +197,13 @@ Result<Environment> Prepare(Environment env, SharedStateRegistry& registry) {
   }
   std::stable_sort(env.routes.begin(), env.routes.end(), Precedes);
   env.stats = registry.Stats(env.name);
+  for (Route& route : env.routes) {
+    route.metrics = env.stats->Service(!route.service.empty() ? route.service
+                                       : route.is_folder()    ? kFolderLabel
+                                                              : kRouterLabel);
+  }
+  env.router_metrics = env.stats->Service(kRouterLabel);
+  if (env.access && env.access->empty()) env.access.reset();
   return env;
 }
 

@@ -12,6 +12,7 @@
 // "/x" itself and everything under "/x/"), catch-all "/*".
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -25,6 +26,8 @@
 #include <vector>
 
 #include "common/result.h"
+#include "router/access_rules.h"
+#include "router/path_pattern.h"
 
 namespace adhoc::router {
 
@@ -59,15 +62,52 @@ struct HealthCheck {
   int matcher_high = 399;
 };
 
+// Latency histogram buckets (upper bounds, seconds) of the metrics endpoint.
+inline constexpr std::array<double, 12> kLatencyBuckets = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                           0.1,   0.25,   0.5,   1,    2.5,   10};
+
+// Requests of one (environment, service) pair for the metrics endpoint: by status class
+// and by latency. Lock-free; updated once per request.
+struct RequestMetrics {
+  std::array<std::atomic<uint64_t>, 5> by_class{};  // 1xx .. 5xx
+  // Requests per latency bucket (not cumulative); the last one is above every bound.
+  std::array<std::atomic<uint64_t>, kLatencyBuckets.size() + 1> latency{};
+  std::atomic<uint64_t> latency_sum_us{0};
+
+  void Record(int status, int64_t micros);
+};
+
 // Live counters of one environment, kept across table updates (idle detection uses
-// last_request_ms). Thread-safe (atomics).
+// last_request_ms). Thread-safe (atomics; `services` under its mutex, which only table
+// builds and metrics reads take).
 struct EnvStats {
   std::atomic<uint64_t> requests{0};
-  std::atomic<uint64_t> bytes{0};  // response bytes sent to clients
+  std::atomic<uint64_t> bytes{0};           // response bytes sent to clients
+  std::atomic<uint64_t> bytes_received{0};  // request bytes (heads and bodies) from clients
   std::atomic<int64_t> last_request_ms{0};
   std::atomic<uint64_t> errors_5xx{0};
   std::atomic<int64_t> in_flight{0};
+  std::atomic<int64_t> upgraded{0};             // open upgraded (WebSocket) connections
+  std::atomic<uint64_t> upgraded_total{0};      // upgrades ever made
+  std::atomic<uint64_t> denied_address{0};      // 403s of the allow list
+  std::atomic<uint64_t> denied_credentials{0};  // 401s
+  // Set when the environment leaves the table: its upgraded connections close.
+  std::atomic<bool> removed{false};
+
+  // The counters of one service label, created on first use (at table build).
+  std::shared_ptr<RequestMetrics> Service(const std::string& label);
+  // A snapshot of the labels and their counters.
+  std::vector<std::pair<std::string, std::shared_ptr<RequestMetrics>>> Services() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<std::pair<std::string, std::shared_ptr<RequestMetrics>>> services_;
 };
+
+// The service label of requests the router answered itself (no route, 401, 503...).
+inline constexpr const char* kRouterLabel = "(router)";
+// The service label of folder routes without a service name.
+inline constexpr const char* kFolderLabel = "(folder)";
 
 struct Target {
   std::string id;       // the control plane's task id, for access logs
@@ -77,15 +117,14 @@ struct Target {
   std::shared_ptr<UpstreamState> state;  // filled in by RouteTable::Build
 };
 
-enum class PatternKind { kExact, kPrefix, kCatchAll };
-
 struct Route {
   std::string pattern;  // as given: "/x", "/x/*", "/*"
   std::optional<int> priority;
-  std::string service;                // a service destination, with targets...
-  std::vector<Target> targets;        // ...or
-  std::string folder;                 // a folder of static files (absolute path)
-  std::optional<HealthCheck> health;  // probed by the router itself when set
+  std::string service;                      // a service destination, with targets...
+  std::vector<Target> targets;              // ...or
+  std::string folder;                       // a folder of static files (absolute path)
+  std::optional<HealthCheck> health;        // probed by the router itself when set
+  std::shared_ptr<RequestMetrics> metrics;  // filled in by RouteTable::Build
 
   // Derived by ParsePattern.
   PatternKind kind = PatternKind::kExact;
@@ -100,20 +139,24 @@ struct Environment {
   std::vector<std::string> hosts;  // lower-case hostnames without port
   EnvStatus status = EnvStatus::kRunning;
   std::vector<Route> routes;  // sorted by precedence in RouteTable::Build
+  // Access rules; null when everyone may enter (the hot path then checks nothing).
+  std::shared_ptr<const AccessRules> access;
   std::shared_ptr<EnvStats> stats;
+  std::shared_ptr<RequestMetrics> router_metrics;  // requests the router answered itself
 
   // The first route (by precedence) matching `path`, or nullptr.
   const Route* Match(std::string_view path) const;
 };
 
 // Keeps one UpstreamState per address and one EnvStats per environment name so that
-// counters survive table updates. Thread-safe (a mutex, taken only when tables are built
-// or stats read, never on the hot path).
+// counters survive table updates (ForgetEnv marks an environment's stats removed). Thread-safe (a
+// mutex, taken only when tables are built or stats read, never on the hot path).
 class SharedStateRegistry {
  public:
   std::shared_ptr<UpstreamState> Upstream(const std::string& address);
   std::shared_ptr<EnvStats> Stats(const std::string& env);
-  void ForgetEnv(const std::string& env);
+  // Marks the environment's stats removed and drops them; returns them (null if unknown).
+  std::shared_ptr<EnvStats> ForgetEnv(const std::string& env);
   // Requests outstanding at `address`, also after its target left the table (in-flight
   // requests still hold its state): what a drain waits for. 0 for an unknown address.
   int Outstanding(const std::string& address);
@@ -130,6 +173,8 @@ Status ParsePattern(Route& route);
 Status ParseTargetAddress(Target& target);
 // Lower-cases a Host header value and strips its port ("Demo.localhost:8080" -> "demo.localhost").
 std::string NormalizeHost(std::string_view host);
+// The same into `out` (reusing its capacity: the hot path's form).
+void NormalizeHostInto(std::string_view host, std::string& out);
 
 // Immutable after Build. Thread-safe for concurrent readers.
 class RouteTable {

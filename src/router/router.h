@@ -7,8 +7,13 @@
 // as immutable snapshots (route_table.h): changes apply live, nothing is dropped.
 // Bodies are streamed both ways (never buffered whole); heads are parsed strictly
 // (http_parser.h) and anything ambiguous is answered 400 and closed, never forwarded.
+// Paths are normalized once (request_path.h) for routing, access rules (access_rules.h)
+// and forwarding. Upgrades (WebSocket) become byte tunnels; an optional HTTPS listener
+// serves the same table (tls.h); /metrics (metrics.h) answers requests addressed to the
+// router by IP. docs/router.md is the user-facing contract.
 //
-// Thread-safety: Start/Stop from one thread; HandleFeedMessage and Stats from any.
+// Thread-safety: Start/Stop from one thread; HandleFeedMessage, ReloadTls and Metrics
+// from any.
 #pragma once
 
 #include <chrono>
@@ -17,10 +22,12 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/result.h"
 #include "router/http_parser.h"
 #include "router/route_table.h"
+#include "router/tls.h"
 
 namespace adhoc::router {
 
@@ -40,6 +47,15 @@ struct RouterOptions {
   std::chrono::milliseconds upstream_timeout{60000};  // upstream response head, else 504
   int max_connections = 20000;                        // client connections; above: closed at accept
   size_t max_idle_per_target = 64;                    // pooled upstream connections, per worker
+  std::chrono::milliseconds upgraded_idle_timeout{600000};  // a tunnel with no byte either way
+  int max_upgraded_per_env = 10000;  // open upgraded connections per environment; above: 503
+  // After answering a request whose body was not read (an early answer, a refusal), the
+  // router reads and drops what the client still sends, up to this long, before closing, so
+  // the client reads the answer instead of a reset.
+  std::chrono::milliseconds linger_timeout{5000};
+  TlsOptions tls;  // the optional HTTPS listener
+  // Clients allowed to read /metrics (requests addressed to the router by IP address).
+  std::vector<std::string> metrics_allow = {"127.0.0.0/8", "::1/128"};
 };
 
 class Router {
@@ -55,6 +71,15 @@ class Router {
   void Stop();
   // The bound port (after Start).
   uint16_t port() const;
+  // The HTTPS listener's bound port (0 without one).
+  uint16_t tls_port() const;
+  // Makes a new TLS context from the certificate files (or regenerates one that expires):
+  // new connections use it; open ones keep theirs. Failed/BadInput leaves the old one.
+  Status ReloadTls();
+  // The SHA-256 fingerprint of the certificate new TLS connections get ("" without TLS).
+  std::string TlsFingerprint() const;
+  // The Prometheus text of /metrics.
+  std::string Metrics();
 
   // Applies one feed message (one JSON object, as on the feed socket) and returns the
   // one-line JSON answer. See docs/router.md.

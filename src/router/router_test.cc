@@ -235,8 +235,12 @@ TEST_F(RouterTest, FolderRoutes) {
   EXPECT_EQ(head->status(), 200);
   EXPECT_EQ(head->header("content-length"), "6");
   EXPECT_EQ(c.Get("demo.localhost", "/static/missing.css")->status(), 404);
-  EXPECT_EQ(c.Get("demo.localhost", "/static/../../secret.txt")->status(), 404);
-  EXPECT_EQ(c.Get("demo.localhost", "/static/%2e%2e/%2e%2e/secret.txt")->status(), 404);
+  // A path climbing above the root cannot be normalized: refused (and the connection closed).
+  EXPECT_EQ(Client(port()).Get("demo.localhost", "/static/../../secret.txt")->status(), 400);
+  EXPECT_EQ(Client(port()).Get("demo.localhost", "/static/%2e%2e/%2e%2e/secret.txt")->status(),
+            400);
+  // Dot segments inside the folder resolve first, then the file is looked up.
+  EXPECT_EQ(c.Get("demo.localhost", "/static/x/../%61pp.css")->body, "body{}");
   ASSERT_TRUE(c.Send("DELETE /static/app.css HTTP/1.1\r\nHost: demo.localhost\r\n\r\n"));
   auto del = c.Read();
   EXPECT_EQ(del->status(), 405);
@@ -575,6 +579,393 @@ TEST_F(RouterTest, FeedSocketAppliesMessages) {
   EXPECT_EQ(json::parse(*reader.Until("\n"))["ok"], true);
   close(fd);
   EXPECT_EQ(Client(port()).Get("demo.localhost", "/")->status(), 200);
+}
+
+}  // namespace
+}  // namespace adhoc::router
+
+namespace adhoc::router {
+namespace {
+
+using json = nlohmann::json;
+using testing::Client;
+using testing::Upstream;
+
+// "Authorization: Basic" for qa:s3cret.
+const char* kBasicQa = "Authorization: Basic cWE6czNjcmV0\r\n";
+const char* kToken = "k7Qm2xYp9LrT4vWnZs3a";
+
+class GuardedTest : public RouterTest {
+ protected:
+  // demo: /admin/* and /api/* to `api`, everything else to `web`, with `access`.
+  void Guard(const Upstream& api, const Upstream& web, json access) {
+    json env = Env("demo", {ServiceRoute("/api/*", {Target("api", api.address())}),
+                            ServiceRoute("/admin/*", {Target("api", api.address())}),
+                            ServiceRoute("/*", {Target("web", web.address())})});
+    env["access"] = std::move(access);
+    ReplaceAll({env});
+  }
+  int Status(const std::string& path, const std::string& extra = "") {
+    auto r = Client(port()).Get("demo.localhost", path, extra);
+    return r ? r->status() : 0;
+  }
+};
+
+TEST_F(GuardedTest, BasicAuthRefusesWithoutServesWithAndNeverForwardsIt) {
+  Upstream api("api"), web("web");
+  StartRouter();
+  Guard(api, web,
+        {{"basic_auth", {{{"user", "qa"}, {"password", "s3cret"}}}},
+         {"public_paths", {"/api/health-check/"}}});
+  Client c(port());
+  auto refused = c.Get("demo.localhost", "/admin/headers");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status(), 401);
+  EXPECT_EQ(refused->header("www-authenticate"), "Basic realm=\"demo\", charset=\"UTF-8\"");
+  auto wrong = c.Get("demo.localhost", "/admin/headers", "Authorization: Basic cWE6bm9wZQ==\r\n");
+  EXPECT_EQ(wrong->status(), 401);
+  auto served = c.Get("demo.localhost", "/admin/headers", kBasicQa);
+  ASSERT_TRUE(served);
+  EXPECT_EQ(served->status(), 200);
+  EXPECT_EQ(served->header("x-upstream"), "api");
+  EXPECT_EQ(served->body.find("Authorization"), std::string::npos) << served->body;
+  EXPECT_EQ(served->body.find("cWE6czNjcmV0"), std::string::npos);
+  // The public path needs nothing, and a consumed header is dropped there too.
+  auto health = c.Get("demo.localhost", "/api/health-check/", kBasicQa);
+  EXPECT_EQ(health->status(), 200);
+  for (const testing::Message& m : api.received()) {
+    EXPECT_EQ(m.header("authorization"), "") << m.start_line;
+  }
+  EXPECT_EQ(Status("/api/health-check/"), 200);
+  EXPECT_EQ(Status("/api/health-check/x"), 401);
+}
+
+TEST_F(GuardedTest, TokenLinkSetsACookieThatIsConsumedNotForwarded) {
+  Upstream api("api"), web("web");
+  StartRouter();
+  Guard(api, web, {{"token", kToken}, {"cookie_max_age_s", 3600}});
+  EXPECT_EQ(Status("/headers"), 401);
+  EXPECT_EQ(Status("/headers?adhoc_token=wrong-token-value"), 401);
+  Client c(port());
+  auto link = c.Get("demo.localhost", std::string("/headers?x=1&adhoc_token=") + kToken + "&y=2");
+  ASSERT_TRUE(link);
+  EXPECT_EQ(link->status(), 302);
+  EXPECT_EQ(link->header("location"), "/headers?x=1&y=2");
+  EXPECT_EQ(link->header("set-cookie"), std::string("adhoc_access=") + kToken +
+                                            "; Path=/; Max-Age=3600; HttpOnly; SameSite=Lax");
+  EXPECT_EQ(web.requests(), 0);  // the link never reaches the application
+  auto served = c.Get("demo.localhost", "/headers?x=1&y=2",
+                      std::string("Cookie: csrftoken=abc; adhoc_access=") + kToken +
+                          "; sessionid=s\r\nAuthorization: Token app-token\r\n");
+  ASSERT_TRUE(served);
+  EXPECT_EQ(served->status(), 200);
+  EXPECT_NE(served->body.find("Cookie: csrftoken=abc; sessionid=s\r\n"), std::string::npos)
+      << served->body;
+  EXPECT_EQ(served->body.find(kToken), std::string::npos);
+  // The application's own credentials pass untouched (Django REST Framework's token).
+  EXPECT_NE(served->body.find("Authorization: Token app-token\r\n"), std::string::npos);
+  auto only_ours =
+      c.Get("demo.localhost", "/headers", std::string("Cookie: adhoc_access=") + kToken + "\r\n");
+  EXPECT_EQ(only_ours->status(), 200);
+  EXPECT_EQ(only_ours->body.find("Cookie"), std::string::npos);
+}
+
+TEST_F(GuardedTest, AllowListRefusesOtherAddressesEvenWithCredentials) {
+  Upstream api("api"), web("web");
+  StartRouter();
+  Guard(api, web,
+        {{"allow", {"10.0.0.0/8"}}, {"basic_auth", {{{"user", "qa"}, {"password", "s3cret"}}}}});
+  auto r = Client(port()).Get("demo.localhost", "/", kBasicQa);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status(), 403);
+  EXPECT_NE(r->body.find("127.0.0.1"), std::string::npos);
+  Guard(api, web, {{"allow", {"10.0.0.0/8", "127.0.0.0/8"}}});
+  EXPECT_EQ(Status("/"), 200);
+  EXPECT_EQ(web.requests() + api.requests(), 1);
+}
+
+TEST_F(GuardedTest, NoModeCanBeBypassedWithAnEncodedOrDottedPath) {
+  Upstream api("api"), web("web");
+  StartRouter();
+  const std::vector<std::string> sneaky = {"/admin/x",        "/%61dmin/x", "/%61%64%6D%69%6E/x",
+                                           "/x/../admin/x",   "/./admin/x", "//admin/x",
+                                           "/api/../admin/x", "/admin%2fx", "/admin/x/%2e%2e/y"};
+  struct Mode {
+    const char* name;
+    json access;
+    int refused;
+  };
+  for (const Mode& mode :
+       std::vector<Mode>{{"basic",
+                          {{"basic_auth", {{{"user", "qa"}, {"password", "s3cret"}}}},
+                           {"public_paths", {"/api/*"}}},
+                          401},
+                         {"token", {{"token", kToken}, {"public_paths", {"/api/*"}}}, 401},
+                         {"cidr", {{"allow", {"192.0.2.0/24"}}}, 403}}) {
+    Guard(api, web, mode.access);
+    int before = api.requests() + web.requests();
+    for (const std::string& path : sneaky) {
+      int status = Status(path);
+      // Refused by the rule, or (an encoded slash) refused as unsafe: never forwarded.
+      EXPECT_TRUE(status == mode.refused || status == 400)
+          << mode.name << " " << path << ": " << status;
+    }
+    EXPECT_EQ(api.requests() + web.requests(), before) << mode.name;
+  }
+}
+
+TEST_F(GuardedTest, RoutingUsesTheNormalizedPath) {
+  // The issue's case: /%61pi/... went to the frontend while /api/... went to the backend.
+  Upstream api("api"), web("web");
+  StartRouter();
+  Guard(api, web, json::object());
+  Client c(port());
+  for (const char* path : {"/api/health-check/", "/%61pi/health-check/", "/x/../api/health-check/",
+                           "//api/health-check/"}) {
+    auto r = c.Get("demo.localhost", path);
+    ASSERT_TRUE(r) << path;
+    EXPECT_EQ(r->body, "hello from api") << path;
+  }
+  // And the upstream is sent the path it was routed by.
+  auto r = c.Get("demo.localhost", "/x/./../%68eaders?q=%2e");
+  EXPECT_EQ(r->body.rfind("GET /headers?q=%2e HTTP/1.1\r\n", 0), 0u) << r->body;
+  auto untouched = c.Get("demo.localhost", "/headers?q=1");
+  EXPECT_EQ(untouched->body.rfind("GET /headers?q=1 HTTP/1.1\r\n", 0), 0u) << untouched->body;
+}
+
+TEST_F(RouterTest, AnEarlyAnswerFromTheUpstreamReachesTheClient) {
+  // gunicorn refusing a large upload answers 413 before reading the body, then closes.
+  Upstream up;
+  StartRouter();
+  ReplaceAll({Env("demo", {ServiceRoute("/*", {Target("t1", up.address())})})});
+  Client c(port());
+  ASSERT_TRUE(
+      c.Send("POST /reject-upload HTTP/1.1\r\nHost: demo.localhost\r\n"
+             "Content-Length: 104857600\r\n\r\n"));
+  std::string chunk(64 * 1024, 'x');
+  for (int i = 0; i < 16; ++i) {
+    if (!c.Send(chunk)) break;  // the router may stop reading once it has the answer
+  }
+  auto r = c.Read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status(), 413);
+  EXPECT_EQ(r->body, "body too large");
+  EXPECT_EQ(r->header("connection"), "close");
+  // Also when the answer comes as the head goes up and the client has not sent a byte yet.
+  Client waiting(port());
+  ASSERT_TRUE(
+      waiting.Send("POST /reject-upload HTTP/1.1\r\nHost: demo.localhost\r\n"
+                   "Content-Length: 1000\r\n\r\n"));
+  auto r2 = waiting.Read();
+  ASSERT_TRUE(r2);
+  EXPECT_EQ(r2->status(), 413);
+}
+
+TEST_F(RouterTest, RequestsWithBodiesStayOrdinaryExchanges) {
+  // Watching for early answers must not turn an ordinary exchange with a body into one:
+  // the client connection stays open and the upstream connection is pooled.
+  Upstream up;
+  StartRouter();
+  ReplaceAll({Env("demo", {ServiceRoute("/*", {Target("t1", up.address())})})});
+  Client c(port());
+  for (int i = 0; i < 50; ++i) {
+    std::string body = "body-" + std::to_string(i);
+    ASSERT_TRUE(c.Send("POST /echo HTTP/1.1\r\nHost: demo.localhost\r\nContent-Length: " +
+                       std::to_string(body.size()) + "\r\n\r\n" + body));
+    auto r = c.Read();
+    ASSERT_TRUE(r) << i;
+    EXPECT_EQ(r->body, body);
+    EXPECT_EQ(r->header("connection"), "") << i;
+  }
+  EXPECT_EQ(up.connections(), 1);
+}
+
+TEST_F(RouterTest, RequestIdIsMadeWhenAbsentPassedUpstreamAndLogged) {
+  Upstream up;
+  StartRouter();
+  ReplaceAll({Env("demo", {ServiceRoute("/*", {Target("t1", up.address())})})});
+  Client c(port());
+  auto made = c.Get("demo.localhost", "/headers");
+  size_t at = made->body.find("X-Request-Id: ");
+  ASSERT_NE(at, std::string::npos) << made->body;
+  std::string id = made->body.substr(at + 14, made->body.find("\r\n", at) - at - 14);
+  EXPECT_EQ(id.size(), 32u);
+  auto next = c.Get("demo.localhost", "/headers");
+  EXPECT_EQ(next->body.find(id), std::string::npos);  // each request its own
+  auto given = c.Get("demo.localhost", "/headers", "X-Request-Id: trace-42\r\n");
+  EXPECT_NE(given->body.find("X-Request-Id: trace-42\r\n"), std::string::npos);
+  EXPECT_EQ(given->body.find("X-Request-Id", given->body.find("trace-42")), std::string::npos);
+  auto page = c.Get("demo.localhost", "/x", "Host: twice\r\n");  // a 400 of the router's own
+  std::vector<json> lines;
+  ASSERT_TRUE(WaitFor([&] {
+    router_->FlushAccessLogs();
+    std::ifstream log(paths::AccessLog(home_.path(), "demo"));
+    std::string line;
+    lines.clear();
+    while (std::getline(log, line)) lines.push_back(json::parse(line));
+    return lines.size() == 3;
+  }));
+  EXPECT_EQ(lines[0]["request_id"], id);
+  EXPECT_EQ(lines[2]["request_id"], "trace-42");
+}
+
+TEST_F(RouterTest, ABareCrIsAnswered400AtOnce) {
+  Upstream up;
+  RouterOptions options;
+  options.header_timeout = std::chrono::minutes(2);  // far beyond the client's 10 s read bound
+  StartRouter(options);
+  ReplaceAll({Env("demo", {ServiceRoute("/*", {Target("t1", up.address())})})});
+  for (const char* raw : {"GET / HTTP/1.1\rHost: demo.localhost", "GET / HTTP/1.1\r\r",
+                          "GET / HTTP/1.1\nHost: demo.localhost", "\n"}) {
+    Client c(port());
+    ASSERT_TRUE(c.Send(raw));
+    auto r = c.Read();
+    ASSERT_TRUE(r) << "no answer to " << testing::Lower(raw);
+    EXPECT_EQ(r->status(), 400);
+    EXPECT_TRUE(c.Closed());
+  }
+  EXPECT_EQ(up.requests(), 0);
+}
+
+TEST_F(RouterTest, MetricsMoveWithTraffic) {
+  Upstream up;
+  StartRouter();
+  ReplaceAll({Env("demo", {ServiceRoute("/*", {Target("t1", up.address())})})});
+  auto scrape = [&] {
+    auto r = Client(port()).Get("127.0.0.1:" + std::to_string(port()), "/metrics");
+    EXPECT_TRUE(r && r->status() == 200);
+    EXPECT_EQ(r->header("content-type"), "text/plain; version=0.0.4; charset=utf-8");
+    return r ? r->body : std::string();
+  };
+  auto value = [](const std::string& text, const std::string& series) -> long {
+    size_t at = text.find("\n" + series + " ");
+    if (at == std::string::npos) return -1;
+    return std::atol(text.c_str() + at + series.size() + 2);
+  };
+  const std::string ok = R"(adhoc_router_requests_total{env="demo",service="web",class="2xx"})";
+  const std::string bytes = R"(adhoc_router_response_bytes_total{env="demo"})";
+  std::string before = scrape();
+  EXPECT_EQ(value(before, ok), 0);
+  Client c(port());
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(c.Get("demo.localhost", "/")->status(), 200);
+  EXPECT_EQ(c.Get("nobody.localhost", "/")->status(), 404);
+  std::string after = scrape();
+  EXPECT_EQ(value(after, ok), 3);
+  EXPECT_GT(value(after, bytes), value(before, bytes));
+  EXPECT_EQ(
+      value(after, R"(adhoc_router_request_duration_seconds_count{env="demo",service="web"})"), 3);
+  EXPECT_EQ(value(after, "adhoc_router_unknown_host_requests_total"),
+            value(before, "adhoc_router_unknown_host_requests_total") + 1);
+  EXPECT_GE(value(after, "adhoc_router_open_connections"), 1);
+  EXPECT_EQ(
+      value(after,
+            R"(adhoc_router_upstream_healthy{env="demo",service="web",target="t1",address=")" +
+                up.address() + "\"}"),
+      1);
+  // The feed has them too.
+  json m = json::parse(router_->HandleFeedMessage(R"({"op":"metrics"})"));
+  EXPECT_NE(m["text"].get<std::string>().find(ok + " 3"), std::string::npos);
+}
+
+TEST_F(RouterTest, MetricsOnlyForAllowedClients) {
+  RouterOptions options;
+  options.metrics_allow = {"192.0.2.0/24"};
+  StartRouter(options);
+  auto r = Client(port()).Get("127.0.0.1", "/metrics");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status(), 404);
+}
+
+// A WebSocket client through the router: the handshake, then frames.
+struct WebSocketClient {
+  explicit WebSocketClient(uint16_t port, const std::string& host = "demo.localhost")
+      : client(port) {
+    client.Send("GET /ws HTTP/1.1\r\nHost: " + host +
+                "\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n");
+    handshake = client.Read(true);
+  }
+  bool Echoes(const std::string& text) {
+    if (!client.Send(testing::WebSocketFrame(1, text, true))) return false;
+    auto frame = testing::ReadWebSocketFrame(client.reader());
+    return frame && frame->opcode == 1 && frame->payload == text;
+  }
+  Client client;
+  std::optional<testing::Message> handshake;
+};
+
+TEST_F(RouterTest, WebSocketEchoThroughTheRouter) {
+  Upstream up;
+  StartRouter();
+  ReplaceAll({Env("demo", {ServiceRoute("/*", {Target("t1", up.address())})})});
+  WebSocketClient ws(port());
+  ASSERT_TRUE(ws.handshake);
+  EXPECT_EQ(ws.handshake->status(), 101);
+  EXPECT_EQ(testing::Lower(ws.handshake->header("upgrade")), "websocket");
+  EXPECT_EQ(ws.handshake->header("sec-websocket-accept"), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+  EXPECT_TRUE(ws.Echoes("hello"));
+  EXPECT_TRUE(ws.Echoes(std::string(70000 % 65000, 'z')));
+  json stats = json::parse(router_->HandleFeedMessage(R"({"op":"stats"})"));
+  EXPECT_EQ(stats["envs"]["demo"]["upgraded"], 1);
+  ASSERT_TRUE(ws.client.Send(testing::WebSocketFrame(8, "\x03\xe8", true)));
+  auto close = testing::ReadWebSocketFrame(ws.client.reader());
+  ASSERT_TRUE(close);
+  EXPECT_EQ(close->opcode, 8);
+  EXPECT_TRUE(ws.client.Closed());
+  EXPECT_TRUE(WaitFor([&] {
+    return json::parse(
+               router_->HandleFeedMessage(R"({"op":"stats"})"))["envs"]["demo"]["upgraded"] == 0;
+  }));
+  // An ordinary request afterwards still works.
+  EXPECT_EQ(Client(port()).Get("demo.localhost", "/")->status(), 200);
+}
+
+TEST_F(RouterTest, UpgradedConnectionsSurviveOtherChangesAndCloseWithTheirEnvironment) {
+  Upstream a("a"), b("b");
+  StartRouter();
+  json env_a = Env("a", {ServiceRoute("/*", {Target("a", a.address())})});
+  json env_b = Env("b", {ServiceRoute("/*", {Target("b", b.address())})});
+  ReplaceAll({env_a, env_b});
+  WebSocketClient in_a(port(), "a.localhost"), in_b(port(), "b.localhost");
+  ASSERT_EQ(in_a.handshake->status(), 101);
+  ASSERT_EQ(in_b.handshake->status(), 101);
+  // Route changes of b, a new environment, a replace_all that keeps a: a's socket lives on.
+  Feed({{"op", "put_env"}, {"env", Env("b", {ServiceRoute("/x/*", {Target("b", b.address())})})}});
+  Feed({{"op", "put_env"}, {"env", Env("c", {ServiceRoute("/*", {Target("a", a.address())})})}});
+  ReplaceAll({env_a, env_b});
+  EXPECT_TRUE(in_a.Echoes("still here"));
+  EXPECT_TRUE(in_b.Echoes("b too"));
+  // Its own route change does not close it either (its upstream decides).
+  Feed({{"op", "put_env"}, {"env", Env("a", {ServiceRoute("/y/*", {Target("a", a.address())})})}});
+  EXPECT_TRUE(in_a.Echoes("after my own change"));
+  // Destroyed: a clean close (1001, going away), then the end of the stream.
+  Feed({{"op", "remove_env"}, {"name", "a"}});
+  auto frame = testing::ReadWebSocketFrame(in_a.client.reader());
+  ASSERT_TRUE(frame);
+  EXPECT_EQ(frame->opcode, 8);
+  EXPECT_EQ(frame->payload, std::string("\x03\xe9", 2));
+  EXPECT_TRUE(in_a.client.Closed());
+  EXPECT_TRUE(WaitFor([&] { return a.open_websockets() == 0; }));  // the upstream side too
+  EXPECT_TRUE(in_b.Echoes("b is untouched"));
+}
+
+TEST_F(RouterTest, IdleUpgradedConnectionsTimeOutAndTheCountIsBounded) {
+  Upstream up;
+  RouterOptions options;
+  options.upgraded_idle_timeout = std::chrono::milliseconds(300);
+  options.max_upgraded_per_env = 1;
+  StartRouter(options);
+  ReplaceAll({Env("demo", {ServiceRoute("/*", {Target("t1", up.address())})})});
+  WebSocketClient first(port());
+  ASSERT_EQ(first.handshake->status(), 101);
+  WebSocketClient second(port());
+  ASSERT_TRUE(second.handshake);
+  EXPECT_EQ(second.handshake->status(), 503);  // over the per-environment limit
+  EXPECT_TRUE(first.client.Closed());          // idle past the timeout: closed
+  EXPECT_TRUE(WaitFor([&] {
+    WebSocketClient third(port());
+    return third.handshake && third.handshake->status() == 101;
+  }));
 }
 
 }  // namespace

@@ -8,6 +8,9 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/sha.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -61,10 +64,12 @@ inline std::string Lower(std::string s) {
   return s;
 }
 
-// A buffered reader over a blocking socket.
+// A buffered reader over a blocking socket (or a TLS session on it).
 class Reader {
  public:
-  explicit Reader(int fd, std::atomic<size_t>* counter = nullptr) : fd_(fd), counter_(counter) {}
+  explicit Reader(int fd, std::atomic<size_t>* counter = nullptr, SSL* ssl = nullptr)
+      : fd_(fd), counter_(counter), ssl_(ssl) {}
+  void set_ssl(SSL* ssl) { ssl_ = ssl; }
   // Reads until `delim`; nullopt on EOF/timeout first.
   std::optional<std::string> Until(std::string_view delim) {
     while (true) {
@@ -94,7 +99,7 @@ class Reader {
   }
   bool Fill() {
     char tmp[65536];
-    ssize_t n = recv(fd_, tmp, sizeof tmp, 0);
+    ssize_t n = ssl_ ? SSL_read(ssl_, tmp, sizeof tmp) : recv(fd_, tmp, sizeof tmp, 0);
     if (n <= 0) return false;
     buf_.append(tmp, static_cast<size_t>(n));
     if (counter_) counter_->fetch_add(static_cast<size_t>(n));
@@ -105,6 +110,7 @@ class Reader {
  private:
   int fd_;
   std::atomic<size_t>* counter_;
+  SSL* ssl_ = nullptr;
   std::string buf_;
 };
 
@@ -200,6 +206,162 @@ class Client {
   Reader reader_;
 };
 
+// A blocking HTTPS client connection: SNI `server_name`, the certificate verified against
+// `ca_file` when given (else not verified), ALPN offered when `alpn` is not empty.
+class TlsClient {
+ public:
+  TlsClient(uint16_t port, const std::string& server_name, const std::string& ca_file = "",
+            const std::string& alpn = "http/1.1")
+      : fd_(ConnectTo(port)), reader_(fd_) {
+    ctx_ = SSL_CTX_new(TLS_client_method());
+    if (!ca_file.empty()) {
+      SSL_CTX_load_verify_locations(ctx_, ca_file.c_str(), nullptr);
+      SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
+    }
+    if (!alpn.empty()) {
+      std::string wire(1, static_cast<char>(alpn.size()));
+      wire += alpn;
+      SSL_CTX_set_alpn_protos(ctx_, reinterpret_cast<const unsigned char*>(wire.data()),
+                              static_cast<unsigned>(wire.size()));
+    }
+    ssl_ = SSL_new(ctx_);
+    SSL_set_fd(ssl_, fd_);
+    SSL_set_tlsext_host_name(ssl_, server_name.c_str());
+    if (!ca_file.empty()) SSL_set1_host(ssl_, server_name.c_str());
+    ok_ = fd_ >= 0 && SSL_connect(ssl_) == 1;
+    if (!ok_) {
+      char buf[256] = "";
+      ERR_error_string_n(ERR_get_error(), buf, sizeof buf);
+      error_ = buf;
+      ERR_clear_error();
+    }
+    reader_.set_ssl(ssl_);
+  }
+  ~TlsClient() {
+    SSL_free(ssl_);
+    SSL_CTX_free(ctx_);
+    if (fd_ >= 0) close(fd_);
+  }
+  bool ok() const { return ok_; }
+  const std::string& error() const { return error_; }
+  SSL* ssl() const { return ssl_; }
+  std::string alpn() const {
+    const unsigned char* p = nullptr;
+    unsigned n = 0;
+    SSL_get0_alpn_selected(ssl_, &p, &n);
+    return std::string(reinterpret_cast<const char*>(p), n);
+  }
+  // SHA-256 of the server's certificate, hex.
+  std::string peer_fingerprint() const {
+    X509* cert = SSL_get1_peer_certificate(ssl_);
+    if (!cert) return "";
+    unsigned char md[32];
+    unsigned n = 0;
+    X509_digest(cert, EVP_sha256(), md, &n);
+    X509_free(cert);
+    std::string out;
+    static constexpr char kHex[] = "0123456789abcdef";
+    for (unsigned i = 0; i < n; ++i) {
+      out += kHex[md[i] >> 4];
+      out += kHex[md[i] & 15];
+    }
+    return out;
+  }
+  bool Send(std::string_view data) {
+    return ok_ && SSL_write(ssl_, data.data(), static_cast<int>(data.size())) ==
+                      static_cast<int>(data.size());
+  }
+  std::optional<Message> Read(bool head = false) { return ReadMessage(reader_, head); }
+  std::optional<Message> Get(const std::string& host, const std::string& path,
+                             const std::string& extra = "") {
+    if (!Send("GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\n" + extra + "\r\n")) {
+      return std::nullopt;
+    }
+    return Read();
+  }
+
+ private:
+  int fd_;
+  SSL_CTX* ctx_ = nullptr;
+  SSL* ssl_ = nullptr;
+  bool ok_ = false;
+  std::string error_;
+  Reader reader_;
+};
+
+// WebSocket frames (RFC 6455) for tests: a client's are masked, a server's are not.
+inline std::string WebSocketFrame(unsigned char opcode, std::string_view payload, bool masked) {
+  std::string f;
+  f += static_cast<char>(0x80 | opcode);
+  unsigned char mask_bit = masked ? 0x80 : 0;
+  if (payload.size() < 126) {
+    f += static_cast<char>(mask_bit | payload.size());
+  } else {
+    f += static_cast<char>(mask_bit | 126);
+    f += static_cast<char>(payload.size() >> 8);
+    f += static_cast<char>(payload.size() & 0xff);
+  }
+  const char mask[4] = {0x11, 0x22, 0x33, 0x44};
+  if (masked) f.append(mask, 4);
+  for (size_t i = 0; i < payload.size(); ++i) {
+    f += masked ? static_cast<char>(payload[i] ^ mask[i % 4]) : payload[i];
+  }
+  return f;
+}
+
+struct WebSocketMessage {
+  unsigned char opcode = 0;
+  std::string payload;
+};
+
+// Reads one frame (payloads below 64 KiB), unmasking it if masked.
+inline std::optional<WebSocketMessage> ReadWebSocketFrame(Reader& r) {
+  auto head = r.Exactly(2);
+  if (!head) return std::nullopt;
+  WebSocketMessage m;
+  m.opcode = static_cast<unsigned char>((*head)[0]) & 0x0f;
+  bool masked = static_cast<unsigned char>((*head)[1]) & 0x80;
+  size_t len = static_cast<unsigned char>((*head)[1]) & 0x7f;
+  if (len == 126) {
+    auto ext = r.Exactly(2);
+    if (!ext) return std::nullopt;
+    len = static_cast<unsigned char>((*ext)[0]) << 8 | static_cast<unsigned char>((*ext)[1]);
+  } else if (len == 127) {
+    return std::nullopt;
+  }
+  std::string mask;
+  if (masked) {
+    auto k = r.Exactly(4);
+    if (!k) return std::nullopt;
+    mask = *k;
+  }
+  auto payload = r.Exactly(len);
+  if (!payload) return std::nullopt;
+  m.payload = *payload;
+  if (masked) {
+    for (size_t i = 0; i < len; ++i) m.payload[i] ^= mask[i % 4];
+  }
+  return m;
+}
+
+inline std::string WebSocketAccept(const std::string& key) {
+  std::string in = key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+  unsigned char md[SHA_DIGEST_LENGTH];
+  SHA1(reinterpret_cast<const unsigned char*>(in.data()), in.size(), md);
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  for (size_t i = 0; i < sizeof md; i += 3) {
+    uint32_t v = md[i] << 16 | (i + 1 < sizeof md ? md[i + 1] << 8 : 0) |
+                 (i + 2 < sizeof md ? md[i + 2] : 0);
+    out += kAlphabet[v >> 18 & 63];
+    out += kAlphabet[v >> 12 & 63];
+    out += i + 1 < sizeof md ? kAlphabet[v >> 6 & 63] : '=';
+    out += i + 2 < sizeof md ? kAlphabet[v & 63] : '=';
+  }
+  return out;
+}
+
 // One-shot: sends `raw` on a fresh connection and reads everything until close.
 inline std::string SendRaw(uint16_t port, const std::string& raw) {
   Client c(port);
@@ -216,6 +378,8 @@ inline std::string SendRaw(uint16_t port, const std::string& raw) {
 //   /close         answers without Content-Length and closes (body until close)
 //   /headers       answers with the request head it received
 //   /health        answers with status health_status (200 unless set)
+//   /ws            a WebSocket echo server (text and binary frames come back; a Close too)
+//   /reject-upload answers 413 at once, without reading the body, and closes
 //   anything else  "hello from <name>"
 class Upstream {
  public:
@@ -257,6 +421,7 @@ class Upstream {
   void Release() { released_ = true; }
   std::atomic<int> health_status{200};
   int requests() const { return requests_.load(); }
+  int open_websockets() const { return websockets_.load(); }
   std::vector<Message> received() {
     std::lock_guard lock(mu_);
     return received_;
@@ -281,6 +446,16 @@ class Upstream {
     SetRecvTimeout(fd, 30);
     Reader r(fd, &bytes_);
     while (!stopped_) {
+      auto head = r.Until("\r\n\r\n");
+      if (!head) break;
+      if (head->find("/reject-upload") != std::string::npos) {
+        requests_.fetch_add(1);
+        SendAll(fd,
+                "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 14\r\n"
+                "Connection: close\r\n\r\nbody too large");
+        break;
+      }
+      r.buffer().insert(0, *head);
       auto req = ReadMessage(r, false, false);
       if (!req) break;
       requests_.fetch_add(1);
@@ -328,6 +503,21 @@ class Upstream {
       } else if (path == "/close") {
         SendAll(fd, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil close");
         break;
+      } else if (path == "/ws") {
+        std::string accept = WebSocketAccept(req->header("sec-websocket-key"));
+        if (!SendAll(fd,
+                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Accept: " +
+                         accept + "\r\n\r\n")) {
+          break;
+        }
+        websockets_.fetch_add(1);
+        while (auto frame = ReadWebSocketFrame(r)) {
+          if (!SendAll(fd, WebSocketFrame(frame->opcode, frame->payload, false))) break;
+          if (frame->opcode == 8) break;
+        }
+        websockets_.fetch_sub(1);
+        break;
       }
       std::string out = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Upstream: " + name_ +
                         "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
@@ -345,7 +535,7 @@ class Upstream {
   int listen_fd_ = -1;
   uint16_t port_ = 0;
   std::atomic<bool> stopped_{false};
-  std::atomic<int> connections_{0}, requests_{0}, closed_{0};
+  std::atomic<int> connections_{0}, requests_{0}, closed_{0}, websockets_{0};
   std::atomic<size_t> bytes_{0};
   std::atomic<bool> released_{false};
   std::thread accept_thread_;
