@@ -32,47 +32,6 @@ int64_t NowMs() {
 
 }  // namespace
 
-Result<HealthCheck> HealthCheckFromJson(const json& j) {
-  if (!j.is_object()) return BadInput("\"health\" must be an object");
-  HealthCheck h;
-  ADHOC_ASSIGN_OR_RETURN(std::string path, GetString(j, "path", false));
-  if (!path.empty()) h.path = path;
-  if (h.path.front() != '/') return BadInput("health path must start with '/'");
-  auto number = [&](const char* key, int64_t min, int64_t& out) -> Status {
-    auto it = j.find(key);
-    if (it == j.end() || it->is_null()) return OkStatus();
-    if (!it->is_number_integer() || it->get<int64_t>() < min) {
-      return BadInput(std::string("health \"") + key +
-                      "\" must be an integer >= " + std::to_string(min));
-    }
-    out = it->get<int64_t>();
-    return OkStatus();
-  };
-  int64_t interval = h.interval.count(), timeout = h.timeout.count();
-  int64_t healthy = h.healthy_threshold, unhealthy = h.unhealthy_threshold;
-  ADHOC_RETURN_IF_ERROR(number("interval_ms", 10, interval));
-  ADHOC_RETURN_IF_ERROR(number("timeout_ms", 10, timeout));
-  ADHOC_RETURN_IF_ERROR(number("healthy", 1, healthy));
-  ADHOC_RETURN_IF_ERROR(number("unhealthy", 1, unhealthy));
-  h.interval = std::chrono::milliseconds(interval);
-  h.timeout = std::chrono::milliseconds(timeout);
-  h.healthy_threshold = static_cast<int>(healthy);
-  h.unhealthy_threshold = static_cast<int>(unhealthy);
-  ADHOC_ASSIGN_OR_RETURN(std::string matcher, GetString(j, "matcher", false));
-  if (!matcher.empty()) {
-    int low = 0, high = 0;
-    char dash = 0;
-    int n = std::sscanf(matcher.c_str(), "%d%c%d", &low, &dash, &high);
-    if (n == 1) high = low;
-    if ((n != 1 && (n != 3 || dash != '-')) || low < 100 || high > 599 || low > high) {
-      return BadInput("health matcher '" + matcher + "': want CODE or LOW-HIGH");
-    }
-    h.matcher_low = low;
-    h.matcher_high = high;
-  }
-  return h;
-}
-
 Result<AccessRules> AccessRulesFromJson(const json& j, const std::string& env) {
   AccessRules rules;
   rules.realm = env;
@@ -219,11 +178,6 @@ Result<Environment> EnvironmentFromJson(const json& j) {
               target.address, std::move(GetString(t, "address", true)).context(rctx).context(ctx));
           route.targets.push_back(std::move(target));
         }
-      }
-      if (auto h = r.find("health"); h != r.end() && !h->is_null()) {
-        auto health = HealthCheckFromJson(*h);
-        if (!health.ok()) return std::move(health).error().context(rctx).context(ctx);
-        route.health = std::move(*health);
       }
       if (route.folder.empty() && route.service.empty() && route.targets.empty()) {
         return BadInput("a route needs a \"service\" (with \"targets\") or a \"folder\"")

@@ -21,10 +21,6 @@
 
 namespace adhoc::router {
 
-// {"path","interval_ms","timeout_ms","healthy","unhealthy","matcher":"200-399"} -> HealthCheck;
-// absent fields keep HealthCheck's defaults.
-Result<HealthCheck> HealthCheckFromJson(const nlohmann::json& j);
-
 // The ENV's "access" object -> AccessRules (docs/router.md "Access rules"). Unknown keys
 // are refused, so a typo cannot leave an environment open. `env` names the realm default.
 Result<AccessRules> AccessRulesFromJson(const nlohmann::json& j, const std::string& env);

@@ -107,34 +107,6 @@ TEST_F(FeedFixture, StatsCountOutstandingRequestsPerAddressEvenAfterItLeftTheTab
 namespace adhoc::router {
 namespace {
 
-TEST(HealthCheckFromJson, DefaultsAndValidation) {
-  auto h = HealthCheckFromJson(nlohmann::json::parse(R"({"path":"/api/health-check/"})"));
-  ASSERT_TRUE(h.ok());
-  EXPECT_EQ(h->path, "/api/health-check/");
-  EXPECT_EQ(h->interval.count(), 7000);
-  EXPECT_EQ(h->timeout.count(), 5000);
-  EXPECT_EQ(h->healthy_threshold, 2);
-  EXPECT_EQ(h->unhealthy_threshold, 3);
-  EXPECT_EQ(h->matcher_low, 200);
-  EXPECT_EQ(h->matcher_high, 399);
-  auto one = HealthCheckFromJson(nlohmann::json::parse(R"({"matcher":"204"})"));
-  ASSERT_TRUE(one.ok());
-  EXPECT_EQ(one->matcher_low, 204);
-  EXPECT_EQ(one->matcher_high, 204);
-  for (const char* bad : {R"({"path":"x"})", R"({"matcher":"399-200"})", R"({"matcher":"2xx"})",
-                          R"({"interval_ms":0})", R"({"healthy":"2"})"}) {
-    EXPECT_FALSE(HealthCheckFromJson(nlohmann::json::parse(bad)).ok()) << bad;
-  }
-}
-
-}  // namespace
-}  // namespace adhoc::router
-
-namespace adhoc::router {
-namespace {
-
-using json = nlohmann::json;
-
 TEST(AccessRulesFromJson, ReadsEveryMode) {
   auto rules = AccessRulesFromJson(json::parse(R"({
       "allow": ["10.8.0.0/16", "127.0.0.1", "::1"],

@@ -145,17 +145,18 @@ std::string RenderMetrics(const RouteTable& table, const RouterMetrics& router) 
          static_cast<double>(env->stats->denied_credentials.load()));
   }
 
-  HelpAndType(out, "adhoc_router_upstream_healthy", "gauge",
-              "Whether a target passes its health checks (1) or not (0).");
+  // The control plane health-checks every task and feeds only healthy ones: the targets a
+  // service has are its healthy targets (0: the service answers 503).
+  HelpAndType(out, "adhoc_router_healthy_targets", "gauge",
+              "Healthy targets of a service (the control plane feeds only healthy tasks).");
   for (const auto& [name, env] : envs) {
-    for (const Route& route : env->routes) {
-      for (const Target& t : route.targets) {
-        Line(out, "adhoc_router_upstream_healthy",
-             Label("env", name) + "," + Label("service", route.service) + "," +
-                 Label("target", t.id) + "," + Label("address", t.address),
-             t.state->healthy.load() ? 1 : 0);
-      }
-    }
+    std::map<std::string, size_t> per_service;
+    for (const Route& route : env->routes)
+      if (!route.service.empty())
+        per_service[route.service] = std::max(per_service[route.service], route.targets.size());
+    for (const auto& [service, count] : per_service)
+      Line(out, "adhoc_router_healthy_targets",
+           Label("env", name) + "," + Label("service", service), static_cast<double>(count));
   }
   HelpAndType(out, "adhoc_router_upstream_outstanding_requests", "gauge",
               "Requests in flight to a target address.");

@@ -36,30 +36,13 @@ const char* EnvStatusName(EnvStatus status);
 Result<EnvStatus> ParseEnvStatus(std::string_view name);
 
 // Live, shared state of one upstream address (host:port): outstanding requests for
-// balancing and health. One object per address for the router's lifetime of that
-// address, shared by every table snapshot that names it. `outstanding` and `healthy` are
-// atomics read by every worker; the probe_* fields belong to the health checker's thread.
+// balancing. One object per address for the router's lifetime of that address, shared by
+// every table snapshot that names it; read by every worker. Health is not the router's:
+// the control plane checks every task and feeds only healthy targets.
 struct UpstreamState {
   explicit UpstreamState(std::string address_in) : address(std::move(address_in)) {}
   const std::string address;
   std::atomic<int> outstanding{0};
-  std::atomic<bool> healthy{true};  // set by health checks; true until proven otherwise
-
-  int probe_successes = 0;  // consecutive, health checker thread only
-  int probe_failures = 0;
-  bool probing = false;
-  std::chrono::steady_clock::time_point next_probe{};
-};
-
-// A target group's health check (DESIGN's defaults, as the seed's target groups).
-struct HealthCheck {
-  std::string path = "/";
-  std::chrono::milliseconds interval{7000};
-  std::chrono::milliseconds timeout{5000};
-  int healthy_threshold = 2;    // consecutive successes to become healthy
-  int unhealthy_threshold = 3;  // consecutive failures to become unhealthy
-  int matcher_low = 200;        // a status in [low, high] is a success
-  int matcher_high = 399;
 };
 
 // Latency histogram buckets (upper bounds, seconds) of the metrics endpoint.
@@ -123,7 +106,6 @@ struct Route {
   std::string service;                      // a service destination, with targets...
   std::vector<Target> targets;              // ...or
   std::string folder;                       // a folder of static files (absolute path)
-  std::optional<HealthCheck> health;        // probed by the router itself when set
   std::shared_ptr<RequestMetrics> metrics;  // filled in by RouteTable::Build
 
   // Derived by ParsePattern.

@@ -23,7 +23,6 @@
 #include "router/access_log.h"
 #include "router/error_pages.h"
 #include "router/feed.h"
-#include "router/health_checker.h"
 #include "router/metrics.h"
 #include "router/static_files.h"
 #include "router/websocket_frames.h"
@@ -1131,7 +1130,8 @@ class ClientConnection : public ConnectionBase,
     co_return can_keep;
   }
 
-  // Least outstanding requests among healthy targets; ties rotate.
+  // Least outstanding requests; ties rotate. (Every target fed is healthy: the control plane
+  // feeds no other.)
   const Target* PickTarget(const Route& route) {
     const Target* best = nullptr;
     int best_load = 0;
@@ -1140,7 +1140,6 @@ class ClientConnection : public ConnectionBase,
     size_t start = w_.round_robin++ % n;
     for (size_t i = 0; i < n; ++i) {
       const Target& t = route.targets[(start + i) % n];
-      if (!t.state->healthy.load(std::memory_order_relaxed)) continue;
       int load = t.state->outstanding.load(std::memory_order_relaxed);
       if (!best || load < best_load) {
         best = &t;
@@ -1688,8 +1687,7 @@ struct Router::Impl {
       : options(std::move(o)),
         access_log(options.home),
         shared(options, holder, access_log),
-        feed(holder, registry, Hooks()),
-        health(holder) {}
+        feed(holder, registry, Hooks()) {}
 
   FeedHooks Hooks() {
     FeedHooks hooks;
@@ -1787,7 +1785,6 @@ struct Router::Impl {
   Shared shared;
   FeedHandler feed;
   std::unique_ptr<FeedServer> feed_server;
-  HealthChecker health;
   std::mutex workers_mu;  // guards `workers` against CloseUpgraded from the feed's thread
   std::vector<std::unique_ptr<Worker>> workers;
   // Accepting runs on a thread of its own: a socket's reactor state (which asio keeps for
@@ -1869,7 +1866,6 @@ Status Router::Start() {
     std::filesystem::create_directories(paths::RouterDir(m.options.home), fs_ec);
     std::ofstream(paths::RouterPid(m.options.home)) << getpid() << "\n";
   }
-  m.health.Start();
   asio::co_spawn(*m.accept_io, m.AcceptLoop(*m.acceptor, false), asio::detached);
   if (m.tls_acceptor) {
     asio::co_spawn(*m.accept_io, m.AcceptLoop(*m.tls_acceptor, true), asio::detached);
@@ -1908,7 +1904,6 @@ void Router::Stop() {
   if (!m.running) return;
   m.running = false;
   if (m.feed_server) m.feed_server->Stop();
-  m.health.Stop();
   // No connection is accepted once this returns, so none comes after the workers' close.
   std::promise<void> accepting_stopped;
   asio::post(*m.accept_io, [&m, &accepting_stopped] {

@@ -377,7 +377,6 @@ inline std::string SendRaw(uint16_t port, const std::string& raw) {
 //   /chunked-wait  sends chunk "first", then waits for Release() before "last"
 //   /close         answers without Content-Length and closes (body until close)
 //   /headers       answers with the request head it received
-//   /health        answers with status health_status (200 unless set)
 //   /ws            a WebSocket echo server (text and binary frames come back; a Close too)
 //   /reject-upload answers 413 at once, without reading the body, and closes
 //   anything else  "hello from <name>"
@@ -419,7 +418,6 @@ class Upstream {
   int closed_connections() const { return closed_.load(); }
   size_t bytes_received() const { return bytes_.load(); }
   void Release() { released_ = true; }
-  std::atomic<int> health_status{200};
   int requests() const { return requests_.load(); }
   int open_websockets() const { return websockets_.load(); }
   std::vector<Message> received() {
@@ -492,13 +490,6 @@ class Upstream {
           std::this_thread::sleep_for(std::chrono::milliseconds(10));
         }
         if (!SendAll(fd, "4\r\nlast\r\n0\r\n\r\n")) break;
-        continue;
-      } else if (path == "/health") {
-        int status = health_status.load();
-        if (!SendAll(fd,
-                     "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Length: 0\r\n\r\n")) {
-          break;
-        }
         continue;
       } else if (path == "/close") {
         SendAll(fd, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil close");
