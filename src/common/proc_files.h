@@ -4,13 +4,21 @@
 // Thread-safe.
 #pragma once
 
+#include <sys/types.h>
+
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace adhoc {
 
 // The whole file (up to `limit` bytes), or nullopt when it cannot be opened or read.
 std::optional<std::string> ReadProcFile(const std::filesystem::path& path, size_t limit = 1 << 20);
+
+// Pids of the processes this user may signal (its own; any, as root, such as a cluster run as
+// `postgres`), not the caller, whose working folder is `folder` or below it,
+// also after that folder was removed (the kernel then adds " (deleted)" to the link).
+std::vector<pid_t> ProcessesWorkingUnder(const std::filesystem::path& folder);
 
 }  // namespace adhoc

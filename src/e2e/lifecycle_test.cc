@@ -296,5 +296,32 @@ TEST_F(LifecycleTest, TheControlPlaneNeverHoldsTheCallersOutput) {
   EXPECT_GT(box_.ControlPlanePid(), 0);
 }
 
+TEST_F(LifecycleTest, AHomeRemovedUnderARunningControlPlaneIsNotBroughtBack) {
+  // rm -rf of the home while everything runs: the control plane stops what it ran (tasks,
+  // Redis, PostgreSQL, the router) and leaves with its keeper, instead of starting the router
+  // and PostgreSQL again into a new home.
+  Up("alpha");
+  // As `rm -rf` does, again while files are still being written into it.
+  for (int i = 0; i < 5 && fs::exists(box_.home() / "state.db"); ++i) {
+    std::error_code ec;
+    fs::remove_all(box_.home(), ec);
+  }
+  ASSERT_FALSE(fs::exists(box_.home() / "state.db"));
+  auto left_of_home = [&] {
+    std::vector<std::string> left;
+    for (const auto& p : box_.HomeProcesses()) left.push_back(p.cmdline);
+    return left;
+  };
+  std::vector<std::string> left = left_of_home();
+  for (int i = 0; i < 300 && !left.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    left = left_of_home();
+  }
+  EXPECT_TRUE(left.empty()) << ::testing::PrintToString(left);
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  EXPECT_FALSE(fs::exists(box_.home() / "state.db")) << "the home was brought back";
+  EXPECT_FALSE(fs::exists(box_.home() / "router")) << "the home was brought back";
+}
+
 }  // namespace
 }  // namespace adhoc::e2e

@@ -4,11 +4,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <thread>
 
 #include "common/exec.h"
 #include "common/paths.h"
+#include "common/proc_files.h"
 #include "plan/recorded.h"
 #include "runtime/addresses.h"
 #include "server/api_routes.h"
@@ -208,6 +210,23 @@ void ControlPlane::Loop() {
 }
 
 void ControlPlane::LoopOnce() {
+  // A home removed under a running control plane (rm -rf) must not be brought back: starting
+  // its router or PostgreSQL again would recreate it. Stop what it ran and leave, keeper first.
+  if (std::error_code ec; !stop_ && !std::filesystem::exists(paths::StateDb(options_.home), ec)) {
+    ServerLog("the home " + options_.home.string() +
+              " was removed: stopping its processes and this control plane");
+    NoProgress quiet;
+    (void)BaseDown(quiet);
+    // What could not be stopped through its files (they are gone: Redis, PostgreSQL) is known
+    // by its working folder, which was in the home.
+    for (int round = 0; round < 2; ++round) {
+      auto left = ProcessesWorkingUnder(options_.home);
+      if (left.empty()) break;
+      for (pid_t pid : left) kill(pid, round == 0 ? SIGTERM : SIGKILL);
+      if (round == 0) std::this_thread::sleep_for(std::chrono::seconds(2));
+    }
+    return;
+  }
   fleet_->Tick();
   // A router that died is started again and given the whole table.
   if (!stop_ && !fleet_->Envs().empty() && !router_->Running())

@@ -153,7 +153,9 @@ Result<std::unique_ptr<Store>> Store::Open(const fs::path& path, StoreOptions op
   auto version = SchemaVersion(*db);
   if (!version.ok()) return std::move(version).error().context(where);
   ADHOC_RETURN_IF_ERROR(CheckNotNewer(*db, path.string()));  // its message names the file
-  Status st = db->ExecScript("PRAGMA foreign_keys = ON");
+  // synchronous = FULL: a committed step (and the undo it recorded) survives a machine crash,
+  // not only a process kill; WAL's default of NORMAL would not promise that.
+  Status st = db->ExecScript("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL");
   if (!st.ok()) return std::move(st).context(where).error();
   {
     auto mode = db->Prepare("PRAGMA journal_mode = WAL");
