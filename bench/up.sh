@@ -5,6 +5,8 @@
 # of a running environment per service. Median and max of N runs (default 5).
 #
 # Usage: bench/up.sh [RUNS]    (builds adhoc if needed; uses its own home and ports; cleans up)
+# SYNC_COMMIT=off bench/up.sh: the same with the cluster's synchronous_commit turned off after the
+# warm-up (what adhoc ran before durable commits), to measure what durability costs `up`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -33,6 +35,12 @@ code() { curl -s -o /dev/null -w '%{http_code}' -H "Host: $1.localhost" "http://
 cp envs/demo.toml envs/warm.toml
 "$adhoc" up warm >/dev/null
 "$adhoc" destroy warm >/dev/null
+if [ "${SYNC_COMMIT:-on}" = off ]; then
+  # As root the cluster belongs to `postgres`, whose private socket folder only it reaches.
+  as_owner() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+  as_owner /usr/bin/psql -X -q -h "$ADHOC_HOME/base/postgres/run" -p "${ADHOC_POSTGRES_PORT:-5432}" \
+    -U postgres -d postgres -c "ALTER SYSTEM SET synchronous_commit = off" -c "SELECT pg_reload_conf()" >/dev/null
+fi
 
 first=() done_=() destroy=()
 for i in $(seq 1 "$runs"); do
@@ -63,7 +71,7 @@ for i in $(seq 1 "$runs"); do
 done
 
 stats() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {printf "%d ms median, %d ms max", a[int((NR+1)/2)], a[NR]}'; }
-echo "## bench/up.sh ($runs runs, $(date -u +%Y-%m-%d), $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r))"
+echo "## bench/up.sh ($runs runs, synchronous_commit ${SYNC_COMMIT:-on}, $(date -u +%Y-%m-%d), $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r))"
 echo
 echo "| measure | result |"
 echo "|---|---|"
