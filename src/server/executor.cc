@@ -584,29 +584,40 @@ Status Executor::Wake(const std::string& env, Progress& progress) {
     return context->project->redis ? std::string("started with its data")
                                    : std::string("none in adhoc.toml");
   });
-  auto services = !redis.ok() ? redis : op.Step("services", undo, [&]() -> Result<std::string> {
-    fleet_.SetContext(env, context);
-    // Independent processes: every service starts at once, each gated by its health check.
-    SerializedProgress shared(progress);
-    const auto& list = context->project->services;
+  // Services start at once (independent processes, each gated by its own health check):
+  // first those with routes, which a held request waits for, then, once the routes say
+  // running, the others (workers, beat), so they do not take the CPU from what a request
+  // needs.
+  SerializedProgress shared(progress);
+  auto start_all = [&](bool routed) -> Result<std::string> {
+    std::vector<const spec::Service*> list;
+    for (const auto& svc : context->project->services)
+      if (svc.routes.empty() != routed) list.push_back(&svc);
     std::vector<Result<std::string>> results(list.size(), std::string());
     std::vector<std::thread> starters;
     for (size_t i = 0; i < list.size(); ++i)
       starters.emplace_back(
-          [&, i] { results[i] = fleet_.Converge(env, context, list[i].name, shared); });
+          [&, i] { results[i] = fleet_.Converge(env, context, list[i]->name, shared); });
     for (auto& t : starters) t.join();
     std::string done;
     for (size_t i = 0; i < list.size(); ++i) {
-      if (!results[i].ok()) return std::move(results[i]).context("service " + list[i].name).error();
-      done += (done.empty() ? "" : ", ") + list[i].name;
+      if (!results[i].ok())
+        return std::move(results[i]).context("service " + list[i]->name).error();
+      done += (done.empty() ? "" : ", ") + list[i]->name;
     }
-    return done.empty() ? std::string("no services") : done + " healthy";
+    return done.empty() ? std::string("none") : done + " healthy";
+  };
+  auto services = !redis.ok() ? redis : op.Step("services", undo, [&]() -> Result<std::string> {
+    fleet_.SetContext(env, context);
+    return start_all(true);
   });
-  auto routes = !services.ok() ? services : op.Step("routes", undo, [&]() -> Result<std::string> {
+  auto running = !services.ok() ? services : op.Step("routes", undo, [&]() -> Result<std::string> {
     ADHOC_RETURN_IF_ERROR(store_.SetEnvironmentStatus(env, state::EnvStatus::kRunning));
     (void)fleet_.PushRoutes(env);
     return std::string("running");
   });
+  auto routes =
+      !running.ok() ? running : op.Step("workers", undo, [&] { return start_all(false); });
   if (!routes.ok()) {
     // Back to sleep: nothing half awake is left running.
     (void)store_.SetEnvironmentStatus(env, state::EnvStatus::kSleeping);

@@ -77,8 +77,9 @@ class Executor {
   Status Sleep(const std::string& env, const std::string& why, Progress& progress);
 
   // Wakes a sleeping environment as a journaled operation: Redis first (with its data), then
-  // every service at once, each task gated by its health check, then its status `running`
-  // and its routes. A failure stops what started: it stays asleep, and the error says why.
+  // its routed services at once, each task gated by its health check, then its status
+  // `running` and its routes, then its other services (workers, beat) at once. A failure
+  // stops what started: it stays asleep, and the error says why.
   Status Wake(const std::string& env, Progress& progress);
 
   // Finishes or undoes an operation a dead control plane left running, from its journal.

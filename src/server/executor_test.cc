@@ -276,7 +276,7 @@ TEST_F(ExecutorTest, SleepStopsEveryProcessAndWakeStartsThemAgain) {
   auto env = routes_.Env("demo");
   EXPECT_EQ(env["status"], "running") << env;
   EXPECT_EQ(env["routes"][0]["targets"].size(), 1u) << env;
-  EXPECT_EQ(JournalSteps(), (std::vector<std::string>{"redis", "services", "routes"}));
+  EXPECT_EQ(JournalSteps(), (std::vector<std::string>{"redis", "services", "routes", "workers"}));
   // The same generation as before the sleep: waking is not a deploy.
   EXPECT_EQ(store_->GetVersion("demo", "backend")->tree, "t1");
 }
