@@ -42,7 +42,8 @@ const Command kCommands[] = {
        EnvArg(c, a);
        c->add_option("--version", a.versions, "IMAGE=REF (a git ref, or @worktree)");
        c->add_option("--owner", a.owner, "who owns it (default: $USER)");
-       c->add_option("--ttl", a.ttl, "destroyed this long after its last request (default 3d)");
+       c->add_option("--ttl", a.ttl,
+                     "destroyed this long after its last request (default 3d; \"never\": kept)");
        c->add_flag("--force", a.force, "overwrite an existing file");
      },
      adhoc::cli::RunNew},
@@ -88,8 +89,18 @@ const Command kCommands[] = {
      [](CLI::App*, Args&) {}, adhoc::cli::RunLs},
     {"status", "services, tasks, health, restarts and the last operation of ENV", EnvArg,
      adhoc::cli::RunStatus},
-    {"sleep", "stop ENV's processes, keeping its data", EnvArg, adhoc::cli::RunSleep},
-    {"wake", "start a sleeping ENV again", EnvArg, adhoc::cli::RunWake},
+    {"sleep", "stop ENV's processes, keeping its data",
+     [](CLI::App* c, Args& a) {
+       EnvArg(c, a);
+       NoWait(c, a);
+     },
+     adhoc::cli::RunSleep},
+    {"wake", "start a sleeping ENV again",
+     [](CLI::App* c, Args& a) {
+       EnvArg(c, a);
+       NoWait(c, a);
+     },
+     adhoc::cli::RunWake},
     {"snapshot", "save ENV's data as NAME",
      [](CLI::App* c, Args& a) {
        EnvArg(c, a);

@@ -151,6 +151,74 @@ int RunDestroy(const Args& args, const Output& out) {
   return 0;
 }
 
+// sleep and wake: the same long operation shape as destroy.
+static int SleepOrWake(const Args& args, const Output& out, const std::string& verb) {
+  if (Status s = CheckEnvName(args.env); !s.ok()) return out.Fail(s.error());
+  auto client = Connect();
+  if (!client.ok()) return out.Fail(client.error());
+  auto t0 = std::chrono::steady_clock::now();
+  auto env = client->Stream("POST", "/v1/environments/" + args.env + "/" + verb,
+                            {{"wait", !args.no_wait}}, [&](const json& e) { PrintEvent(out, e); });
+  if (!env.ok()) return out.Fail(env.error());
+  if (out.json()) {
+    out.Document(*env);
+    return 0;
+  }
+  long long ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+          .count();
+  if (verb == "sleep")
+    out.Line(
+        fmt::format("{} is asleep ({}): no process runs, its data is kept; the next request "
+                    "or `adhoc wake {}` wakes it.",
+                    args.env, FormatDuration(ms), args.env));
+  else
+    out.Line(
+        fmt::format("{} is awake in {}: {}", args.env, FormatDuration(ms), env->value("url", "")));
+  return 0;
+}
+
+int RunSleep(const Args& args, const Output& out) { return SleepOrWake(args, out, "sleep"); }
+int RunWake(const Args& args, const Output& out) { return SleepOrWake(args, out, "wake"); }
+
+int RunGc(const Args& args, const Output& out) {
+  auto client = Connect();
+  if (!client.ok()) return out.Fail(client.error());
+  auto r = client->Stream("POST", "/v1/gc", {{"dry_run", args.dry_run}},
+                          [&](const json& e) { PrintEvent(out, e); });
+  if (!r.ok()) return out.Fail(r.error());
+  int failed = 0;
+  for (const auto& g : (*r)["garbage"]) failed += g.contains("error");
+  for (const auto& e : (*r)["expired"]) failed += e.contains("error");
+  if (out.json()) {
+    out.Document(*r);  // each failed item carries its "error"
+    return failed ? 1 : 0;
+  }
+  {
+    const std::string verb = args.dry_run ? "would go" : "removed";
+    for (const auto& e : (*r)["expired"])
+      out.Line(fmt::format("{} {:<9} {}  {}{}", args.dry_run ? "would destroy" : "destroyed", "env",
+                           e.value("env", ""), e.value("reason", ""),
+                           e.contains("error") ? "  FAILED: " + e.value("error", "") : ""));
+    for (const auto& g : (*r)["garbage"])
+      out.Line(fmt::format("{} {:<9} {}{}{}", args.dry_run ? "would remove" : "removed",
+                           g.value("kind", ""), g.value("name", ""),
+                           g.contains("detail") ? "  (" + g.value("detail", "") + ")" : "",
+                           g.contains("error") ? "  FAILED: " + g.value("error", "") : ""));
+    size_t n = (*r)["expired"].size() + (*r)["garbage"].size();
+    if (n == 0)
+      out.Line(
+          "Nothing to collect: every environment is within its TTL and everything of "
+          "adhoc's in the home belongs to one.");
+    else
+      out.Line(fmt::format("{} item(s) {}{}.", n, verb,
+                           failed ? fmt::format(", {} of them could not be removed", failed) : ""));
+  }
+  if (failed)
+    return out.Fail(Failed(fmt::format("gc: {} item(s) could not be removed (see above)", failed)));
+  return 0;
+}
+
 int RunLs(const Args& args, const Output& out) {
   auto client = Connect();
   if (!client.ok()) return out.Fail(client.error());
@@ -167,22 +235,30 @@ int RunLs(const Args& args, const Output& out) {
     out.Line("No environments. Create one with `adhoc new NAME` and `adhoc up NAME`.");
     return 0;
   }
-  out.Line(fmt::format("{:<20} {:<10} {:<34} {:<28} {:<10} {:>5} {:>8} {:>9} {:>8}", "NAME",
-                       "STATUS", "URL", "VERSIONS", "OWNER", "AGE", "LAST REQ", "TIME LEFT",
-                       "MEMORY"));
+  const char* row = "{:<20} {:<10} {:<34} {:<28} {:<10} {:>5} {:>9} {:>9} {:>8} {:>8}";
+  out.Line(fmt::format(fmt::runtime(row), "NAME", "STATUS", "URL", "VERSIONS", "OWNER", "AGE",
+                       "LAST REQ", "TIME LEFT", "MEMORY", "DISK"));
   for (const auto& e : envs) {
     std::string versions;
     for (auto& [image, v] : e["versions"].items())
       versions += (versions.empty() ? "" : " ") + image + "=" + v.value("ref", "");
-    std::string left = e.contains("expires_ms") ? Left(e["expires_ms"].get<long long>()) : "-";
+    std::string left = e.contains("expires_ms") ? Left(e["expires_ms"].get<long long>()) : "never";
     std::string last = e.contains("last_request_ms")
                            ? Ago(e["last_request_ms"].get<long long>()) + " ago"
                            : "never";
-    out.Line(fmt::format("{:<20} {:<10} {:<34} {:<28} {:<10} {:>5} {:>8} {:>9} {:>8}",
-                         e.value("name", ""), e.value("status", ""), e.value("url", ""), versions,
-                         e.value("owner", ""), Ago(e.value("created_ms", 0LL)), last, left,
-                         Mib(e.value("memory_bytes", 0ULL))));
+    std::string disk =
+        e.contains("disk") ? Mib(e["disk"].value("total_bytes", 0ULL)) : std::string("-");
+    out.Line(fmt::format(fmt::runtime(row), e.value("name", ""), e.value("status", ""),
+                         e.value("url", ""), versions, e.value("owner", ""),
+                         Ago(e.value("created_ms", 0LL)), last, left,
+                         Mib(e.value("memory_bytes", 0ULL)), disk));
   }
+  const json& total = (*r)["total"];
+  out.Line(fmt::format(fmt::runtime(row), fmt::format("TOTAL ({})", total.value("environments", 0)),
+                       fmt::format("{} up", total.value("running", 0)),
+                       fmt::format("{} asleep", total.value("sleeping", 0)), "", "", "", "", "",
+                       Mib(total.value("memory_bytes", 0ULL)),
+                       Mib(total.value("disk_bytes", 0ULL))));
   return 0;
 }
 

@@ -187,9 +187,13 @@ int RunNew(const Args& args, const Output& out) {
   }
 
   std::string ttl_text = args.ttl.empty() ? kDefaultTtl : args.ttl;
-  Result<spec::Seconds> ttl = spec::ParseDuration(ttl_text);
-  if (!ttl.ok()) return out.Fail(std::move(ttl).error().context("--ttl"));
-  if (ttl->count() == 0) return out.Fail(BadInput("--ttl: must be longer than 0s"));
+  // "never": kept until destroyed by hand (0s in the env file's struct, spec.h).
+  Result<spec::Seconds> ttl =
+      ttl_text == "never" ? spec::Seconds(0) : spec::ParseDuration(ttl_text);
+  if (!ttl.ok()) return out.Fail(std::move(ttl).error().context("--ttl (or \"never\")"));
+  if (ttl->count() == 0 && ttl_text != "never")
+    return out.Fail(BadInput("--ttl: must be longer than 0s (or \"never\")"));
+  const std::string ttl_shown = ttl->count() == 0 ? "never" : spec::FormatDuration(*ttl);
 
   std::string owner = args.owner;
   if (owner.empty()) {
@@ -250,11 +254,11 @@ int RunNew(const Args& args, const Output& out) {
     out.Document({{"written", fs::absolute(file).lexically_normal().string()},
                   {"env", env},
                   {"owner", owner},
-                  {"ttl", spec::FormatDuration(*ttl)},
+                  {"ttl", ttl_shown},
                   {"versions", versions_json}});
     return 0;
   }
-  out.Line(fmt::format("Wrote {} (owner {}, ttl {}):", shown, owner, spec::FormatDuration(*ttl)));
+  out.Line(fmt::format("Wrote {} (owner {}, ttl {}):", shown, owner, ttl_shown));
   for (const std::string& line : version_lines) out.Line(line);
   out.Line("Next: `adhoc plan " + env + "` shows what it would create, `adhoc up " + env +
            "` creates it. Commit the file so the team sees the environment.");

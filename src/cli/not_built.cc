@@ -11,11 +11,8 @@ int NotBuilt(const Args& args, const Output& out, const char* what) {
 
 }  // namespace
 
-int RunSleep(const Args& a, const Output& o) { return NotBuilt(a, o, "idle sleep"); }
-int RunWake(const Args& a, const Output& o) { return NotBuilt(a, o, "idle sleep"); }
 int RunSnapshot(const Args& a, const Output& o) { return NotBuilt(a, o, "data snapshots"); }
 int RunReset(const Args& a, const Output& o) { return NotBuilt(a, o, "data snapshots"); }
-int RunGc(const Args& a, const Output& o) { return NotBuilt(a, o, "the garbage collector"); }
 // `--target aws` deploys through the `aws` client (cmd_cloud.cc); without it the control
 // plane rolls the environment on this machine.
 int RunDeploy(const Args& a, const Output& o) {

@@ -354,4 +354,22 @@ Result<std::vector<ManagedObject>> EnvironmentDatabases::ListEnvironmentDatabase
   return out;
 }
 
+Result<std::map<std::string, uint64_t>> EnvironmentDatabases::DatabaseSizes() {
+  const std::string env_mark = MarkFor("");
+  auto rows = admin_.Query(
+      "SELECT shobj_description(oid, 'pg_database'), pg_database_size(oid) FROM pg_database "
+      "WHERE shobj_description(oid, 'pg_database') LIKE $1",
+      {env_mark + "%"});
+  if (!rows.ok()) return std::move(rows).error().context("measuring adhoc's databases");
+  std::map<std::string, uint64_t> out;
+  for (const SqlRow& row : *rows) {
+    if (row.size() < 2 || row[0].rfind(env_mark, 0) != 0) continue;
+    try {
+      out[row[0].substr(env_mark.size())] += std::stoull(row[1]);
+    } catch (const std::exception&) {
+    }
+  }
+  return out;
+}
+
 }  // namespace adhoc::resources

@@ -18,6 +18,7 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -120,6 +121,10 @@ class EnvironmentDatabases {
 
   // Every database and role carrying adhoc's mark.
   Result<std::vector<ManagedObject>> ListEnvironmentDatabases();
+
+  // Bytes on disk (pg_database_size) of every environment's databases, summed per
+  // environment, in one query.
+  Result<std::map<std::string, uint64_t>> DatabaseSizes();
 
   // For tests: the password source (default RandomPassword()).
   void set_password_source(std::function<std::string()> source) {

@@ -25,6 +25,7 @@
 #include "router/feed.h"
 #include "router/metrics.h"
 #include "router/static_files.h"
+#include "router/wake_signal.h"
 #include "router/websocket_frames.h"
 
 namespace adhoc::router {
@@ -394,7 +395,16 @@ class ConnectionBase {
 // What the workers share, owned by Router::Impl.
 struct Shared {
   Shared(const RouterOptions& o, RouteTableHolder& h, AccessLog& log)
-      : options(o), holder(h), access_log(log) {}
+      : options(o), holder(h), access_log(log) {
+    if (o.wake || !o.home.empty())
+      waker = std::make_unique<WakeSignal>(
+          o.home.empty() ? std::filesystem::path() : paths::ServerSocket(o.home), o.wake);
+  }
+  // "wake ENV" to the control plane, for requests held for a sleeping environment.
+  void RequestWake(const std::string& env) {
+    if (waker) waker->Request(env);
+  }
+  std::unique_ptr<WakeSignal> waker;
   const RouterOptions& options;
   RouteTableHolder& holder;
   AccessLog& access_log;
@@ -981,6 +991,7 @@ class ClientConnection : public ConnectionBase,
   Task<bool> Dispatch(Exchange& ex, AccessVerdict verdict, bool can_keep) {
     const Environment& env = *ex.env;
     if (verdict != AccessVerdict::kAllow) co_return co_await Refuse(ex, verdict, can_keep);
+    if (env.status == EnvStatus::kSleeping) co_return co_await HoldWhileAsleep(ex, can_keep);
     if (env.status != EnvStatus::kRunning) {
       std::string detail =
           "Environment '" + env.name + "' is " + EnvStatusName(env.status) +
@@ -1001,6 +1012,58 @@ class ClientConnection : public ConnectionBase,
     ex.metrics = route->metrics.get();
     if (route->is_folder()) co_return co_await ServeFolder(ex, *route, can_keep);
     co_return co_await Proxy(ex, *route);
+  }
+
+  // A request for a sleeping environment: the control plane is asked to wake it (again each
+  // second: the ask is idempotent), and the request waits until the table says the
+  // environment runs, then goes on as any other. Bounded: 503 with Retry-After after
+  // hold_timeout, or for a browser after holding_page_after a page that reloads itself.
+  Task<bool> HoldWhileAsleep(Exchange& ex, bool can_keep) {
+    const std::string name = ex.env->name;
+    const std::string host = host_;
+    const auto start = Clock::now();
+    const RouterOptions& o = opt();
+    const std::string_view* accept = ex.req.Find("accept");
+    const bool browser = accept && accept->find("text/html") != std::string_view::npos &&
+                         (ex.req.method == "GET" || ex.req.method == "HEAD");
+    // The connection's watchdog must not end the wait (nothing is read or written meanwhile).
+    Arm(o.hold_timeout + std::chrono::seconds(10));
+    shared().RequestWake(name);
+    Timer timer(co_await asio::this_coro::executor);
+    for (;;) {
+      timer.expires_after(std::chrono::milliseconds(20));
+      error_code ec;
+      co_await timer.async_wait(asio::redirect_error(kAwait, ec));
+      std::shared_ptr<const RouteTable> table = w_.table.Get();
+      const Environment* env = table->FindHost(host);
+      if (!env || env->name != name || env->status != EnvStatus::kSleeping) {
+        if (!env || env->name != name) {
+          co_await SendPage(ex, 503, "Environment '" + name + "' went away while it was woken.",
+                            can_keep, "Retry-After: 5\r\n");
+          co_return can_keep;
+        }
+        // Awake (or another status, which Dispatch answers): the request goes on from here.
+        ex.table = std::move(table);
+        ex.env = env;
+        co_return co_await Dispatch(ex, AccessVerdict::kAllow, can_keep);
+      }
+      const auto waited = Clock::now() - start;
+      if (browser && waited >= o.holding_page_after) {
+        co_await SendPage(
+            ex, 503,
+            "Environment '" + name + "' was asleep and is waking up; this page reloads by itself.",
+            can_keep, "Retry-After: 2\r\nRefresh: 2\r\n");
+        co_return can_keep;
+      }
+      if (waited >= o.hold_timeout) {
+        co_await SendPage(
+            ex, 503,
+            "Environment '" + name + "' was asleep and is still waking up; try again in a moment.",
+            can_keep, "Retry-After: 5\r\n");
+        co_return can_keep;
+      }
+      shared().RequestWake(name);  // at most once a second per environment (wake_signal.h)
+    }
   }
 
   // 401, 403, or the token link's redirect.

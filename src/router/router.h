@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -53,6 +54,14 @@ struct RouterOptions {
   // router reads and drops what the client still sends, up to this long, before closing, so
   // the client reads the answer instead of a reset.
   std::chrono::milliseconds linger_timeout{5000};
+  // A request for a `sleeping` environment is held while the control plane wakes it (the
+  // router asks for that: wake_signal.h), then forwarded once its routes say `running`; after
+  // `hold_timeout` it is answered 503 with Retry-After. A browser's GET (Accept: text/html)
+  // held `holding_page_after` gets a 503 page that reloads itself instead.
+  std::chrono::milliseconds hold_timeout{30000};
+  std::chrono::milliseconds holding_page_after{2000};
+  // Delivers "wake ENV"; empty: to the control plane's API socket of `home` (none without one).
+  std::function<void(const std::string& env)> wake;
   TlsOptions tls;  // the optional HTTPS listener
   // Clients allowed to read /metrics (requests addressed to the router by IP address).
   std::vector<std::string> metrics_allow = {"127.0.0.0/8", "::1/128"};

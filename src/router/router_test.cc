@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <future>
+#include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "common/paths.h"
@@ -264,11 +266,14 @@ TEST_F(RouterTest, UnknownHostIs404NamingTheHost) {
 }
 
 TEST_F(RouterTest, StartingSleepingFailedAre503) {
-  StartRouter();
+  RouterOptions options;
+  options.hold_timeout = std::chrono::milliseconds(300);  // nobody wakes b here
+  options.wake = [](const std::string&) {};
+  StartRouter(options);
   ReplaceAll({Env("a", json::array(), "starting"), Env("b", json::array(), "sleeping"),
               Env("c", json::array(), "failed")});
   Client c(port());
-  for (auto [env, word] : {std::pair{"a", "starting"}, {"b", "sleeping"}, {"c", "failed"}}) {
+  for (auto [env, word] : {std::pair{"a", "starting"}, {"b", "asleep"}, {"c", "failed"}}) {
     auto r = c.Get(std::string(env) + ".localhost", "/", "Accept: application/json\r\n");
     ASSERT_TRUE(r);
     EXPECT_EQ(r->status(), 503);
@@ -276,6 +281,69 @@ TEST_F(RouterTest, StartingSleepingFailedAre503) {
     EXPECT_EQ(j["environment"], env);
     EXPECT_NE(j["detail"].get<std::string>().find(word), std::string::npos) << j.dump();
   }
+}
+
+TEST_F(RouterTest, RequestsForASleepingEnvironmentAreHeldUntilItRuns) {
+  Upstream up;
+  std::mutex mu;
+  std::vector<std::string> asked;
+  RouterOptions options;
+  options.wake = [&](const std::string& env) {
+    std::lock_guard lock(mu);
+    asked.push_back(env);
+  };
+  StartRouter(options);
+  ReplaceAll({Env("demo", {ServiceRoute("/*", json::array())}, "sleeping")});
+  // Several requests arrive while it sleeps; each is held, none fails.
+  std::vector<std::future<std::optional<testing::Message>>> held;
+  for (int i = 0; i < 3; ++i)
+    held.push_back(std::async(std::launch::async, [this] {
+      Client c(port());
+      return c.Get("demo.localhost", "/x");
+    }));
+  ASSERT_TRUE(WaitFor([&] {
+    std::lock_guard lock(mu);
+    return !asked.empty();
+  })) << "the router never asked to wake demo";
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // The control plane's services came up: routes with targets first, then `running`.
+  PutEnv(Env("demo", {ServiceRoute("/*", {Target("t1", up.address())})}, "sleeping"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  PutEnv(Env("demo", {ServiceRoute("/*", {Target("t1", up.address())})}));
+  for (auto& f : held) {
+    auto r = f.get();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status(), 200) << r->body;
+    EXPECT_EQ(r->body, "hello from up");
+  }
+  std::lock_guard lock(mu);
+  EXPECT_EQ(asked.front(), "demo");
+  EXPECT_LE(asked.size(), 2u) << "asks are at most one a second per environment";
+}
+
+TEST_F(RouterTest, AHoldIsBoundedAndABrowserGetsAPageThatReloads) {
+  RouterOptions options;
+  options.hold_timeout = std::chrono::milliseconds(600);
+  options.holding_page_after = std::chrono::milliseconds(200);
+  options.wake = [](const std::string&) {};  // never woken
+  StartRouter(options);
+  ReplaceAll({Env("demo", json::array(), "sleeping")});
+  Client c(port());
+  auto t0 = std::chrono::steady_clock::now();
+  auto api = c.Get("demo.localhost", "/api/x", "Accept: application/json\r\n");
+  auto waited = std::chrono::steady_clock::now() - t0;
+  ASSERT_TRUE(api);
+  EXPECT_EQ(api->status(), 503);
+  EXPECT_EQ(api->header("retry-after"), "5");
+  EXPECT_GE(waited, std::chrono::milliseconds(550)) << "held up to the bound";
+  t0 = std::chrono::steady_clock::now();
+  auto page = c.Get("demo.localhost", "/", "Accept: text/html,application/xhtml+xml\r\n");
+  waited = std::chrono::steady_clock::now() - t0;
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->status(), 503);
+  EXPECT_EQ(page->header("refresh"), "2");
+  EXPECT_NE(page->body.find("waking up"), std::string::npos) << page->body;
+  EXPECT_LT(waited, std::chrono::milliseconds(550)) << "a browser gets its page sooner";
 }
 
 TEST_F(RouterTest, NoTargetIs503RefusedIs502SlowIs504) {

@@ -199,6 +199,29 @@ void RegisterApi(ApiServer& api, ControlPlane& cp) {
                ApiProgress progress(req.wants_stream ? &r : nullptr);
                Finish(r, req.wants_stream, cp.Destroy(req.params.at("env"), progress, *wait));
              });
+  api.Handle("POST", "/v1/environments/{env}/sleep", [&cp](const ApiRequest& req, ApiResponder& r) {
+    auto body = BodyObject(req);
+    if (!body.ok()) return r.Fail(body.error());
+    auto wait = BoolField(*body, "wait", true);
+    if (!wait.ok()) return r.Fail(wait.error());
+    ApiProgress progress(req.wants_stream ? &r : nullptr);
+    Finish(r, req.wants_stream, cp.Sleep(req.params.at("env"), progress, *wait));
+  });
+  api.Handle("POST", "/v1/environments/{env}/wake", [&cp](const ApiRequest& req, ApiResponder& r) {
+    auto body = BodyObject(req);
+    if (!body.ok()) return r.Fail(body.error());
+    auto wait = BoolField(*body, "wait", true);
+    if (!wait.ok()) return r.Fail(wait.error());
+    auto background = BoolField(*body, "background", false);
+    if (!background.ok()) return r.Fail(background.error());
+    if (*background) {
+      // The router's "wake ENV": answered at once, the wake goes on without the caller.
+      auto j = cp.WakeInBackground(req.params.at("env"));
+      return j.ok() ? r.Reply(202, *j) : r.Fail(j.error());
+    }
+    ApiProgress progress(req.wants_stream ? &r : nullptr);
+    Finish(r, req.wants_stream, cp.Wake(req.params.at("env"), progress, *wait));
+  });
   api.Handle("POST", "/v1/environments/{env}/run", [&cp](const ApiRequest& req, ApiResponder& r) {
     auto body = BodyObject(req);
     if (!body.ok()) return r.Fail(body.error());
@@ -268,6 +291,14 @@ void RegisterApi(ApiServer& api, ControlPlane& cp) {
     ServeLogs(cp.options().home, q, req.wants_stream, r, stop);
     stop = true;
     watch.join();
+  });
+  api.Handle("POST", "/v1/gc", [&cp](const ApiRequest& req, ApiResponder& r) {
+    auto body = BodyObject(req);
+    if (!body.ok()) return r.Fail(body.error());
+    auto dry_run = BoolField(*body, "dry_run", false);
+    if (!dry_run.ok()) return r.Fail(dry_run.error());
+    ApiProgress progress(req.wants_stream ? &r : nullptr);
+    Finish(r, req.wants_stream, cp.Gc(*dry_run, progress));
   });
   api.Handle("POST", "/v1/base/up", [&cp](const ApiRequest& req, ApiResponder& r) {
     ApiProgress progress(req.wants_stream ? &r : nullptr);

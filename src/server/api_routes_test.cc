@@ -173,6 +173,13 @@ TEST_F(ApiRoutesTest, MalformedBodiesAre400sNamingTheField) {
   ExpectError(Request("POST", "/v1/environments/demo/plan", R"({"project":[]})"), 400,
               "\"project\"");
   ExpectError(Request("POST", "/v1/environments/demo/destroy", R"({"wait":1})"), 400, "\"wait\"");
+  ExpectError(Request("POST", "/v1/environments/demo/sleep", R"({"wait":"no"})"), 400, "\"wait\"");
+  ExpectError(Request("POST", "/v1/environments/demo/wake", R"({"background":1})"), 400,
+              "\"background\"");
+  ExpectError(Request("POST", "/v1/environments/nosuch/wake", R"({"background":true})"), 404,
+              "nosuch");
+  ExpectError(Request("POST", "/v1/environments/Bad_Name/sleep", "{}"), 400, "environment name");
+  ExpectError(Request("POST", "/v1/gc", R"({"dry_run":"yes"})"), 400, "\"dry_run\"");
   // Not HTTP at all.
   Raw garbage = Exchange(socket(), "\x01\x02\x03 nonsense\r\n\r\n");
   EXPECT_TRUE(garbage.status == 400 || garbage.status == 0) << garbage.status;

@@ -14,10 +14,13 @@
 #include "plan/recorded.h"
 #include "runtime/addresses.h"
 #include "server/api_routes.h"
+#include "server/garbage.h"
 #include "server/keeper.h"
 #include "server/launcher.h"
+#include "server/lifetimes.h"
 #include "server/planning.h"
 #include "server/status_view.h"
+#include "spec/duration.h"
 #include "spec/names.h"
 
 namespace adhoc::server {
@@ -100,7 +103,9 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::Open(ControlPlaneOptions opt
   c.executor_ = std::make_unique<Executor>(
       *c.store_, *c.fleet_, *c.resources_,
       ExecutorOptions{.home = c.options_.home, .router_port = c.options_.router.listen_port});
+  c.disk_ = std::make_unique<DiskUsage>(c.options_.home, c.options_.postgres_port);
   RegisterApi(c.api_, c);
+  c.started_ms_ = c.store_->Now();
   return cp;
 }
 
@@ -120,6 +125,7 @@ Status ControlPlane::Serve() {
     stop_cv_.wait(lk, [this] { return stop_.load(); });
   }
   loop.join();
+  jobs_.JoinAll();  // an expiry, sleep or wake under way finishes
   if (stop_keeper_ && options_.keeper) (void)StopKeeper(options_.home);
   api_.Stop();
   ServerLog("adhoc serve: stopped (tasks, Redis, PostgreSQL and the router keep running)");
@@ -253,6 +259,17 @@ void ControlPlane::CheckBase() {
   if (postgres)
     if (Status s = resources_->EnsurePostgres(); !s.ok()) ServerLog("base: " + s.error().message());
   RecordRequests();
+  CollectDue();
+  if (std::chrono::steady_clock::now() >= next_disk_check_) {
+    // Folders are walked and the cluster asked: off the loop, every 30 s.
+    next_disk_check_ = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    (void)jobs_.Start("#disk usage", [this] {
+      std::vector<std::string> names;
+      if (auto all = store_->ListEnvironments(); all.ok())
+        for (const auto& e : *all) names.push_back(e.name);
+      disk_->Refresh(names);
+    });
+  }
   for (const auto& [env, address] : redis)
     if (auto r = resources_->EnsureRedis(env, address); !r.ok())
       ServerLog("redis of " + env + ": " + r.error().message());
@@ -275,6 +292,158 @@ void ControlPlane::RecordRequests() {
   }
 }
 
+state::Millis ControlPlane::AwakeSince(const std::string& env) {
+  std::lock_guard lock(awake_mu_);
+  auto it = awake_since_.find(env);
+  return it == awake_since_.end() ? started_ms_ : std::max(started_ms_, it->second);
+}
+
+void ControlPlane::MarkAwake(const std::string& env) {
+  std::lock_guard lock(awake_mu_);
+  awake_since_[env] = store_->Now();
+}
+
+void ControlPlane::CollectDue() {
+  if (stop_) return;
+  auto all = store_->ListEnvironments();
+  if (!all.ok()) return;
+  const state::Millis now = store_->Now();
+  for (const auto& e : *all) {
+    Due due = WhatIsDue(e, now, AwakeSince(e.name));
+    if (due == Due::kNothing) continue;
+    std::string env = e.name;
+    // At most one job per environment; one still running is simply not started again.
+    (void)jobs_.Start(env, [this, env, due] {
+      if (due == Due::kExpire)
+        Expire(env);
+      else
+        SleepIdle(env);
+    });
+  }
+}
+
+void ControlPlane::Expire(const std::string& env) {
+  // An operation on it runs: its end is looked at again next round.
+  auto held = locks_.Acquire(env, "expiry", false);
+  if (!held.ok()) return;
+  auto record = store_->FindEnvironment(env);
+  if (!record.ok() || !*record) return;
+  // Looked at again under the lock: a request or an `up` may have come meanwhile.
+  if (WhatIsDue(**record, store_->Now(), AwakeSince(env)) != Due::kExpire) return;
+  std::string reason = ExpiryReason(**record);
+  ServerLog("ttl: " + env + " is " + reason + "; destroying it");
+  (void)store_->AppendEvent(env, "expired", reason + "; destroying it");
+  NoProgress quiet;
+  if (Status s = executor_->Destroy(env, quiet); !s.ok()) {
+    ServerLog("ttl: destroying " + env + ": " + s.error().message());
+    (void)store_->AppendEvent(env, "expiry-failed", s.error().message());
+  }
+  std::lock_guard lock(awake_mu_);
+  awake_since_.erase(env);
+}
+
+void ControlPlane::SleepIdle(const std::string& env) {
+  auto held = locks_.Acquire(env, "idle sleep", false);
+  if (!held.ok()) return;
+  auto record = store_->FindEnvironment(env);
+  if (!record.ok() || !*record) return;
+  if (WhatIsDue(**record, store_->Now(), AwakeSince(env)) != Due::kSleep) return;
+  std::string why =
+      "idle for " +
+      spec::FormatDuration(std::chrono::seconds((*record)->sleep_after_seconds.value_or(0)));
+  ServerLog("idle: " + env + " " + why + "; putting it to sleep");
+  NoProgress quiet;
+  if (Status s = executor_->Sleep(env, why, quiet); !s.ok())
+    ServerLog("idle: putting " + env + " to sleep: " + s.error().message());
+}
+
+Result<json> ControlPlane::Sleep(const std::string& env, Progress& progress, bool wait) {
+  ADHOC_RETURN_IF_ERROR(spec::ValidateEnvName(env));
+  WaitUntilRecovered(progress);
+  ADHOC_ASSIGN_OR_RETURN(auto held, locks_.Acquire(env, "sleep", wait, [&](const std::string& h) {
+    progress.Note("waiting for the running " + h + " of " + env + " to finish");
+  }));
+  ADHOC_RETURN_IF_ERROR(executor_->Sleep(env, "by hand", progress));
+  return EnvironmentJson(env);
+}
+
+Result<json> ControlPlane::Wake(const std::string& env, Progress& progress, bool wait) {
+  ADHOC_RETURN_IF_ERROR(spec::ValidateEnvName(env));
+  WaitUntilRecovered(progress);
+  ADHOC_ASSIGN_OR_RETURN(auto held, locks_.Acquire(env, "wake", wait, [&](const std::string& h) {
+    progress.Note("waiting for the running " + h + " of " + env + " to finish");
+  }));
+  MarkAwake(env);  // before: the idle clock must not put it back to sleep as it wakes
+  ADHOC_RETURN_IF_ERROR(executor_->Wake(env, progress));
+  MarkAwake(env);
+  return EnvironmentJson(env);
+}
+
+Result<json> ControlPlane::WakeInBackground(const std::string& env) {
+  ADHOC_RETURN_IF_ERROR(spec::ValidateEnvName(env));
+  ADHOC_ASSIGN_OR_RETURN(auto found, store_->FindEnvironment(env));
+  if (!found) return NotFound("no environment '" + env + "'");
+  bool started = false;
+  if (found->status == state::EnvStatus::kSleeping)
+    started = jobs_.Start(env, [this, env] {
+      NoProgress quiet;
+      auto woken = Wake(env, quiet, true);
+      ServerLog("wake on request: " + env + ": " +
+                (woken.ok() ? std::string("awake") : woken.error().message()));
+    });
+  return json{{"env", env},
+              {"status", state::ToString(found->status)},
+              {"waking", started || jobs_.Running(env)}};
+}
+
+Result<json> ControlPlane::Gc(bool dry_run, Progress& progress) {
+  WaitUntilRecovered(progress);
+  std::lock_guard one(gc_mu_);
+  json expired = json::array(), removed = json::array();
+  // What is past its TTL first, as the loop would take it.
+  ADHOC_ASSIGN_OR_RETURN(auto all, store_->ListEnvironments());
+  for (const auto& e : all) {
+    auto expires = ExpiresAt(e);
+    if (!expires || store_->Now() < *expires) continue;
+    json item = {{"env", e.name}, {"reason", ExpiryReason(e)}};
+    if (!dry_run) {
+      auto held = locks_.Acquire(e.name, "gc", true, [&](const std::string& h) {
+        progress.Note("waiting for the running " + h + " of " + e.name + " to finish");
+      });
+      if (!held.ok()) return held.error();
+      auto again = store_->FindEnvironment(e.name);
+      if (!again.ok() || !*again) continue;
+      auto still = ExpiresAt(**again);
+      if (!still || store_->Now() < *still) continue;  // a request came meanwhile
+      (void)store_->AppendEvent(e.name, "expired", ExpiryReason(**again) + "; destroyed by gc");
+      if (Status s = executor_->Destroy(e.name, progress); !s.ok())
+        item["error"] = s.error().message();
+    }
+    expired.push_back(item);
+  }
+  // Nobody chooses a release while gc decides which ones nobody uses.
+  std::unique_lock releases(releases_mu_);
+  GarbageCollector collector(options_.home, options_.postgres_port, *store_, *router_);
+  ADHOC_ASSIGN_OR_RETURN(auto inventory, collector.Inventory());
+  std::vector<Garbage> garbage = FindGarbage(inventory);
+  if (!dry_run) garbage = collector.Remove(std::move(garbage));
+  int failed = 0;
+  for (const auto& g : garbage) {
+    removed.push_back(GarbageJson(g));
+    failed += !g.error.empty();
+  }
+  if (!dry_run && (!garbage.empty() || !expired.empty())) {
+    std::string message = fmt::format(
+        "gc: {} expired environment(s) destroyed, {} thing(s) "
+        "no environment owned removed",
+        expired.size(), garbage.size() - failed);
+    if (failed) message += fmt::format(", {} could not be removed", failed);
+    ServerLog(message);
+    (void)store_->AppendEvent("", "gc", message);
+  }
+  return json{{"dry_run", dry_run}, {"expired", expired}, {"garbage", removed}};
+}
+
 Result<json> ControlPlane::Up(const std::string& env, const fs::path& project, Progress& progress,
                               bool wait) {
   ADHOC_RETURN_IF_ERROR(spec::ValidateEnvName(env));
@@ -282,7 +451,15 @@ Result<json> ControlPlane::Up(const std::string& env, const fs::path& project, P
   ADHOC_ASSIGN_OR_RETURN(auto held, locks_.Acquire(env, "up", wait, [&](const std::string& h) {
     progress.Note("waiting for the running " + h + " of " + env + " to finish");
   }));
+  std::shared_lock releases(releases_mu_);
   ADHOC_ASSIGN_OR_RETURN(auto prepared, Prepare({env, project, {}}, *store_, options_.home));
+  if (auto found = store_->FindEnvironment(env);
+      found.ok() && *found && (*found)->status == state::EnvStatus::kSleeping) {
+    // An update changes only what differs: everything else must run first.
+    progress.Note(env + " is asleep: waking it first");
+    MarkAwake(env);
+    ADHOC_RETURN_IF_ERROR(executor_->Wake(env, progress));
+  }
   ADHOC_ASSIGN_OR_RETURN(auto outcome, executor_->Apply(prepared, "up", progress));
   (void)outcome;
   return EnvironmentJson(env);
@@ -307,6 +484,7 @@ Result<json> ControlPlane::Deploy(const std::string& env,
     return NotFound("no environment '" + env + "'; create it with `adhoc up " + env + "`");
   if (found->status == state::EnvStatus::kSleeping)
     return Failed("'" + env + "' is asleep; wake it first (`adhoc wake " + env + "`)");
+  std::shared_lock releases(releases_mu_);
   ADHOC_ASSIGN_OR_RETURN(auto prepared, Prepare({env, "", versions}, *store_, options_.home));
   ADHOC_ASSIGN_OR_RETURN(auto outcome, executor_->Apply(prepared, "deploy", progress));
   if (!outcome.changed) progress.Note(env + " already runs those versions");
@@ -328,6 +506,8 @@ Result<int> ControlPlane::Run(const std::string& env, const std::string& task_na
   ADHOC_RETURN_IF_ERROR(spec::ValidateEnvName(env));
   ADHOC_ASSIGN_OR_RETURN(auto found, store_->FindEnvironment(env));
   if (!found) return NotFound("no environment '" + env + "'");
+  if (found->status == state::EnvStatus::kSleeping)
+    return Failed("'" + env + "' is asleep; wake it first (`adhoc wake " + env + "`)");
   std::shared_ptr<const LaunchContext> context = fleet_->Context(env);
   if (!context) {
     auto recorded = executor_->RecordedContext(*found);
@@ -379,7 +559,11 @@ Result<json> ControlPlane::ExecSpec(const std::string& env, const std::string& s
   ADHOC_ASSIGN_OR_RETURN(auto found, store_->FindEnvironment(env));
   if (!found) return NotFound("no environment '" + env + "'");
   std::shared_ptr<const LaunchContext> context = fleet_->Context(env);
-  if (!context) return Failed("'" + env + "' is not running");
+  if (!context)
+    return Failed("'" + env + "' is " +
+                  (found->status == state::EnvStatus::kSleeping
+                       ? "asleep; wake it first (`adhoc wake " + env + "`)"
+                       : std::string("not running")));
   const spec::Service* svc = context->project->FindService(service);
   if (!svc) {
     std::string names;
@@ -421,14 +605,16 @@ Result<json> ControlPlane::EnvironmentJson(const std::string& env) {
   ADHOC_RETURN_IF_ERROR(spec::ValidateEnvName(env));
   // A restart's recovery usually takes a moment: wait that long for a true picture, never more.
   bool recovered = RecoveredWithin(std::chrono::seconds(2));
-  ADHOC_ASSIGN_OR_RETURN(json out, server::EnvironmentJson(*store_, *fleet_, env));
+  ADHOC_ASSIGN_OR_RETURN(
+      json out, server::EnvironmentJson(*store_, *fleet_, env, Costs{options_.home, disk_.get()}));
   out["recovering"] = !recovered;
   return out;
 }
 
 Result<json> ControlPlane::ListJson() {
   bool recovered = RecoveredWithin(std::chrono::seconds(2));
-  ADHOC_ASSIGN_OR_RETURN(json out, server::ListJson(*store_, *fleet_));
+  ADHOC_ASSIGN_OR_RETURN(json out,
+                         server::ListJson(*store_, *fleet_, Costs{options_.home, disk_.get()}));
   // While a restarted control plane recovers, what it lists may still change.
   out["recovering"] = !recovered;
   return out;

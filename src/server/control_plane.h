@@ -21,6 +21,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,8 @@
 #include "runtime/clock.h"
 #include "runtime/runtime.h"
 #include "server/api_server.h"
+#include "server/background_jobs.h"
+#include "server/disk_usage.h"
 #include "server/env_locks.h"
 #include "server/executor.h"
 #include "server/fleet.h"
@@ -75,6 +78,17 @@ class ControlPlane {
                                 const std::map<std::string, std::string>& versions,
                                 Progress& progress, bool wait = true);
   Result<nlohmann::json> Destroy(const std::string& env, Progress& progress, bool wait = true);
+  // Stops every process of `env`, keeping its data; the router holds its requests.
+  Result<nlohmann::json> Sleep(const std::string& env, Progress& progress, bool wait = true);
+  // Starts a sleeping `env` again (Redis, then its services at once, gated by health).
+  Result<nlohmann::json> Wake(const std::string& env, Progress& progress, bool wait = true);
+  // The router's "wake ENV": starts a wake in the background and answers at once (the
+  // router holds the requests until the routes say running). Idempotent: a wake already
+  // under way, or an awake environment, is fine. NotFound for an unknown environment.
+  Result<nlohmann::json> WakeInBackground(const std::string& env);
+  // `adhoc gc`: destroys what is past its TTL, then removes what no environment owns
+  // (garbage.h). With `dry_run`, only says what would go. One gc at a time.
+  Result<nlohmann::json> Gc(bool dry_run, Progress& progress);
   // A task of adhoc.toml (`task`) or a command (`argv`); returns its exit status.
   Result<int> Run(const std::string& env, const std::string& task,
                   const std::vector<std::string>& argv, Progress& progress);
@@ -102,6 +116,12 @@ class ControlPlane {
   void LoopOnce();
   void CheckBase();
   void RecordRequests();
+  // TTL and idle sleep (lifetimes.h): hands what is due to background jobs.
+  void CollectDue();
+  void Expire(const std::string& env);
+  void SleepIdle(const std::string& env);
+  state::Millis AwakeSince(const std::string& env);
+  void MarkAwake(const std::string& env);
 
   ControlPlaneOptions options_;
   std::unique_ptr<state::Store> store_;
@@ -120,10 +140,24 @@ class ControlPlane {
   bool recovered_ = false;
 
   std::chrono::steady_clock::time_point next_base_check_;
+  std::chrono::steady_clock::time_point next_disk_check_;
+  std::unique_ptr<DiskUsage> disk_;  // each environment's disk, measured now and then
   std::atomic<bool> stop_{false};
   std::atomic<bool> stop_keeper_{true};
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;
+
+  // When each environment was last woken (or this control plane started): idle sleep counts
+  // from the later of that and its last request.
+  std::mutex awake_mu_;
+  std::map<std::string, state::Millis> awake_since_;
+  state::Millis started_ms_ = 0;
+  // `up` and `deploy` hold it shared while they choose and use releases; gc holds it alone
+  // while it decides which releases nobody uses and removes them.
+  std::shared_mutex releases_mu_;
+  std::mutex gc_mu_;  // one gc at a time
+  // Last: its jobs use everything above, so it is joined (destroyed) first.
+  BackgroundJobs jobs_;
 };
 
 }  // namespace adhoc::server

@@ -53,6 +53,8 @@ class EnvResources {
 
   // The environment's Redis on `address`, started unless it runs (data kept across restarts).
   virtual Result<RedisEndpoint> EnsureRedis(const std::string& env, const std::string& address) = 0;
+  // Stopped after saving its data (a sleep); a no-op when it does not run.
+  virtual Status StopRedis(const std::string& env, const std::string& address) = 0;
   // Stopped and its data removed.
   virtual Status DestroyRedis(const std::string& env, const std::string& address) = 0;
 

@@ -2,7 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <mutex>
 #include <set>
+#include <thread>
 
 #include "common/hash.h"
 #include "common/paths.h"
@@ -27,6 +29,53 @@ std::string ShortVersion(const plan::Version& v) {
 }
 
 json UndoNone() { return {{"undo", "none"}}; }
+
+// The TTL and idle time the record keeps: the env file's, else (sleep_after) adhoc.toml's;
+// "never" (0s) and absent are both nullopt in the record (lifetimes.h reads it so).
+std::optional<int64_t> RecordedTtl(const spec::EnvFile& file) {
+  if (!file.ttl || file.ttl->count() <= 0) return std::nullopt;
+  return file.ttl->count();
+}
+
+std::optional<int64_t> RecordedSleepAfter(const spec::Project& project, const spec::EnvFile& file) {
+  std::optional<spec::Seconds> d = file.sleep_after ? file.sleep_after : project.sleep_after;
+  if (!d || d->count() <= 0) return std::nullopt;
+  return d->count();
+}
+
+// Progress shared by threads that start services at once: one event at a time.
+class SerializedProgress : public Progress {
+ public:
+  explicit SerializedProgress(Progress& inner) : inner_(inner) {}
+  void OperationStarted(int64_t id, const std::string& env, const std::string& kind) override {
+    std::lock_guard lock(mu_);
+    inner_.OperationStarted(id, env, kind);
+  }
+  void StepStarted(const std::string& step) override {
+    std::lock_guard lock(mu_);
+    inner_.StepStarted(step);
+  }
+  void StepDone(const std::string& step, long long ms, const std::string& detail) override {
+    std::lock_guard lock(mu_);
+    inner_.StepDone(step, ms, detail);
+  }
+  void StepFailed(const std::string& step, long long ms, const std::string& message) override {
+    std::lock_guard lock(mu_);
+    inner_.StepFailed(step, ms, message);
+  }
+  void Log(const std::string& process, const std::string& task, const std::string& line) override {
+    std::lock_guard lock(mu_);
+    inner_.Log(process, task, line);
+  }
+  void Note(const std::string& message) override {
+    std::lock_guard lock(mu_);
+    inner_.Note(message);
+  }
+
+ private:
+  Progress& inner_;
+  std::mutex mu_;
+};
 
 }  // namespace
 
@@ -155,8 +204,8 @@ Result<std::string> Executor::Allocate(Run& run) {
   e.name = p.env;
   e.status = state::EnvStatus::kCreating;
   e.owner = p.env_file->owner;
-  if (p.env_file->ttl) e.ttl_seconds = p.env_file->ttl->count();
-  if (p.env_file->sleep_after) e.sleep_after_seconds = p.env_file->sleep_after->count();
+  e.ttl_seconds = RecordedTtl(*p.env_file);
+  e.sleep_after_seconds = RecordedSleepAfter(*p.project, *p.env_file);
   e.hostname = p.env + "." + p.project->domain;
   e.url = RouterUrl(e.hostname, options_.router_port);
   ADHOC_ASSIGN_OR_RETURN(auto blocks, store_.ListBlocks());
@@ -278,11 +327,8 @@ Result<std::string> Executor::Record(Run& run) {
     ADHOC_ASSIGN_OR_RETURN(auto e, tx.GetEnvironment(p.env));
     e.status = state::EnvStatus::kRunning;
     e.owner = p.env_file->owner;
-    e.ttl_seconds =
-        p.env_file->ttl ? std::optional<int64_t>(p.env_file->ttl->count()) : std::nullopt;
-    e.sleep_after_seconds = p.env_file->sleep_after
-                                ? std::optional<int64_t>(p.env_file->sleep_after->count())
-                                : std::nullopt;
+    e.ttl_seconds = RecordedTtl(*p.env_file);
+    e.sleep_after_seconds = RecordedSleepAfter(*p.project, *p.env_file);
     e.spec_json = spec_json.dump();
     e.env_file_hash = Sha256Hex(p.env_text).substr(0, 16);
     return tx.PutEnvironment(e).ok() ? OkStatus() : Failed("recording the environment");
@@ -469,6 +515,127 @@ Status Executor::Destroy(const std::string& env, Progress& progress) {
   return OkStatus();
 }
 
+Status Executor::StopProcesses(const std::string& env, const std::string& address_block) {
+  Status first = fleet_.StopAll(env);
+  // The fleet forgot them: their rows would otherwise hold their addresses.
+  if (auto tasks = store_.ListTasks(env); tasks.ok())
+    for (const auto& t : *tasks)
+      if (t.kind == "service") (void)store_.DeleteTask(env, t.id);
+  if (auto block = runtime::ParseBlock(address_block); block.ok())
+    if (Status s = resources_.StopRedis(env, block->RedisAddress()); !s.ok() && first.ok())
+      first = s;
+  return first;
+}
+
+Status Executor::Sleep(const std::string& env, const std::string& why, Progress& progress) {
+  ADHOC_ASSIGN_OR_RETURN(auto found, store_.FindEnvironment(env));
+  if (!found) return NotFound("no environment '" + env + "'");
+  if (found->status == state::EnvStatus::kSleeping) {
+    progress.Note(env + " is already asleep");
+    return OkStatus();
+  }
+  if (found->status != state::EnvStatus::kRunning && found->status != state::EnvStatus::kFailed)
+    return Failed("'" + env + "' is " + std::string(state::ToString(found->status)) +
+                  "; it can sleep once that is over");
+  ADHOC_ASSIGN_OR_RETURN(auto op, JournaledOperation::Begin(store_, progress, env, "sleep", "{}"));
+  const json undo = {{"undo", "finish_sleep"}};
+  auto routes = op.Step("routes", undo, [&]() -> Result<std::string> {
+    ADHOC_RETURN_IF_ERROR(store_.SetEnvironmentStatus(env, state::EnvStatus::kSleeping));
+    // A router that does not answer gets the status with the whole table when it starts.
+    (void)fleet_.PushRoutes(env);
+    return std::string("sleeping: the router holds its requests");
+  });
+  Result<std::string> stopped =
+      routes.ok() ? op.Step("processes", undo,
+                            [&]() -> Result<std::string> {
+                              ADHOC_RETURN_IF_ERROR(StopProcesses(env, found->address_block));
+                              return std::string(
+                                  "services, tasks and Redis stopped; "
+                                  "data kept");
+                            })
+                  : routes;
+  if (!stopped.ok()) {
+    std::string message = "sleep " + env + ": " + stopped.error().message() +
+                          "\nRun `adhoc sleep " + env + "` again to finish.";
+    (void)op.Finish(state::OperationStatus::kFailed, message);
+    return Error(stopped.error().kind(), message);
+  }
+  (void)store_.AppendEvent(env, "slept", "asleep (" + why + ")");
+  (void)op.Finish(state::OperationStatus::kDone);
+  return OkStatus();
+}
+
+Status Executor::Wake(const std::string& env, Progress& progress) {
+  ADHOC_ASSIGN_OR_RETURN(auto found, store_.FindEnvironment(env));
+  if (!found) return NotFound("no environment '" + env + "'");
+  if (found->status == state::EnvStatus::kRunning) {
+    progress.Note(env + " is awake");
+    return OkStatus();
+  }
+  if (found->status != state::EnvStatus::kSleeping)
+    return Failed("'" + env + "' is " + std::string(state::ToString(found->status)) +
+                  ", not asleep");
+  ADHOC_ASSIGN_OR_RETURN(auto op, JournaledOperation::Begin(store_, progress, env, "wake", "{}"));
+  const json undo = {{"undo", "finish_wake"}};
+  std::shared_ptr<const LaunchContext> context;
+  auto redis = op.Step("redis", undo, [&]() -> Result<std::string> {
+    // The recorded context starts the environment's Redis (with its data) as it is made.
+    ADHOC_ASSIGN_OR_RETURN(context, RecordedContext(*found));
+    return context->project->redis ? std::string("started with its data")
+                                   : std::string("none in adhoc.toml");
+  });
+  // Services start at once (independent processes, each gated by its own health check):
+  // first those with routes, which a held request waits for, then, once the routes say
+  // running, the others (workers, beat), so they do not take the CPU from what a request
+  // needs.
+  SerializedProgress shared(progress);
+  auto start_all = [&](bool routed) -> Result<std::string> {
+    std::vector<const spec::Service*> list;
+    for (const auto& svc : context->project->services)
+      if (svc.routes.empty() != routed) list.push_back(&svc);
+    std::vector<Result<std::string>> results(list.size(), std::string());
+    std::vector<std::thread> starters;
+    for (size_t i = 0; i < list.size(); ++i)
+      starters.emplace_back(
+          [&, i] { results[i] = fleet_.Converge(env, context, list[i]->name, shared); });
+    for (auto& t : starters) t.join();
+    std::string done;
+    for (size_t i = 0; i < list.size(); ++i) {
+      if (!results[i].ok())
+        return std::move(results[i]).context("service " + list[i]->name).error();
+      done += (done.empty() ? "" : ", ") + list[i]->name;
+    }
+    return done.empty() ? std::string("none") : done + " healthy";
+  };
+  auto services = !redis.ok() ? redis : op.Step("services", undo, [&]() -> Result<std::string> {
+    fleet_.SetContext(env, context);
+    return start_all(true);
+  });
+  auto running = !services.ok() ? services : op.Step("routes", undo, [&]() -> Result<std::string> {
+    ADHOC_RETURN_IF_ERROR(store_.SetEnvironmentStatus(env, state::EnvStatus::kRunning));
+    (void)fleet_.PushRoutes(env);
+    return std::string("running");
+  });
+  auto routes =
+      !running.ok() ? running : op.Step("workers", undo, [&] { return start_all(false); });
+  if (!routes.ok()) {
+    // Back to sleep: nothing half awake is left running.
+    (void)store_.SetEnvironmentStatus(env, state::EnvStatus::kSleeping);
+    Status stopped = StopProcesses(env, found->address_block);
+    (void)fleet_.PushRoutes(env);
+    std::string message =
+        "wake " + env + ": " + routes.error().message() +
+        (stopped.ok() ? "\n'" + env + "' is still asleep."
+                      : "\nStopping what started failed too (" + stopped.error().message() + ").");
+    (void)op.Finish(state::OperationStatus::kFailed, message);
+    (void)store_.AppendEvent(env, "wake-failed", message);
+    return Error(routes.error().kind(), message);
+  }
+  (void)store_.AppendEvent(env, "woke", "awake");
+  (void)op.Finish(state::OperationStatus::kDone);
+  return OkStatus();
+}
+
 Result<std::string> Executor::Recover(const state::Operation& op) {
   auto record = store_.FindEnvironment(op.env);
   bool exists = record.ok() && *record;
@@ -480,6 +647,22 @@ Result<std::string> Executor::Recover(const state::Operation& op) {
     Status s = RemoveEverything(op.env);
     return finish(s.ok() ? state::OperationStatus::kDone : state::OperationStatus::kFailed,
                   s.ok() ? "interrupted; finished by recovery" : s.error().message());
+  }
+  if (op.kind == "sleep") {
+    // Forward: what a sleep stops can always be stopped; its data stays.
+    if (!exists)
+      return finish(state::OperationStatus::kDone, "interrupted; the environment is gone");
+    (void)store_.SetEnvironmentStatus(op.env, state::EnvStatus::kSleeping);
+    Status s = StopProcesses(op.env, (*record)->address_block);
+    return finish(s.ok() ? state::OperationStatus::kDone : state::OperationStatus::kFailed,
+                  s.ok() ? "interrupted; finished by recovery (asleep)" : s.error().message());
+  }
+  if (op.kind == "wake") {
+    // Forward: the environment is restored as any running one (adopting the tasks the wake
+    // started, starting the others) right after recovery.
+    if (exists) (void)store_.SetEnvironmentStatus(op.env, state::EnvStatus::kRunning);
+    return finish(state::OperationStatus::kDone,
+                  "interrupted; finished by recovery (its services are restored)");
   }
   bool recorded = false, allocated = false;
   for (const auto& s : op.steps) {

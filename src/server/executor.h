@@ -14,6 +14,10 @@
 //   {"undo":"stop_task","task":ID,"note":N}  a one-off task (N: what a rollback cannot undo)
 //   {"undo":"converge","service":S}          a service: back to what the record says
 //   {"undo":"none"}                          releases (shared, cached), base, removals, record
+//   {"undo":"finish_sleep"}                  a sleep's steps: recovery finishes the sleep
+//   {"undo":"finish_wake"}                   a wake's steps: recovery finishes the wake
+// A sleep or wake is finished, never undone, by recovery: both only stop or start processes
+// of what the record already says, so going forward is always possible and always safe.
 //
 // The circuit breaker: a failed step stops the operation. A new environment is then removed
 // completely; an existing one gets every touched service converged back to what it ran
@@ -65,6 +69,19 @@ class Executor {
   // only when everything else went, so a failed removal can be run again.
   Status RemoveEverything(const std::string& env);
 
+  // Puts a running (or failed) environment to sleep as a journaled operation: its status
+  // becomes `sleeping` and its routes say so first (the router holds its requests from then
+  // on instead of sending them to tasks that stop), then every process of it stops
+  // (services, one-off tasks, then Redis after saving its data). Its database, Redis data,
+  // folders and address stay. `why` ends up in its event ("by hand", "idle for 30m").
+  Status Sleep(const std::string& env, const std::string& why, Progress& progress);
+
+  // Wakes a sleeping environment as a journaled operation: Redis first (with its data), then
+  // its routed services at once, each task gated by its health check, then its status
+  // `running` and its routes, then its other services (workers, beat) at once. A failure
+  // stops what started: it stays asleep, and the error says why.
+  Status Wake(const std::string& env, Progress& progress);
+
   // Finishes or undoes an operation a dead control plane left running, from its journal.
   // Returns what it did, for the log.
   Result<std::string> Recover(const state::Operation& operation);
@@ -94,6 +111,9 @@ class Executor {
                       const std::string& hostname);
   // The circuit breaker (see above). Returns the error to report.
   Error Fail(Run& run, Error error);
+
+  // Every process of `env` stopped (Redis after saving), its service tasks forgotten.
+  Status StopProcesses(const std::string& env, const std::string& address_block);
 
   Result<EnvironmentFacts> LoadFacts(const state::Environment& env, const spec::Project& project);
 

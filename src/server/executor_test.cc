@@ -52,13 +52,14 @@ class ExecutorTest : public ServerFixture {
   }
 
   // What Prepare() makes of `project_toml` and an env file at `tree` of the backend.
-  Prepared Prepare(const std::string& tree, const std::string& project_toml = kProject) {
+  Prepared Prepare(const std::string& tree, const std::string& project_toml = kProject,
+                   const std::string& env_toml = "owner = \"me\"\n") {
     Prepared p;
     p.env = "demo";
     p.project_dir = "/repo";
     p.repo = "/repo";
     p.project_text = project_toml;
-    p.env_text = "owner = \"me\"\n";
+    p.env_text = env_toml;
     auto project = spec::ParseProject(project_toml);
     EXPECT_TRUE(project.ok()) << spec::FormatDiagnostics(project.diagnostics);
     p.project = std::make_shared<const spec::Project>(project.value);
@@ -252,6 +253,70 @@ TEST_F(ExecutorTest, DestroyRemovesEverythingAndIsJournaled) {
   ASSERT_TRUE(executor_->Destroy("demo", quiet_).ok());
   ExpectNothingLeft();
   EXPECT_EQ(executor_->Destroy("demo", quiet_).error().kind(), ErrorKind::kNotFound);
+}
+
+TEST_F(ExecutorTest, SleepStopsEveryProcessAndWakeStartsThemAgain) {
+  ASSERT_TRUE(Apply(Prepare("t1")).ok());
+  ASSERT_FALSE(runtime_.running().empty());
+  log_.Clear();
+  ASSERT_TRUE(executor_->Sleep("demo", "by hand", quiet_).ok());
+  EXPECT_EQ(store_->GetEnvironment("demo")->status, state::EnvStatus::kSleeping);
+  EXPECT_TRUE(runtime_.running().empty()) << log_.Dump();
+  EXPECT_GE(log_.Find("stop-redis demo"), 0) << log_.Dump();
+  EXPECT_EQ(routes_.Env("demo")["status"], "sleeping");
+  for (const auto& t : Tasks()) EXPECT_NE(t.kind, "service") << t.id << " outlived the sleep";
+  EXPECT_EQ(JournalSteps(), (std::vector<std::string>{"routes", "processes"}));
+  EXPECT_EQ((*store_->LastOperation("demo"))->kind, "sleep");
+  // Asleep twice is asleep.
+  EXPECT_TRUE(executor_->Sleep("demo", "by hand", quiet_).ok());
+
+  ASSERT_TRUE(executor_->Wake("demo", quiet_).ok());
+  EXPECT_EQ(store_->GetEnvironment("demo")->status, state::EnvStatus::kRunning);
+  EXPECT_EQ(runtime_.running().size(), 2u) << log_.Dump();  // api and worker
+  auto env = routes_.Env("demo");
+  EXPECT_EQ(env["status"], "running") << env;
+  EXPECT_EQ(env["routes"][0]["targets"].size(), 1u) << env;
+  EXPECT_EQ(JournalSteps(), (std::vector<std::string>{"redis", "services", "routes", "workers"}));
+  // The same generation as before the sleep: waking is not a deploy.
+  EXPECT_EQ(store_->GetVersion("demo", "backend")->tree, "t1");
+}
+
+TEST_F(ExecutorTest, AWakeThatFailsLeavesItAsleepWithNothingRunning) {
+  ASSERT_TRUE(Apply(Prepare("t1")).ok());
+  ASSERT_TRUE(executor_->Sleep("demo", "by hand", quiet_).ok());
+  health_.SetDefault(false);  // api never becomes healthy
+  Status woke = executor_->Wake("demo", quiet_);
+  ASSERT_FALSE(woke.ok());
+  EXPECT_NE(woke.error().message().find("'demo' is still asleep"), std::string::npos)
+      << woke.error().message();
+  EXPECT_EQ(store_->GetEnvironment("demo")->status, state::EnvStatus::kSleeping);
+  EXPECT_TRUE(runtime_.running().empty()) << log_.Dump();
+  EXPECT_EQ(routes_.Env("demo")["status"], "sleeping");
+}
+
+TEST_F(ExecutorTest, RecoveryFinishesAnInterruptedSleep) {
+  ASSERT_TRUE(Apply(Prepare("t1")).ok());
+  // A control plane died right after a sleep began: nothing stopped yet.
+  auto op = store_->BeginOperation("demo", "sleep", "{}", {});
+  ASSERT_TRUE(op.ok());
+  auto r = executor_->Recover(*op);
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_NE(r->find("asleep"), std::string::npos) << *r;
+  EXPECT_EQ(store_->GetEnvironment("demo")->status, state::EnvStatus::kSleeping);
+  EXPECT_TRUE(runtime_.running().empty()) << log_.Dump();
+  EXPECT_EQ((*store_->GetOperation(op->id)).status, state::OperationStatus::kDone);
+}
+
+TEST_F(ExecutorTest, TheRecordKeepsTtlAndSleepAfterWithNeverAsNone) {
+  const std::string project = std::string("sleep_after = \"20m\"\n") + kProject;
+  ASSERT_TRUE(Apply(Prepare("t1", project, "ttl = \"never\"\nsleep_after = \"never\"\n")).ok());
+  auto env = store_->GetEnvironment("demo");
+  EXPECT_FALSE(env->sleep_after_seconds.has_value()) << "the env file's never wins";
+  EXPECT_FALSE(env->ttl_seconds.has_value());
+  ASSERT_TRUE(executor_->Destroy("demo", quiet_).ok());
+  ASSERT_TRUE(Apply(Prepare("t1", project)).ok());
+  env = store_->GetEnvironment("demo");
+  EXPECT_EQ(env->sleep_after_seconds, 1200) << "adhoc.toml's default";
 }
 
 }  // namespace

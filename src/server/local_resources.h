@@ -31,14 +31,13 @@ class LocalResources : public EnvResources {
                                                     const std::string& database) override;
   Status DropDatabases(const std::string& env) override;
   Result<RedisEndpoint> EnsureRedis(const std::string& env, const std::string& address) override;
+  Status StopRedis(const std::string& env, const std::string& address) override;
   Status DestroyRedis(const std::string& env, const std::string& address) override;
   Status CreateFolders(const std::string& env) override;
   Status RemoveFolders(const std::string& env) override;
 
   // Stops the cluster (base down).
   Status StopPostgres();
-  // Stops the Redis of `env` if it runs (data kept).
-  Status StopRedis(const std::string& env, const std::string& address);
 
  private:
   std::filesystem::path home_;

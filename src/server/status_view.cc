@@ -2,10 +2,13 @@
 
 #include <fmt/format.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
+#include "common/paths.h"
 #include "common/proc_files.h"
+#include "server/lifetimes.h"
 
 namespace adhoc::server {
 
@@ -43,8 +46,14 @@ std::map<pid_t, uint64_t> RssByProcessGroup() {
   return total;
 }
 
+// The pid Redis wrote for `env` (0 when none): Redis daemonizes into a process group of its own.
+pid_t RedisPid(const fs::path& home, const std::string& env) {
+  auto text = ReadProcFile(paths::RedisDir(home, env) / "redis.pid", 64);
+  return text ? static_cast<pid_t>(std::atol(text->c_str())) : 0;
+}
+
 Result<json> OneEnvironment(state::Store& store, Fleet& fleet, const state::Environment& e,
-                            const std::map<pid_t, uint64_t>& rss_by_group) {
+                            const std::map<pid_t, uint64_t>& rss_by_group, const Costs& costs) {
   const std::string& env = e.name;
   json out = {{"name", e.name},
               {"status", state::ToString(e.status)},
@@ -55,10 +64,11 @@ Result<json> OneEnvironment(state::Store& store, Fleet& fleet, const state::Envi
               {"updated_ms", e.updated_at},
               {"address_block", e.address_block}};
   if (e.last_request_at) out["last_request_ms"] = *e.last_request_at;
-  if (e.ttl_seconds) {
+  if (auto expires = ExpiresAt(e)) {
     out["ttl_ms"] = *e.ttl_seconds * 1000;
-    out["expires_ms"] = e.last_request_at.value_or(e.created_at) + *e.ttl_seconds * 1000;
+    out["expires_ms"] = *expires;
   }
+  if (e.sleep_after_seconds) out["sleep_after_ms"] = *e.sleep_after_seconds * 1000;
   json versions = json::object();
   ADHOC_ASSIGN_OR_RETURN(auto vs, store.ListVersions(env));
   for (const auto& v : vs)
@@ -97,7 +107,19 @@ Result<json> OneEnvironment(state::Store& store, Fleet& fleet, const state::Envi
     services.push_back(s);
   }
   out["services"] = services;
+  if (!costs.home.empty() && e.status != state::EnvStatus::kSleeping)
+    if (pid_t redis = RedisPid(costs.home, env); redis > 0)
+      if (auto it = rss_by_group.find(redis); it != rss_by_group.end()) {
+        out["redis_memory_bytes"] = it->second;
+        total_memory += it->second;
+      }
   out["memory_bytes"] = total_memory;
+  if (costs.disk)
+    if (auto d = costs.disk->Get(env))
+      out["disk"] = {{"database_bytes", d->database},
+                     {"redis_bytes", d->redis},
+                     {"files_bytes", d->files},
+                     {"total_bytes", d->total()}};
   ADHOC_ASSIGN_OR_RETURN(auto tasks, store.ListTasks(env));
   json one_off = json::array();
   for (const auto& t : tasks)
@@ -143,21 +165,35 @@ std::string DatabaseCommand(const LaunchContext& context, const std::string& env
   return "adhoc exec " + env + " " + service + " -- psql";
 }
 
-Result<json> EnvironmentJson(state::Store& store, Fleet& fleet, const std::string& env) {
+Result<json> EnvironmentJson(state::Store& store, Fleet& fleet, const std::string& env,
+                             const Costs& costs) {
   ADHOC_ASSIGN_OR_RETURN(auto found, store.FindEnvironment(env));
   if (!found) return NotFound("no environment '" + env + "'");
-  return OneEnvironment(store, fleet, *found, RssByProcessGroup());
+  return OneEnvironment(store, fleet, *found, RssByProcessGroup(), costs);
 }
 
-Result<json> ListJson(state::Store& store, Fleet& fleet) {
+Result<json> ListJson(state::Store& store, Fleet& fleet, const Costs& costs) {
   ADHOC_ASSIGN_OR_RETURN(auto all, store.ListEnvironments());
   const auto rss = RssByProcessGroup();
   json envs = json::array();
+  uint64_t memory = 0, disk = 0;
+  int running = 0, sleeping = 0;
   for (const auto& e : all) {
-    auto j = OneEnvironment(store, fleet, e, rss);
-    if (j.ok()) envs.push_back(*j);
+    auto j = OneEnvironment(store, fleet, e, rss, costs);
+    if (!j.ok()) continue;
+    memory += j->value("memory_bytes", uint64_t{0});
+    if (j->contains("disk")) disk += (*j)["disk"].value("total_bytes", uint64_t{0});
+    running += e.status == state::EnvStatus::kRunning;
+    sleeping += e.status == state::EnvStatus::kSleeping;
+    envs.push_back(std::move(*j));
   }
-  return json{{"environments", envs}};
+  return json{{"environments", envs},
+              {"total",
+               {{"environments", envs.size()},
+                {"running", running},
+                {"sleeping", sleeping},
+                {"memory_bytes", memory},
+                {"disk_bytes", disk}}}};
 }
 
 }  // namespace adhoc::server

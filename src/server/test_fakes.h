@@ -219,6 +219,9 @@ class FakeResources : public EnvResources {
     ADHOC_RETURN_IF_ERROR(Maybe("redis " + env));
     return RedisEndpoint{address, 6379, "pw"};
   }
+  Status StopRedis(const std::string& env, const std::string&) override {
+    return Maybe("stop-redis " + env);
+  }
   Status DestroyRedis(const std::string& env, const std::string&) override {
     return Maybe("destroy-redis " + env);
   }

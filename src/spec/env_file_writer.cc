@@ -53,8 +53,12 @@ std::string RenderEnvFile(const EnvFile& e) {
   std::string out =
       "# The environment '" + e.name + "' (adhoc new). See adhoc.toml for the rest.\n";
   if (!e.owner.empty()) out += "owner = " + TomlString(e.owner) + "\n";
-  if (e.ttl) out += "ttl = " + TomlString(FormatDuration(*e.ttl)) + "\n";
-  if (e.sleep_after) out += "sleep_after = " + TomlString(FormatDuration(*e.sleep_after)) + "\n";
+  // 0s is the file's "never" (spec.h).
+  auto duration = [](Seconds d) {
+    return TomlString(d.count() == 0 ? "never" : FormatDuration(d));
+  };
+  if (e.ttl) out += "ttl = " + duration(*e.ttl) + "\n";
+  if (e.sleep_after) out += "sleep_after = " + duration(*e.sleep_after) + "\n";
   if (e.data.kind != DataSource::Kind::kEmpty)
     out += "data = " + TomlString(e.data.ToString()) + "\n";
   if (!e.versions.empty()) {

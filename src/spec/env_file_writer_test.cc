@@ -42,6 +42,20 @@ TEST(EnvFileWriterTest, RoundTrip) {
   EXPECT_EQ(back.aws->slot, 12);
 }
 
+TEST(EnvFileWriterTest, NeverRoundTrips) {
+  EnvFile e;
+  e.name = "qa";
+  e.ttl = std::chrono::seconds(0);
+  e.sleep_after = std::chrono::seconds(0);
+  std::string text = RenderEnvFile(e);
+  EXPECT_NE(text.find("ttl = \"never\"\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("sleep_after = \"never\"\n"), std::string::npos) << text;
+  auto loaded = ParseEnvFile(text, "qa", "envs/qa.toml");
+  ASSERT_TRUE(loaded.ok()) << FormatDiagnostics(loaded.diagnostics) << text;
+  EXPECT_EQ(loaded.value.ttl, e.ttl);
+  EXPECT_EQ(loaded.value.sleep_after, e.sleep_after);
+}
+
 TEST(EnvFileWriterTest, MinimalFileIsSmall) {
   EnvFile e;
   e.name = "demo";

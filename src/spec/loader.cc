@@ -31,7 +31,6 @@ struct NotBuiltYet {
 };
 constexpr NotBuiltYet kNotBuiltYet[] = {
     {FileKind::kProject, "tasks.*.cache", false},
-    {FileKind::kEnvFile, "sleep_after", false},
     {FileKind::kEnvFile, "data", true},
     {FileKind::kEnvFile, "access", false},
 };
@@ -213,8 +212,10 @@ class Reader {
     return true;
   }
 
+  // `allow_never`: the word "never" is read as 0s (the caller's "off").
   std::optional<Seconds> Duration(const toml::table& t, std::string_view key,
-                                  const std::string& prefix, bool allow_zero) {
+                                  const std::string& prefix, bool allow_zero,
+                                  bool allow_never = false) {
     const toml::node* node = t.get(key);
     if (node == nullptr) return std::nullopt;
     const toml::value<std::string>* v = node->as_string();
@@ -223,9 +224,10 @@ class Reader {
             "expected a duration string like \"30s\" or \"10m\", got " + TypeName(*node));
       return std::nullopt;
     }
+    if (allow_never && v->get() == "never") return Seconds(0);
     Result<Seconds> d = ParseDuration(v->get());
     if (!d.ok()) {
-      Error(*v, Dotted(prefix, key), d.error().message());
+      Error(*v, Dotted(prefix, key), d.error().message() + (allow_never ? " (or \"never\")" : ""));
       return std::nullopt;
     }
     if (!allow_zero && d->count() == 0) {
@@ -436,8 +438,8 @@ class ProjectReader {
   void Read(const toml::table& root) {
     p_.where = SourceLocation{r_.file(), 1, 1};
     r_.CheckKeys(root, "",
-                 {"name", "domain", "images", "postgres", "redis", "static", "env", "services",
-                  "tasks", "targets"},
+                 {"name", "domain", "sleep_after", "images", "postgres", "redis", "static", "env",
+                  "services", "tasks", "targets"},
                  "the top level of " + r_.file());
     if (auto* v = r_.String(root, "name", "", true)) {
       p_.name = v->get();
@@ -450,6 +452,7 @@ class ProjectReader {
         r_.Error(*v, "domain",
                  "'" + p_.domain + "' is not a domain name (lowercase labels separated by dots)");
     }
+    p_.sleep_after = r_.Duration(root, "sleep_after", "", false, true);
     if (const toml::table* images = r_.Table(root, "images", "")) ReadImages(*images);
     for (const Image& image : p_.images) scope_images_.insert(image.name);
     if (const toml::table* t = r_.Table(root, "postgres", "")) ReadPostgres(*t);
@@ -654,11 +657,11 @@ class ProjectReader {
   void ReadService(const std::string& name, const toml::key& key, const toml::table& t,
                    const std::string& prefix) {
     CheckName("service", key, prefix);
-    r_.CheckKeys(t, prefix,
-                 {"image", "command", "port", "health", "routes", "priority", "count", "cpu",
-                  "memory", "stop_signal", "stop_timeout", "templates", "env", "singleton",
-                  "drain"},
-                 "[" + prefix + "]");
+    r_.CheckKeys(
+        t, prefix,
+        {"image", "command", "port", "health", "routes", "priority", "count", "cpu", "memory",
+         "stop_signal", "stop_timeout", "templates", "env", "singleton", "drain"},
+        "[" + prefix + "]");
     Service s;
     s.name = name;
     s.where = r_.Where(key.source());
@@ -710,8 +713,7 @@ class ProjectReader {
     }
     if (s.singleton && s.count > 1)
       r_.Error(s.where, prefix + ".count",
-               "a singleton service runs one task at most (count " + std::to_string(s.count) +
-                   ")");
+               "a singleton service runs one task at most (count " + std::to_string(s.count) + ")");
     if (auto items = r_.Strings(t, "templates", prefix)) {
       for (auto& item : *items) {
         const std::string& name_in = item.value;
@@ -942,8 +944,8 @@ void ReadEnvFile(Reader& r, const toml::table& root, const Project* project, Env
     scope.postgres = scope.redis = true;
   }
   if (auto* v = r.String(root, "owner", "")) e->owner = v->get();
-  e->ttl = r.Duration(root, "ttl", "", false);
-  e->sleep_after = r.Duration(root, "sleep_after", "", false);
+  e->ttl = r.Duration(root, "ttl", "", false, true);
+  e->sleep_after = r.Duration(root, "sleep_after", "", false, true);
   if (auto* v = r.String(root, "data", "")) {
     const std::string& text = v->get();
     size_t colon = text.find(':');

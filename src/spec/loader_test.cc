@@ -431,7 +431,7 @@ allow = ["10.0.0.0/8", "10.0.0.0/33", "vpn", "::1/128"]
                         "mean 'owner'?)",
                         "envs/demo.toml:2:7: ttl: bad duration '3 days': unknown unit ' ' "
                         "(expected a number and a unit s, m, h, d or w, e.g. \"30s\", "
-                        "\"1h30m\")",
+                        "\"1h30m\") (or \"never\")",
                         "envs/demo.toml:3: data: not built yet, ignored",
                         "envs/demo.toml:3:8: data: bad data source 's3:bucket' (expected "
                         "\"snapshot:NAME\", \"env:NAME\", \"file:PATH\" or \"\")",
@@ -463,6 +463,30 @@ TEST(LoaderTest, EnvFileNameMustBeAnEnvironmentName) {
   EXPECT_EQ(EnvErrors("", nullptr, "www").size(), 1u);
 }
 
+TEST(LoaderTest, NeverIsAnAnswerForTtlAndSleepAfter) {
+  auto loaded = ParseEnvFile("ttl = \"never\"\nsleep_after = \"never\"\n", "qa", "envs/qa.toml");
+  ASSERT_TRUE(loaded.ok()) << FormatDiagnostics(loaded.diagnostics);
+  EXPECT_TRUE(loaded.diagnostics.empty()) << FormatDiagnostics(loaded.diagnostics);
+  EXPECT_EQ(loaded.value.ttl, std::chrono::seconds(0));  // 0s: the file's "never"
+  EXPECT_EQ(loaded.value.sleep_after, std::chrono::seconds(0));
+  auto absent = ParseEnvFile("owner = \"x\"\n", "qa", "envs/qa.toml");
+  EXPECT_FALSE(absent.value.ttl.has_value());
+  EXPECT_FALSE(absent.value.sleep_after.has_value());
+  // Other words are still errors, and the message offers "never".
+  auto errors = EnvErrors("ttl = \"nevermore\"\n", nullptr);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].find("(or \"never\")"), std::string::npos) << errors[0];
+  EXPECT_EQ(EnvErrors("sleep_after = \"0s\"\n", nullptr).size(), 1u) << "0s is not a duration";
+}
+
+TEST(LoaderTest, ProjectSleepAfterIsTheDefault) {
+  std::string text = std::string("sleep_after = \"15m\"\n") + kBase;
+  auto loaded = ParseProject(text);
+  ASSERT_TRUE(loaded.ok()) << FormatDiagnostics(loaded.diagnostics);
+  EXPECT_EQ(loaded.value.sleep_after, std::chrono::minutes(15));
+  EXPECT_FALSE(ParseProject(kBase).value.sleep_after.has_value());
+}
+
 TEST(LoaderTest, EmptyDataIsNotAWarning) {
   auto loaded = ParseEnvFile("data = \"\"\n", "demo", "envs/demo.toml");
   EXPECT_TRUE(loaded.diagnostics.empty()) << FormatDiagnostics(loaded.diagnostics);
@@ -478,7 +502,6 @@ TEST(LoaderTest, DesignExampleLoadsWithOnlyTheExpectedWarnings) {
   ASSERT_TRUE(loaded.ok()) << FormatDiagnostics(loaded.diagnostics);
   EXPECT_EQ(Lines(loaded.diagnostics),
             (std::vector<std::string>{"adhoc.toml:70: tasks.migrate.cache: not built yet, ignored",
-                                      "envs/demo.toml:4: sleep_after: not built yet, ignored",
                                       "envs/demo.toml:5: data: not built yet, ignored",
                                       "envs/demo.toml:14: access: not built yet, ignored"}));
   const Project& p = loaded.value.project;

@@ -173,6 +173,9 @@ struct Project {
   std::optional<Postgres> postgres;
   std::optional<Redis> redis;
   std::optional<Static> static_files;  // [static]
+  // Default idle time before an environment sleeps (env files may override it); nullopt or
+  // 0s ("never"): environments sleep only when their own file says so.
+  std::optional<Seconds> sleep_after;
   EnvList env;
   std::vector<Service> services;
   std::vector<Task> tasks;
@@ -218,8 +221,9 @@ struct EnvAwsTarget {
 struct EnvFile {
   std::string name;  // from the file name
   std::string owner;
-  std::optional<Seconds> ttl;  // nullopt: never expires
-  std::optional<Seconds> sleep_after;
+  // Both: nullopt when the file does not say; 0s when it says "never".
+  std::optional<Seconds> ttl;          // absent or "never": never expires
+  std::optional<Seconds> sleep_after;  // absent: adhoc.toml's; "never": never put to sleep
   DataSource data;
   std::vector<VersionPin> versions;  // file order; images unique
   EnvList env;
