@@ -64,6 +64,34 @@ Result<ControlPlaneOptions> OptionsFromEnvironment(const fs::path& home) {
     ADHOC_ASSIGN_OR_RETURN(o.router.listen_port,
                            ParsePort("ADHOC_ROUTER_LISTEN", l.substr(colon + 1)));
   }
+  if (const char* https = getenv("ADHOC_ROUTER_HTTPS"); https && *https) {
+    std::string l = https;
+    auto colon = l.rfind(':');
+    if (colon == std::string::npos || colon == 0)
+      return BadInput("ADHOC_ROUTER_HTTPS=" + l + ": expected ADDRESS:PORT (127.0.0.1:8443)");
+    if (auto port = ParsePort("ADHOC_ROUTER_HTTPS", l.substr(colon + 1)); !port.ok())
+      return port.error();
+    o.router.tls_listen = l;
+    const char* cert = getenv("ADHOC_ROUTER_TLS_CERT");
+    const char* key = getenv("ADHOC_ROUTER_TLS_KEY");
+    bool has_cert = cert && *cert, has_key = key && *key;
+    if (has_cert != has_key)
+      return BadInput(
+          "ADHOC_ROUTER_TLS_CERT and ADHOC_ROUTER_TLS_KEY go together (or neither: "
+          "adhoc makes a certificate and its CA)");
+    if (has_cert) {
+      o.router.tls_cert = cert;
+      o.router.tls_key = key;
+    }
+    if (const char* domain = getenv("ADHOC_ROUTER_TLS_DOMAIN"); domain && *domain)
+      o.router.tls_domain = domain;
+    if (const char* redirect = getenv("ADHOC_ROUTER_REDIRECT_HTTP"); redirect && *redirect) {
+      std::string r = redirect;
+      if (r != "0" && r != "1")
+        return BadInput("ADHOC_ROUTER_REDIRECT_HTTP=" + r + ": expected 1 or 0");
+      o.router.redirect_http = r == "1";
+    }
+  }
   if (const char* threads = getenv("ADHOC_ROUTER_THREADS"); threads && *threads) {
     ADHOC_ASSIGN_OR_RETURN(o.router.threads, ParsePort("ADHOC_ROUTER_THREADS", threads));
   }

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <fstream>
 #include <thread>
+#include <vector>
 
 #include "common/paths.h"
 
@@ -20,6 +21,22 @@ std::filesystem::path SelfBinary() {
   auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
   return ec ? std::filesystem::path("adhoc") : p;
 }
+
+namespace {
+
+// The last `lines` lines of `log` (a bad setting is usually said there), indented.
+std::string LogTail(const std::filesystem::path& log, size_t lines) {
+  std::ifstream in(log);
+  std::vector<std::string> all;
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) all.push_back(line);
+  std::string out;
+  for (size_t i = all.size() > lines ? all.size() - lines : 0; i < all.size(); ++i)
+    out += "  " + all[i] + "\n";
+  return out;
+}
+
+}  // namespace
 
 Result<pid_t> SpawnDetached(const std::vector<std::string>& argv, const std::filesystem::path& log,
                             const std::vector<std::string>& extra_env) {
@@ -85,7 +102,8 @@ Result<ApiClient> EnsureControlPlane(const std::filesystem::path& home,
     if (kill(pid, 0) != 0 && !client.Reachable()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
       if (client.Reachable()) return client;
-      return Failed("the control plane exited on start; see " + paths::ServerLog(home).string());
+      return Failed("the control plane exited on start; the end of " +
+                    paths::ServerLog(home).string() + ":\n" + LogTail(paths::ServerLog(home), 5));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }

@@ -51,6 +51,16 @@ Status RouterLink::EnsureRunning(bool* started) {
                  ShellQuote(home_.string()) + " --listen " + options_.listen_address + ":" +
                  std::to_string(options_.listen_port);
   if (options_.threads > 0) spec.command += " --threads " + std::to_string(options_.threads);
+  if (!options_.tls_listen.empty()) {
+    spec.command += " --tls-listen " + ShellQuote(options_.tls_listen);
+    if (!options_.tls_cert.empty())
+      spec.command += " --tls-cert " + ShellQuote(options_.tls_cert.string()) + " --tls-key " +
+                      ShellQuote(options_.tls_key.string());
+    else
+      spec.command += " --tls-domain " + ShellQuote(options_.tls_domain) + " --tls-dir " +
+                      ShellQuote((paths::RouterDir(home_) / "tls").string());
+    if (options_.redirect_http) spec.command += " --redirect-http";
+  }
   spec.env = {{"PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
               {"HOME", paths::RouterDir(home_).string()},
               {"LANG", "C.UTF-8"}};

@@ -24,6 +24,13 @@ struct RouterOptions {
   std::string listen_address = "127.0.0.1";
   int listen_port = 8080;
   int threads = 0;  // 0: the router's default (cores)
+  // HTTPS (docs/router.md "TLS"): off when tls_listen is empty. With tls_cert and tls_key the
+  // user's certificate; without, a CA and a *.<tls_domain> certificate adhoc makes and keeps in
+  // <home>/router/tls (ca.crt is what a team trusts once).
+  std::string tls_listen;  // ADDRESS:PORT
+  std::filesystem::path tls_cert, tls_key;
+  std::string tls_domain = "localhost";
+  bool redirect_http = false;  // plain HTTP answered with a redirect to HTTPS
 };
 
 class RouterLink : public RouteSink {
