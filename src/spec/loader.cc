@@ -654,11 +654,11 @@ class ProjectReader {
   void ReadService(const std::string& name, const toml::key& key, const toml::table& t,
                    const std::string& prefix) {
     CheckName("service", key, prefix);
-    r_.CheckKeys(t, prefix,
-                 {"image", "command", "port", "health", "routes", "priority", "count", "cpu",
-                  "memory", "stop_signal", "stop_timeout", "templates", "env", "singleton",
-                  "drain"},
-                 "[" + prefix + "]");
+    r_.CheckKeys(
+        t, prefix,
+        {"image", "command", "port", "health", "routes", "priority", "count", "cpu", "memory",
+         "stop_signal", "stop_timeout", "templates", "env", "singleton", "drain"},
+        "[" + prefix + "]");
     Service s;
     s.name = name;
     s.where = r_.Where(key.source());
@@ -710,8 +710,7 @@ class ProjectReader {
     }
     if (s.singleton && s.count > 1)
       r_.Error(s.where, prefix + ".count",
-               "a singleton service runs one task at most (count " + std::to_string(s.count) +
-                   ")");
+               "a singleton service runs one task at most (count " + std::to_string(s.count) + ")");
     if (auto items = r_.Strings(t, "templates", prefix)) {
       for (auto& item : *items) {
         const std::string& name_in = item.value;
