@@ -314,6 +314,39 @@ class Reader {
   std::vector<Diagnostic>* out_;
 };
 
+int HexDigit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Why a route's path is not in the normal form the router matches requests in (docs/router.md
+// "Paths"), or "" when it is. The router refuses a pattern that is not, and with it the whole
+// environment's routes, so the file must say so first.
+std::string NotNormal(const std::string& path) {
+  for (size_t i = 0; i < path.size(); ++i) {
+    if (path[i] == '\\') return "a backslash";
+    if (path[i] != '%') continue;
+    int hi = i + 2 < path.size() ? HexDigit(path[i + 1]) : -1;
+    int lo = i + 2 < path.size() ? HexDigit(path[i + 2]) : -1;
+    if (hi < 0 || lo < 0) return "a malformed percent-escape";
+    char c = static_cast<char>(hi * 16 + lo);
+    if (c == '/' || c == '\\' || c == 0) return "an encoded '/', '\\' or NUL";
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+        c == '.' || c == '_' || c == '~')
+      return "'" + path.substr(i, 3) + "' (write '" + std::string(1, c) + "')";
+    if ((path[i + 1] >= 'a' && path[i + 1] <= 'f') || (path[i + 2] >= 'a' && path[i + 2] <= 'f'))
+      return "lower-case hex in '" + path.substr(i, 3) + "' (write it in upper case)";
+    i += 2;
+  }
+  std::stringstream in(path);
+  std::string segment;
+  while (std::getline(in, segment, '/'))
+    if (segment == "." || segment == "..") return "a '" + segment + "' segment";
+  return "";
+}
+
 // "/exact", "/prefix/*", "/*"; empty message when fine.
 std::string ParseRoute(const std::string& pattern, Route* route) {
   route->pattern = pattern;
@@ -343,6 +376,8 @@ std::string ParseRoute(const std::string& pattern, Route* route) {
   }
   if (route->path.find("//") != std::string::npos)
     return "route '" + pattern + "' must not contain '//'";
+  if (std::string why = NotNormal(route->path); !why.empty())
+    return "route '" + pattern + "' is not in the normal form requests are matched in: " + why;
   return "";
 }
 

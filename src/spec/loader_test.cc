@@ -195,6 +195,31 @@ TEST(LoaderTest, MalformedRoutes) {
   EXPECT_EQ(routes[2].kind, Route::Kind::kCatchAll);
 }
 
+// The router matches requests by their normalized path and refuses any other pattern (with
+// the whole environment's routes): the file says so instead.
+TEST(LoaderTest, RoutesMustBeInNormalForm) {
+  auto errors =
+      Errors(std::string(kBase) +
+             "routes = [\"/%61pi/*\", \"/a/./b\", \"/a/../b\", \"/a%2Fb\", \"/a%2fb\", "
+             "\"/a%zz\", \"/a%2\", \"/a%c3%a9\", \"/a\\\\b\", \"/a%20b\", \"/caf%C3%A9/*\"]\n");
+  ASSERT_EQ(errors.size(), 9u) << ::testing::PrintToString(errors);
+  EXPECT_NE(errors[0].find("routes[0]: route '/%61pi/*' is not in the normal form requests are "
+                           "matched in: '%61' (write 'a')"),
+            std::string::npos)
+      << errors[0];
+  EXPECT_NE(errors[1].find("routes[1]: route '/a/./b' is not in the normal form requests are "
+                           "matched in: a '.' segment"),
+            std::string::npos)
+      << errors[1];
+  EXPECT_NE(errors[2].find("a '..' segment"), std::string::npos) << errors[2];
+  EXPECT_NE(errors[3].find("an encoded '/'"), std::string::npos) << errors[3];
+  EXPECT_NE(errors[4].find("an encoded '/'"), std::string::npos) << errors[4];
+  EXPECT_NE(errors[5].find("a malformed percent-escape"), std::string::npos) << errors[5];
+  EXPECT_NE(errors[6].find("a malformed percent-escape"), std::string::npos) << errors[6];
+  EXPECT_NE(errors[7].find("lower-case hex in '%c3'"), std::string::npos) << errors[7];
+  EXPECT_NE(errors[8].find("a backslash"), std::string::npos) << errors[8];
+}
+
 TEST(LoaderTest, RoutesAndHealthPathNeedAPort) {
   std::string text = kBase;
   text.erase(text.find("port = 8000"), 11);
