@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "common/proc_files.h"
+#include "server/access_rules.h"
 
 namespace adhoc::server {
 
@@ -43,8 +44,21 @@ std::map<pid_t, uint64_t> RssByProcessGroup() {
   return total;
 }
 
+// Who may enter and how, for `status` and `up`: the caller owns the home (the API socket is
+// 0600), so the credentials are shown. Rules that cannot be rendered are shown as the reason
+// the router serves nothing of the environment.
+void AddAccess(state::Store& store, const LaunchContext& context, const std::string& url,
+               json* out) {
+  auto access =
+      RenderAccess(*context.project, *context.env_file, AccessValuesFor(context.facts, store));
+  if (!access.ok())
+    (*out)["access"] = {{"error", access.error().message() + " (the router serves none of it)"}};
+  else if (*access)
+    (*out)["access"] = AccessViewJson(**access, url);
+}
+
 Result<json> OneEnvironment(state::Store& store, Fleet& fleet, const state::Environment& e,
-                            const std::map<pid_t, uint64_t>& rss_by_group) {
+                            const std::map<pid_t, uint64_t>& rss_by_group, bool with_access) {
   const std::string& env = e.name;
   json out = {{"name", e.name},
               {"status", state::ToString(e.status)},
@@ -66,6 +80,7 @@ Result<json> OneEnvironment(state::Store& store, Fleet& fleet, const state::Envi
   out["versions"] = versions;
 
   std::shared_ptr<const LaunchContext> context = fleet.Context(env);
+  if (with_access && context) AddAccess(store, *context, e.url, &out);
   json services = json::array();
   uint64_t total_memory = 0;
   for (const ServiceView& view : fleet.Describe(env)) {
@@ -146,7 +161,7 @@ std::string DatabaseCommand(const LaunchContext& context, const std::string& env
 Result<json> EnvironmentJson(state::Store& store, Fleet& fleet, const std::string& env) {
   ADHOC_ASSIGN_OR_RETURN(auto found, store.FindEnvironment(env));
   if (!found) return NotFound("no environment '" + env + "'");
-  return OneEnvironment(store, fleet, *found, RssByProcessGroup());
+  return OneEnvironment(store, fleet, *found, RssByProcessGroup(), true);
 }
 
 Result<json> ListJson(state::Store& store, Fleet& fleet) {
@@ -154,7 +169,7 @@ Result<json> ListJson(state::Store& store, Fleet& fleet) {
   const auto rss = RssByProcessGroup();
   json envs = json::array();
   for (const auto& e : all) {
-    auto j = OneEnvironment(store, fleet, e, rss);
+    auto j = OneEnvironment(store, fleet, e, rss, false);
     if (j.ok()) envs.push_back(*j);
   }
   return json{{"environments", envs}};

@@ -1,7 +1,9 @@
 // What `adhoc ls` and `adhoc status` show (docs/api.md): an environment's record, versions,
 // services and tasks as they run now (process state read live, not the last probe), memory,
 // its one-off tasks, its last operation (a failed deploy says what failed and what it left),
-// and the commands to reach it. Reads the store and the fleet; changes nothing.
+// and the commands to reach it; `status` (not `ls`) also says who may enter and with which
+// credentials (server/access_rules.h). Reads the store and the fleet; changes nothing but a
+// {random.NAME} of an access rule made on first use.
 // Thread-safe as they are.
 #pragma once
 
