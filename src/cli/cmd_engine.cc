@@ -101,6 +101,33 @@ void PrintCommands(const Output& out, const json& env) {
   out.Line(fmt::format("  destroy:  {}", c.value("destroy", "")));
 }
 
+// Who may enter a guarded environment and how (the Environment's `access`, docs/api.md).
+void PrintAccess(const Output& out, const json& env) {
+  if (!env.contains("access") || !env["access"].is_object()) return;
+  const json& a = env["access"];
+  if (a.contains("error")) {
+    out.Line(fmt::format("  access:   {}", a.value("error", "")));
+    return;
+  }
+  auto join = [](const json& items) {
+    std::string text;
+    for (const auto& i : items) text += (text.empty() ? "" : ", ") + i.get<std::string>();
+    return text;
+  };
+  std::vector<std::string> guard;
+  if (a.contains("basic_auth") || a.contains("token")) guard.push_back("credentials needed");
+  if (a.contains("allow")) guard.push_back("only from " + join(a["allow"]));
+  if (a.contains("public_paths")) guard.push_back("open paths " + join(a["public_paths"]));
+  std::string line;
+  for (const auto& g : guard) line += (line.empty() ? "" : "; ") + g;
+  out.Line(fmt::format("  guarded:  {}", line));
+  if (a.contains("basic_auth"))
+    for (const auto& u : a["basic_auth"])
+      out.Line(
+          fmt::format("  user:     {}  password {}", u.value("user", ""), u.value("password", "")));
+  if (a.contains("token_url")) out.Line(fmt::format("  link:     {}", a.value("token_url", "")));
+}
+
 }  // namespace
 
 int RunUp(const Args& args, const Output& out) {
@@ -128,6 +155,7 @@ int RunUp(const Args& args, const Output& out) {
   }
   out.Line(
       fmt::format("\n{} is up in {}: {}", args.env, FormatDuration(ms), env->value("url", "")));
+  PrintAccess(out, *env);
   PrintCommands(out, *env);
   return 0;
 }
@@ -281,6 +309,7 @@ int RunStatus(const Args& args, const Output& out) {
   for (auto& [image, v] : e["versions"].items())
     out.Line(fmt::format("  {:<10} {} (commit {}, tree {})", image, v.value("ref", ""),
                          v.value("commit", "").substr(0, 7), v.value("tree", "").substr(0, 7)));
+  PrintAccess(out, e);
   out.Line("");
   out.Line(fmt::format("  {:<12} {:<10} {:<16} {:<9} {:>8} {:>16} {:>9}", "SERVICE", "STATUS",
                        "TASK", "PID", "RESTARTS", "ADDRESS", "MEMORY"));

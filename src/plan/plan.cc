@@ -51,6 +51,45 @@ std::string EnvFingerprint(const spec::Project& project, const spec::EnvFile& en
   return Sha256Hex(s).substr(0, 16);
 }
 
+std::string AccessFingerprint(const spec::Project& project, const spec::EnvFile& env_file) {
+  std::optional<spec::Access> access = spec::EffectiveAccess(project, env_file);
+  if (!access || !access->guards()) return "";
+  std::string s;
+  auto list = [&](const char* key, const std::optional<std::vector<std::string>>& values) {
+    s += key;
+    if (values)
+      for (const auto& v : *values) s += "\n  " + v;
+    s += "\n";
+  };
+  list("basic_auth", access->basic_auth);
+  s += "token=" + access->token.value_or("") + "\n";
+  list("allow", access->allow);
+  list("public_paths", access->public_paths);
+  return Sha256Hex(s).substr(0, 16);
+}
+
+namespace {
+
+// What guards an environment, for people: "basic auth, token, allow 10.0.0.0/8".
+std::vector<std::string> AccessParts(const spec::Project& project, const spec::EnvFile& env_file) {
+  std::vector<std::string> parts;
+  std::optional<spec::Access> a = spec::EffectiveAccess(project, env_file);
+  if (!a) return parts;
+  if (a->basic_auth && !a->basic_auth->empty()) parts.push_back("basic auth");
+  if (a->token && !a->token->empty()) parts.push_back("token");
+  if (a->allow && !a->allow->empty()) {
+    std::string allow = "allow";
+    for (const auto& cidr : *a->allow) allow += " " + cidr;
+    parts.push_back(allow);
+  }
+  if (a->public_paths && !a->public_paths->empty() && parts.size() > 0)
+    parts.push_back(fmt::format("{} public path{}", a->public_paths->size(),
+                                a->public_paths->size() == 1 ? "" : "s"));
+  return parts;
+}
+
+}  // namespace
+
 std::string ServiceFingerprint(const spec::Service& service, const Version& version,
                                const std::string& env_fingerprint) {
   std::string s = fmt::format("image={}\ntree={}\ncommand={}\nport={}\ncpu={}\nmemory={}\n",
@@ -114,6 +153,19 @@ Plan MakePlan(const Wanted& wanted, const std::optional<Recorded>& recorded) {
     step.image = task.image;
     if (const Version* v = Find(wanted.versions, task.image)) step.version = *v;
     step.phase = TaskPhase::kBeforeDeploy;
+    plan.steps.push_back(std::move(step));
+  }
+
+  // The rules before the services, so that no new route is ever served by the old rules.
+  const std::string access_fp = AccessFingerprint(project, *wanted.env_file);
+  const std::string recorded_access = recorded ? recorded->access_fingerprint : "";
+  if (access_fp != recorded_access) {
+    Step step{Action::kSetAccess, "rules",
+              !recorded                 ? kNew
+              : recorded_access.empty() ? "[access] added"
+              : access_fp.empty()       ? "[access] removed: open to everyone"
+                                        : "[access] changed"};
+    step.patterns = AccessParts(project, *wanted.env_file);
     plan.steps.push_back(std::move(step));
   }
 
@@ -186,6 +238,11 @@ std::string Step::Detail() const {
       for (const auto& p : patterns) out += (out.empty() ? "" : " ") + p;
       return out;
     }
+    case Action::kSetAccess: {
+      std::string out;
+      for (const auto& p : patterns) out += (out.empty() ? "" : ", ") + p;
+      return out.empty() ? "none" : out;
+    }
     default:
       return "";
   }
@@ -226,6 +283,7 @@ Recorded Applied(const Wanted& wanted) {
   Recorded applied;
   applied.versions = wanted.versions;
   applied.env_fingerprint = EnvFingerprint(project, *wanted.env_file);
+  applied.access_fingerprint = AccessFingerprint(project, *wanted.env_file);
   for (const spec::Service& svc : project.services) {
     const Version* v = Find(wanted.versions, svc.image);
     applied.services[svc.name] =
@@ -263,14 +321,18 @@ const char* ActionName(Action action) {
       return "remove service";
     case Action::kAddRoutes:
       return "add routes";
+    case Action::kSetAccess:
+      return "set access";
   }
   return "?";
 }
 
 namespace {
-char Sign(Action a) {
+char Sign(Action a, bool create) {
+  if (create && a == Action::kSetAccess) return '+';
   switch (a) {
     case Action::kRollService:
+    case Action::kSetAccess:
       return '~';
     case Action::kRemoveService:
       return '-';
@@ -289,11 +351,11 @@ std::string FormatPlan(const Plan& plan, const std::string& env) {
   for (const Step& s : plan.steps) {
     std::string what = fmt::format("{} {}", ActionName(s.action), s.target);
     if (std::string detail = s.Detail(); !detail.empty()) what += " (" + detail + ")";
-    out += fmt::format("  {} {:<48} {}\n", Sign(s.action), what, s.reason);
+    out += fmt::format("  {} {:<48} {}\n", Sign(s.action, plan.create), what, s.reason);
   }
   int adds = 0, changes = 0, removes = 0;
   for (const Step& s : plan.steps) {
-    if (s.action == Action::kRollService)
+    if (s.action == Action::kRollService || (s.action == Action::kSetAccess && !plan.create))
       ++changes;
     else if (s.action == Action::kRemoveService)
       ++removes;

@@ -3,9 +3,10 @@
 // applied). Pure logic: no files, no git, no state access; callers fill both sides.
 //
 // Steps come in DESIGN's order of operations: releases, database, Redis, before-deploy tasks,
-// services (start or roll) with their routes, after-create tasks, then removals. Each step has a
-// reason a person can read ("new environment", "command changed", "backend v1.0.0 -> v1.1.0").
-// Thread-safe: pure functions.
+// the access rules, services (start or roll) with their routes, after-create tasks, then
+// removals. The rules come before the services so that no new route is served by old rules. Each
+// step has a reason a person can read ("new environment", "command changed", "backend v1.0.0 ->
+// v1.1.0"). Thread-safe: pure functions.
 #pragma once
 
 #include <map>
@@ -57,6 +58,7 @@ struct Recorded {
   std::map<std::string, int> service_counts;          // service -> tasks running
   std::map<std::string, std::string> service_images;  // service -> image
   std::string env_fingerprint;                        // project [env] + env file [env]
+  std::string access_fingerprint;                     // the [access] rules; "": none
   bool database = false;
   bool redis = false;
   // image -> the ref the env file named when it was last applied, and whether the running
@@ -77,6 +79,7 @@ enum class Action {
   kRollService,    // new tasks beside the old, health-gated, then the old drained and stopped
   kRemoveService,  // stop its tasks, remove its routes
   kAddRoutes,      // static folder routes
+  kSetAccess,      // the router's access rules of the environment: set, changed or removed
 };
 
 enum class TaskPhase { kBeforeDeploy, kAfterCreate };
@@ -93,7 +96,7 @@ struct Step {
   bool release_cached = false;  // kBuildRelease: a release of that tree exists already
   TaskPhase phase = TaskPhase::kBeforeDeploy;  // kRunTask
   int count = 0;                               // kStartService, kRollService: tasks wanted
-  std::vector<std::string> patterns;           // kAddRoutes
+  std::vector<std::string> patterns;           // kAddRoutes; kSetAccess: what guards it
 
   // "v1.0.0 (3f2a91c), cached", "2 tasks", "before deploy", "/static/*".
   std::string Detail() const;
@@ -111,6 +114,9 @@ std::string ServiceFingerprint(const spec::Service& service, const Version& vers
                                const std::string& env_fingerprint);
 // The fingerprint of the [env] layers that reach every process (project + env file).
 std::string EnvFingerprint(const spec::Project& project, const spec::EnvFile& env_file);
+// The fingerprint of the environment's access rules (spec::EffectiveAccess, as templates);
+// "" when nothing guards it, so a record written before access rules matches an open one.
+std::string AccessFingerprint(const spec::Project& project, const spec::EnvFile& env_file);
 
 // Which ref each image of the project runs: `deploy` (image -> ref) first, then a version
 // kept from an earlier deploy while the env file still names the ref it named then, then the

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "plan/recorded.h"
 #include "spec/loader.h"
 
@@ -136,6 +138,46 @@ TEST_F(PlanTest, RemovedServiceAndScaledService) {
   EXPECT_EQ(p.steps[1].reason, "no longer in adhoc.toml");
   nlohmann::json j = PlanJson(p, "demo");
   EXPECT_EQ(j["steps"][1]["action"], "remove service");
+}
+
+// Access rules are set before any service starts (no new route is served without them), and
+// a change of [access] alone is one step that restarts nothing.
+TEST_F(PlanTest, AccessRulesComeBeforeTheServicesAndChangeAlone) {
+  spec::Access guarded;
+  guarded.basic_auth = std::vector<std::string>{"qa:{random.qa}"};
+  env_.access = guarded;
+  Plan create = MakePlan(wanted_, std::nullopt);
+  std::vector<std::string> names = Names(create);
+  auto access = std::find(names.begin(), names.end(), "set access rules");
+  ASSERT_NE(access, names.end()) << ::testing::PrintToString(names);
+  EXPECT_EQ(*(access - 1), "run task migrate");
+  EXPECT_EQ(*(access + 1), "start service api");
+  EXPECT_NE(FormatPlan(create, "demo").find("+ set access rules (basic auth)"), std::string::npos)
+      << FormatPlan(create, "demo");
+
+  // What a record written before access rules says ("") is an open environment's.
+  env_.access.reset();
+  EXPECT_EQ(AccessFingerprint(project_, env_), "");
+  Recorded open = Applied();
+  env_.access = guarded;
+  Plan added = MakePlan(wanted_, open);
+  EXPECT_EQ(Names(added), std::vector<std::string>{"set access rules"});
+  EXPECT_EQ(added.steps[0].reason, "[access] added");
+
+  Recorded before = plan::Applied(wanted_);
+  EXPECT_TRUE(MakePlan(wanted_, before).empty());
+  env_.access->token = "{random.access_token}";
+  Plan changed = MakePlan(wanted_, before);
+  EXPECT_EQ(Names(changed), std::vector<std::string>{"set access rules"});
+  EXPECT_EQ(changed.steps[0].reason, "[access] changed");
+  EXPECT_EQ(changed.steps[0].Detail(), "basic auth, token");
+  // Every part off is no rules at all: the same as an environment that never had any.
+  env_.access->basic_auth = std::vector<std::string>{};
+  env_.access->token = "";
+  EXPECT_EQ(AccessFingerprint(project_, env_), "");
+  Plan removed = MakePlan(wanted_, before);
+  EXPECT_EQ(removed.steps[0].reason, "[access] removed: open to everyone");
+  EXPECT_EQ(removed.steps[0].Detail(), "none");
 }
 
 TEST_F(PlanTest, CachedReleaseIsSaid) {

@@ -16,6 +16,7 @@ nlohmann::json RecordedJson(const Recorded& r) {
           {"service_counts", r.service_counts},
           {"service_images", r.service_images},
           {"env_fingerprint", r.env_fingerprint},
+          {"access_fingerprint", r.access_fingerprint},
           {"database", r.database},
           {"redis", r.redis},
           {"file_refs", r.file_refs},
@@ -35,6 +36,7 @@ Result<std::optional<Recorded>> LoadRecorded(state::Store& store, const std::str
     r.service_counts = j.value("service_counts", std::map<std::string, int>{});
     r.service_images = j.value("service_images", std::map<std::string, std::string>{});
     r.env_fingerprint = j.value("env_fingerprint", "");
+    r.access_fingerprint = j.value("access_fingerprint", "");
     r.database = j.value("database", false);
     r.redis = j.value("redis", false);
     r.file_refs = j.value("file_refs", std::map<std::string, std::string>{});

@@ -10,6 +10,7 @@
 #include "common/paths.h"
 #include "plan/recorded.h"
 #include "runtime/addresses.h"
+#include "server/access_rules.h"
 #include "spec/loader.h"
 
 namespace adhoc::server {
@@ -96,6 +97,8 @@ std::string StepName(const plan::Step& step) {
       return "remove " + step.target;
     case plan::Action::kAddRoutes:
       return "routes " + step.target;
+    case plan::Action::kSetAccess:
+      return "access " + step.target;
   }
   return step.target;
 }
@@ -287,6 +290,47 @@ Result<std::string> Executor::AddRoutes(Run& run, const plan::Step& step) {
   return step.Detail();
 }
 
+Result<std::string> Executor::SetAccess(Run& run, const plan::Step& step) {
+  ADHOC_RETURN_IF_ERROR(EnsureContext(run));
+  const LaunchContext& c = *run.context;
+  ADHOC_ASSIGN_OR_RETURN(auto rules,
+                         RenderAccess(*c.project, *c.env_file, AccessValuesFor(c.facts, store_)));
+  // The router takes the rules from the environment's context: this run's from now on (a
+  // failure later sets the old one back, and with it the old rules).
+  fleet_.SetContext(run.prepared.env, run.context);
+  ADHOC_RETURN_IF_ERROR(fleet_.PushRoutes(run.prepared.env));
+  return rules ? step.Detail() : std::string("none: open to everyone");
+}
+
+Status Executor::CheckAccess(const Prepared& p) {
+  // The values `up` will render with: the record's names when it exists, and {random.*} as
+  // made (a new one has the same shape as the one the store will make).
+  std::string hostname = p.env + "." + p.project->domain;
+  std::string url = RouterUrl(hostname, options_.router_port);
+  std::map<std::string, std::string> randoms;
+  ADHOC_ASSIGN_OR_RETURN(auto found, store_.FindEnvironment(p.env));
+  if (found) {
+    hostname = found->hostname;
+    url = found->url;
+    ADHOC_ASSIGN_OR_RETURN(randoms, store_.ListRandoms(p.env));
+  }
+  AccessValues values = [&](const std::string& key) -> std::optional<std::string> {
+    if (key == "env") return p.env;
+    if (key == "hostname") return hostname;
+    if (key == "url") return url;
+    if (key.starts_with("random.")) {
+      auto it = randoms.find(key.substr(7));
+      return it != randoms.end() ? it->second : RandomHex(25);
+    }
+    return std::nullopt;
+  };
+  auto rules = RenderAccess(*p.project, *p.env_file, values);
+  if (!rules.ok())
+    return Failed("the access rules of '" + p.env + "': " + rules.error().message() +
+                  "\nNothing was changed.");
+  return OkStatus();
+}
+
 Result<std::string> Executor::Execute(Run& run, const plan::Step& step) {
   if (on_step) on_step(step);
   switch (step.action) {
@@ -304,6 +348,8 @@ Result<std::string> Executor::Execute(Run& run, const plan::Step& step) {
       return ConvergeService(run, step);
     case plan::Action::kAddRoutes:
       return AddRoutes(run, step);
+    case plan::Action::kSetAccess:
+      return SetAccess(run, step);
   }
   return Failed("unknown step");
 }
@@ -343,6 +389,9 @@ Result<ApplyOutcome> Executor::Apply(const Prepared& p, const std::string& kind,
   for (const auto& w : p.warnings) progress.Note(w.ToString());
   ApplyOutcome outcome;
   const bool create = !p.recorded.has_value();
+  // Before anything is made: rules that cannot be rendered would leave the environment
+  // unreachable (the fleet fails closed), so `up` refuses them now.
+  ADHOC_RETURN_IF_ERROR(CheckAccess(p));
   if (create) ADHOC_RETURN_IF_ERROR(resources_.CheckRouterPort());
   json input = {{"project", p.project_dir.string()}};
   ADHOC_ASSIGN_OR_RETURN(auto op,

@@ -6,14 +6,18 @@
 //
 // An operation's steps: `allocate` (a new environment: its record, address block and folders),
 // `base`, then one step per plan step ("release backend", "database", "redis", "task migrate",
-// "service api", "remove old", "routes static"), then `record` (what was applied). Each step
+// "access rules", "service api", "remove old", "routes static"), then `record` (what was
+// applied). Before any of them, the access rules are rendered: rules that cannot be stop the
+// operation before it makes anything. Each step
 // records, before it acts, what undoes it:
 //   {"undo":"remove_environment"}            allocate: everything of the environment goes
 //   {"undo":"drop_databases"}                database
 //   {"undo":"destroy_redis","address":A}     redis
 //   {"undo":"stop_task","task":ID,"note":N}  a one-off task (N: what a rollback cannot undo)
 //   {"undo":"converge","service":S}          a service: back to what the record says
-//   {"undo":"none"}                          releases (shared, cached), base, removals, record
+//   {"undo":"none"}                          releases (shared, cached), base, removals, record,
+//                                            access (a rollback's old context brings back the
+//                                            old rules)
 //   {"undo":"finish_sleep"}                  a sleep's steps: recovery finishes the sleep
 //   {"undo":"finish_wake"}                   a wake's steps: recovery finishes the wake
 // A sleep or wake is finished, never undone, by recovery: both only stop or start processes
@@ -103,6 +107,10 @@ class Executor {
   Result<std::string> RunTask(Run& run, const plan::Step& step);
   Result<std::string> ConvergeService(Run& run, const plan::Step& step);
   Result<std::string> AddRoutes(Run& run, const plan::Step& step);
+  Result<std::string> SetAccess(Run& run, const plan::Step& step);
+  // Renders the environment's access rules as `up` will (server/access_rules.h); a Failed
+  // error when they cannot be.
+  Status CheckAccess(const Prepared& prepared);
 
   Result<std::string> Allocate(Run& run);
   Result<std::string> Record(Run& run);

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "plan/recorded.h"
 #include "server/test_fakes.h"
 
@@ -64,6 +66,7 @@ class ExecutorTest : public ServerFixture {
     EXPECT_TRUE(project.ok()) << spec::FormatDiagnostics(project.diagnostics);
     p.project = std::make_shared<const spec::Project>(project.value);
     auto env_file = spec::ParseEnvFile(p.env_text, "demo", "envs/demo.toml", p.project.get());
+    EXPECT_TRUE(env_file.ok()) << spec::FormatDiagnostics(env_file.diagnostics);
     p.env_file = std::make_shared<const spec::EnvFile>(env_file.value);
     p.resolved["backend"] = {"v-" + tree, "backend", "c-" + tree, tree, false};
     auto recorded = plan::LoadRecorded(*store_, "demo");
@@ -317,6 +320,68 @@ TEST_F(ExecutorTest, TheRecordKeepsTtlAndSleepAfterWithNeverAsNone) {
   ASSERT_TRUE(Apply(Prepare("t1", project)).ok());
   env = store_->GetEnvironment("demo");
   EXPECT_EQ(env->sleep_after_seconds, 1200) << "adhoc.toml's default";
+}
+
+// Rules that cannot be rendered would leave the environment unreachable (the router gets no
+// route of it): `up` says why before it makes anything.
+TEST_F(ExecutorTest, AnUpWhoseAccessRulesCannotBeRenderedStopsBeforeItMakesAnything) {
+  auto r = Apply(Prepare("t1", kProject, "[access]\ntoken = \"{env}-token\"\n"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().kind(), ErrorKind::kFailed);  // exit 1
+  EXPECT_EQ(r.error().message(),
+            "the access rules of 'demo': access.token (envs/demo.toml:2): '{env}-token' renders "
+            "to 'demo-token' (10 characters); a token needs 16 or more, such as "
+            "'{random.access_token}'\nNothing was changed.");
+  EXPECT_TRUE(executed_.empty());
+  EXPECT_TRUE(log_.events().empty()) << log_.Dump();
+  EXPECT_FALSE(store_->FindEnvironment("demo")->has_value());
+  EXPECT_FALSE(store_->LastOperation("demo")->has_value());
+  // {secret.*} is not built: the same, saying so.
+  r = Apply(Prepare("t1", kProject, "[access]\nbasic_auth = \"qa:{secret.pw}\"\n"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("secrets are not built yet"), std::string::npos)
+      << r.error().message();
+  EXPECT_FALSE(store_->FindEnvironment("demo")->has_value());
+}
+
+// A change of [access] alone is a change: one step sets the new rules, nothing restarts.
+TEST_F(ExecutorTest, ChangingOnlyTheAccessRulesSetsThemWithoutTouchingAService) {
+  const std::string guarded = "[access]\nbasic_auth = \"qa:{random.qa}\"\n";
+  Prepared first = Prepare("t1", kProject, guarded);
+  std::vector<std::string> planned;
+  for (const auto& step : first.plan.steps) planned.push_back(StepName(step));
+  // The rules before the services, so no route is ever served without them.
+  auto access_at = std::find(planned.begin(), planned.end(), "access rules");
+  auto api_at = std::find(planned.begin(), planned.end(), "service api");
+  ASSERT_NE(access_at, planned.end()) << ::testing::PrintToString(planned);
+  EXPECT_LT(access_at, api_at);
+  ASSERT_TRUE(Apply(first).ok());
+  auto env = routes_.Env("demo");
+  ASSERT_TRUE(env.contains("access")) << env;
+  EXPECT_EQ(env["access"]["basic_auth"][0]["user"], "qa");
+  EXPECT_EQ(Apply(Prepare("t1", kProject, guarded))->changed, false);
+
+  auto before = Tasks();
+  Prepared changed = Prepare("t1", kProject, "[access]\nallow = [\"10.0.0.0/8\"]\n");
+  ASSERT_EQ(changed.plan.steps.size(), 1u) << plan::FormatPlan(changed.plan, "demo");
+  EXPECT_EQ(changed.plan.steps[0].reason, "[access] changed");
+  EXPECT_NE(plan::FormatPlan(changed.plan, "demo").find("~ set access rules (allow 10.0.0.0/8)"),
+            std::string::npos)
+      << plan::FormatPlan(changed.plan, "demo");
+  log_.Clear();
+  ASSERT_TRUE(Apply(changed).ok());
+  env = routes_.Env("demo");
+  EXPECT_EQ(env["access"], json::parse(R"({"allow":["10.0.0.0/8"]})")) << env;
+  EXPECT_EQ(env["routes"][0]["targets"][0]["id"], "api-1") << env;
+  EXPECT_EQ(log_.Find("start "), -1) << log_.Dump();
+  EXPECT_EQ(log_.Find("stop "), -1) << log_.Dump();
+  EXPECT_EQ(Tasks().size(), before.size());
+  // And removed: open again.
+  Prepared open = Prepare("t1");
+  ASSERT_EQ(open.plan.steps.size(), 1u);
+  EXPECT_EQ(open.plan.steps[0].reason, "[access] removed: open to everyone");
+  ASSERT_TRUE(Apply(open).ok());
+  EXPECT_FALSE(routes_.Env("demo").contains("access")) << routes_.Env("demo");
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include "common/paths.h"
 #include "runtime/addresses.h"
 #include "runtime/logs.h"
+#include "server/access_rules.h"
 
 namespace adhoc::server {
 
@@ -645,6 +646,15 @@ json Fleet::RouterEnvJson(const std::string& env) {
   if (!record.ok()) return out;
   out["hosts"].push_back(record->hostname);
   out["status"] = record->status == state::EnvStatus::kSleeping ? "sleeping" : "running";
+  // Fail closed: an environment is never served open by mistake. Without its files it is not
+  // known whether it is guarded, and rules that cannot be rendered guard nothing: either way
+  // the router gets its name and no route.
+  std::shared_ptr<const LaunchContext> context = Context(env);
+  if (!context) return out;
+  auto access =
+      RenderAccess(*context->project, *context->env_file, AccessValuesFor(context->facts, store_));
+  if (!access.ok()) return out;
+  if (*access) out["access"] = AccessFeedJson(**access);
   auto routes = store_.ListRoutes(env);
   if (!routes.ok()) return out;
   std::lock_guard lock(mu_);

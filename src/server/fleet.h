@@ -111,7 +111,9 @@ class Fleet {
   // timeout, moves targets in and out of the rotation. From the loop thread.
   void Tick();
 
-  // The environment's routes with their healthy targets, as the route sink takes them.
+  // The environment's routes with their healthy targets and its access rules, as the route
+  // sink takes them. Fails closed: an environment without a context, or whose rules cannot be
+  // rendered (server/access_rules.h), gets no route.
   nlohmann::json RouterEnvJson(const std::string& env);
   Status PushRoutes(const std::string& env);
   // Every recorded environment (a new router starts empty).

@@ -263,5 +263,55 @@ TEST_F(FleetTest, RestoreAdoptsTheRecordedGenerationAndStopsTheRest) {
     }
 }
 
+// The router is told who may enter with the routes, the values rendered as the processes see
+// them ({random.*} made once in the store).
+TEST_F(FleetTest, TheRouterGetsTheEnvironmentsAccessRulesWithItsRoutes) {
+  auto v1 = Context("demo", kProject, "g1",
+                    "[access]\nbasic_auth = \"{env}:{random.pw}\"\n"
+                    "token = \"{random.access_token}\"\npublic_paths = [\"/api/health\"]\n");
+  ConvergeAll(v1);
+  auto env = routes_.Env("demo");
+  ASSERT_TRUE(env.contains("access")) << env;
+  const auto& access = env["access"];
+  auto pw = store_->GetOrCreateRandom("demo", "pw", [] { return std::string("unused"); });
+  auto token = store_->GetOrCreateRandom("demo", "access_token", [] { return std::string("x"); });
+  ASSERT_TRUE(pw.ok() && token.ok());
+  EXPECT_EQ(pw->size(), 50u);  // 25 random bytes in hex
+  EXPECT_EQ(access["basic_auth"],
+            nlohmann::json::parse(R"([{"user":"demo","password":")" + *pw + R"("}])"));
+  EXPECT_EQ(access["token"], *token);
+  EXPECT_EQ(access["public_paths"], nlohmann::json::parse(R"(["/api/health"])"));
+  EXPECT_EQ(Targets(), (std::vector<std::string>{"api-1", "api-2"}));
+  // Without [access], nothing is sent: the router keeps no rule object for it.
+  ConvergeAll(Context("demo", kProject, "g1"));
+  EXPECT_FALSE(routes_.Env("demo").contains("access")) << routes_.Env("demo");
+  EXPECT_EQ(Targets(), (std::vector<std::string>{"api-1", "api-2"}));
+}
+
+// Fail closed: rules that cannot be rendered guard nothing, so the router gets no route at
+// all rather than an open environment.
+TEST_F(FleetTest, RulesThatCannotBeRenderedLeaveTheEnvironmentWithoutRoutes) {
+  ConvergeAll(Context("demo", kProject, "g1"));
+  ASSERT_EQ(Targets(), (std::vector<std::string>{"api-1", "api-2"}));
+  // {env}-token renders to "demo-token": 10 characters, too short for a token.
+  auto bad = Context("demo", kProject, "g1", "[access]\ntoken = \"{env}-token\"\n");
+  fleet_->SetContext("demo", bad);
+  ASSERT_TRUE(fleet_->PushRoutes("demo").ok());
+  auto env = routes_.Env("demo");
+  EXPECT_EQ(env["name"], "demo");
+  EXPECT_TRUE(env["routes"].empty()) << env;
+  EXPECT_FALSE(env.contains("access")) << env;
+  EXPECT_EQ(env["hosts"], nlohmann::json::parse(R"(["demo.localhost"])"));
+}
+
+TEST_F(FleetTest, AnEnvironmentWithoutAContextGetsNoRoutes) {
+  // Its files are unknown (a restore failed): whether it is guarded is unknown too.
+  ASSERT_TRUE(fleet_->PushRoutes("demo").ok());
+  auto env = routes_.Env("demo");
+  EXPECT_TRUE(env["routes"].empty()) << env;
+  ASSERT_TRUE(fleet_->PushAll().ok());
+  EXPECT_TRUE(routes_.Env("demo")["routes"].empty()) << routes_.Env("demo");
+}
+
 }  // namespace
 }  // namespace adhoc::server

@@ -1,7 +1,7 @@
 // Where the fleet sends an environment's routes and asks about requests in flight: the router's
 // feed (RouterLink) in the control plane, a recording fake in tests. The JSON of an environment
 // is the feed's (docs/router.md): {name, hosts, status, routes: [{pattern, priority?,
-// service+targets | folder}]}.
+// service+targets | folder}], access?}.
 // Implementations must be safe to call from several threads.
 #pragma once
 

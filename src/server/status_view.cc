@@ -9,6 +9,7 @@
 #include "common/paths.h"
 #include "common/proc_files.h"
 #include "server/lifetimes.h"
+#include "server/access_rules.h"
 
 namespace adhoc::server {
 
@@ -52,8 +53,22 @@ pid_t RedisPid(const fs::path& home, const std::string& env) {
   return text ? static_cast<pid_t>(std::atol(text->c_str())) : 0;
 }
 
+// Who may enter and how, for `status` and `up`: the caller owns the home (the API socket is
+// 0600), so the credentials are shown. Rules that cannot be rendered are shown as the reason
+// the router serves nothing of the environment.
+void AddAccess(state::Store& store, const LaunchContext& context, const std::string& url,
+               json* out) {
+  auto access =
+      RenderAccess(*context.project, *context.env_file, AccessValuesFor(context.facts, store));
+  if (!access.ok())
+    (*out)["access"] = {{"error", access.error().message() + " (the router serves none of it)"}};
+  else if (*access)
+    (*out)["access"] = AccessViewJson(**access, url);
+}
+
 Result<json> OneEnvironment(state::Store& store, Fleet& fleet, const state::Environment& e,
-                            const std::map<pid_t, uint64_t>& rss_by_group, const Costs& costs) {
+                            const std::map<pid_t, uint64_t>& rss_by_group, const Costs& costs,
+                            bool with_access) {
   const std::string& env = e.name;
   json out = {{"name", e.name},
               {"status", state::ToString(e.status)},
@@ -76,6 +91,7 @@ Result<json> OneEnvironment(state::Store& store, Fleet& fleet, const state::Envi
   out["versions"] = versions;
 
   std::shared_ptr<const LaunchContext> context = fleet.Context(env);
+  if (with_access && context) AddAccess(store, *context, e.url, &out);
   json services = json::array();
   uint64_t total_memory = 0;
   for (const ServiceView& view : fleet.Describe(env)) {
@@ -169,7 +185,7 @@ Result<json> EnvironmentJson(state::Store& store, Fleet& fleet, const std::strin
                              const Costs& costs) {
   ADHOC_ASSIGN_OR_RETURN(auto found, store.FindEnvironment(env));
   if (!found) return NotFound("no environment '" + env + "'");
-  return OneEnvironment(store, fleet, *found, RssByProcessGroup(), costs);
+  return OneEnvironment(store, fleet, *found, RssByProcessGroup(), costs, true);
 }
 
 Result<json> ListJson(state::Store& store, Fleet& fleet, const Costs& costs) {
@@ -179,7 +195,7 @@ Result<json> ListJson(state::Store& store, Fleet& fleet, const Costs& costs) {
   uint64_t memory = 0, disk = 0;
   int running = 0, sleeping = 0;
   for (const auto& e : all) {
-    auto j = OneEnvironment(store, fleet, e, rss, costs);
+    auto j = OneEnvironment(store, fleet, e, rss, costs, false);
     if (!j.ok()) continue;
     memory += j->value("memory_bytes", uint64_t{0});
     if (j->contains("disk")) disk += (*j)["disk"].value("total_bytes", uint64_t{0});

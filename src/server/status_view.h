@@ -1,9 +1,10 @@
 // What `adhoc ls` and `adhoc status` show (docs/api.md): an environment's record, versions,
 // services and tasks as they run now (process state read live, not the last probe), memory,
 // its one-off tasks, its last operation (a failed deploy says what failed and what it left),
-// and the commands to reach it; with Costs, what it takes: memory (the resident memory of its
-// service tasks and its Redis) and disk (disk_usage.h's last figures). Reads the store and
-// the fleet; changes nothing.
+// and the commands to reach it; `status` (not `ls`) also says who may enter and with which
+// credentials (server/access_rules.h); with Costs, what it takes: memory (the resident memory
+// of its service tasks and its Redis) and disk (disk_usage.h's last figures). Reads the store
+// and the fleet; changes nothing but a {random.NAME} of an access rule made on first use.
 // Thread-safe as they are.
 #pragma once
 

@@ -271,19 +271,22 @@ class ServerFixture : public ::testing::Test {
     ASSERT_TRUE(store_->AllocateBlock(env, block).ok());
   }
 
-  // A context of `project_toml`, every service of generation `generation`.
+  // A context of `project_toml` (and `env_toml`), every service of generation `generation`.
   std::shared_ptr<const LaunchContext> Context(const std::string& env,
                                                const std::string& project_toml,
-                                               const std::string& generation) {
+                                               const std::string& generation,
+                                               const std::string& env_toml = "") {
     auto project = spec::ParseProject(project_toml);
     EXPECT_TRUE(project.ok()) << spec::FormatDiagnostics(project.diagnostics);
-    auto env_file = spec::ParseEnvFile("", env, "envs/" + env + ".toml", &project.value);
+    auto env_file = spec::ParseEnvFile(env_toml, env, "envs/" + env + ".toml", &project.value);
+    EXPECT_TRUE(env_file.ok()) << spec::FormatDiagnostics(env_file.diagnostics);
     auto context = std::make_shared<LaunchContext>();
     context->project = std::make_shared<const spec::Project>(project.value);
     context->env_file = std::make_shared<const spec::EnvFile>(env_file.value);
     context->facts.home = home();
     context->facts.env = env;
     context->facts.hostname = env + ".localhost";
+    context->facts.url = "http://" + env + ".localhost:8080/";
     for (const auto& s : context->project->services) context->generations[s.name] = generation;
     return context;
   }

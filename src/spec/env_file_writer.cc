@@ -71,15 +71,22 @@ std::string RenderEnvFile(const EnvFile& e) {
     for (const EnvVar& var : e.env) out += TomlKey(var.name) + " = " + TomlString(var.value) + "\n";
   }
   if (e.access) {
+    // Only the keys given: an absent key takes adhoc.toml's, an empty one turns it off.
+    auto array = [](const std::vector<std::string>& items) {
+      std::string out = "[";
+      for (size_t i = 0; i < items.size(); ++i) out += (i ? ", " : "") + TomlString(items[i]);
+      return out + "]";
+    };
+    const Access& a = *e.access;
     out += "\n[access]\n";
-    if (!e.access->basic_auth.empty())
-      out += "basic_auth = " + TomlString(e.access->basic_auth) + "\n";
-    if (!e.access->allow.empty()) {
-      out += "allow = [";
-      for (size_t i = 0; i < e.access->allow.size(); ++i)
-        out += (i ? ", " : "") + TomlString(e.access->allow[i]);
-      out += "]\n";
-    }
+    if (a.basic_auth)
+      out +=
+          "basic_auth = " +
+          (a.basic_auth->size() == 1 ? TomlString(a.basic_auth->front()) : array(*a.basic_auth)) +
+          "\n";
+    if (a.token) out += "token = " + TomlString(*a.token) + "\n";
+    if (a.allow) out += "allow = " + array(*a.allow) + "\n";
+    if (a.public_paths) out += "public_paths = " + array(*a.public_paths) + "\n";
   }
   if (e.aws && e.aws->slot) out += "\n[targets.aws]\nslot = " + std::to_string(*e.aws->slot) + "\n";
   return out;

@@ -16,7 +16,12 @@ TEST(EnvFileWriterTest, RoundTrip) {
   e.data = DataSource{DataSource::Kind::kFile, "dumps/a b.sql"};
   e.versions = {{"frontend", "v2.0.0", {}}, {"backend", "@worktree", {}}};
   e.env = {{"ZED", "tab\there\\ and \"quotes\"\nnewline {env}", {}}, {"ALPHA", "", {}}};
-  e.access = Access{"demo:{secret.demo_password}", {"10.0.0.0/8", "::1"}, {}};
+  e.access = Access{};
+  e.access->basic_auth =
+      std::vector<std::string>{"demo:{random.demo_password}", "qa:{env}-{random.qa}"};
+  e.access->token = "{random.access_token}";
+  e.access->allow = std::vector<std::string>{"10.0.0.0/8", "::1"};
+  e.access->public_paths = std::vector<std::string>{"/api/health-check/", "/static/*"};
   e.aws = EnvAwsTarget{12, {}};
 
   std::string text = RenderEnvFile(e);
@@ -37,7 +42,9 @@ TEST(EnvFileWriterTest, RoundTrip) {
   EXPECT_EQ(back.env[1].value, "");
   ASSERT_TRUE(back.access.has_value());
   EXPECT_EQ(back.access->basic_auth, e.access->basic_auth);
+  EXPECT_EQ(back.access->token, e.access->token);
   EXPECT_EQ(back.access->allow, e.access->allow);
+  EXPECT_EQ(back.access->public_paths, e.access->public_paths);
   ASSERT_TRUE(back.aws.has_value());
   EXPECT_EQ(back.aws->slot, 12);
 }
@@ -54,6 +61,27 @@ TEST(EnvFileWriterTest, NeverRoundTrips) {
   ASSERT_TRUE(loaded.ok()) << FormatDiagnostics(loaded.diagnostics) << text;
   EXPECT_EQ(loaded.value.ttl, e.ttl);
   EXPECT_EQ(loaded.value.sleep_after, e.sleep_after);
+}
+
+// Absent, one value and "off" stay apart: an absent key takes adhoc.toml's, an empty one turns
+// that part off.
+TEST(EnvFileWriterTest, AccessKeysKeepAbsentAndEmptyApart) {
+  EnvFile e;
+  e.name = "demo";
+  e.access = Access{};
+  e.access->basic_auth = std::vector<std::string>{"demo:{random.pw}"};
+  e.access->token = "";
+  e.access->public_paths = std::vector<std::string>{};
+  std::string text = RenderEnvFile(e);
+  EXPECT_NE(text.find("basic_auth = \"demo:{random.pw}\"\n"), std::string::npos) << text;
+  auto loaded = ParseEnvFile(text, "demo", "envs/demo.toml");
+  ASSERT_TRUE(loaded.ok()) << FormatDiagnostics(loaded.diagnostics) << text;
+  const Access& back = *loaded.value.access;
+  EXPECT_EQ(back.basic_auth, e.access->basic_auth);
+  EXPECT_EQ(back.token, std::optional<std::string>(""));
+  EXPECT_FALSE(back.allow.has_value());
+  ASSERT_TRUE(back.public_paths.has_value());
+  EXPECT_TRUE(back.public_paths->empty());
 }
 
 TEST(EnvFileWriterTest, MinimalFileIsSmall) {

@@ -32,7 +32,6 @@ struct NotBuiltYet {
 constexpr NotBuiltYet kNotBuiltYet[] = {
     {FileKind::kProject, "tasks.*.cache", false},
     {FileKind::kEnvFile, "data", true},
-    {FileKind::kEnvFile, "access", false},
 };
 
 bool KeyMatches(std::string_view pattern, std::string_view key) {
@@ -316,6 +315,39 @@ class Reader {
   std::vector<Diagnostic>* out_;
 };
 
+int HexDigit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Why a route's path is not in the normal form the router matches requests in (docs/router.md
+// "Paths"), or "" when it is. The router refuses a pattern that is not, and with it the whole
+// environment's routes, so the file must say so first.
+std::string NotNormal(const std::string& path) {
+  for (size_t i = 0; i < path.size(); ++i) {
+    if (path[i] == '\\') return "a backslash";
+    if (path[i] != '%') continue;
+    int hi = i + 2 < path.size() ? HexDigit(path[i + 1]) : -1;
+    int lo = i + 2 < path.size() ? HexDigit(path[i + 2]) : -1;
+    if (hi < 0 || lo < 0) return "a malformed percent-escape";
+    char c = static_cast<char>(hi * 16 + lo);
+    if (c == '/' || c == '\\' || c == 0) return "an encoded '/', '\\' or NUL";
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+        c == '.' || c == '_' || c == '~')
+      return "'" + path.substr(i, 3) + "' (write '" + std::string(1, c) + "')";
+    if ((path[i + 1] >= 'a' && path[i + 1] <= 'f') || (path[i + 2] >= 'a' && path[i + 2] <= 'f'))
+      return "lower-case hex in '" + path.substr(i, 3) + "' (write it in upper case)";
+    i += 2;
+  }
+  std::stringstream in(path);
+  std::string segment;
+  while (std::getline(in, segment, '/'))
+    if (segment == "." || segment == "..") return "a '" + segment + "' segment";
+  return "";
+}
+
 // "/exact", "/prefix/*", "/*"; empty message when fine.
 std::string ParseRoute(const std::string& pattern, Route* route) {
   route->pattern = pattern;
@@ -345,6 +377,8 @@ std::string ParseRoute(const std::string& pattern, Route* route) {
   }
   if (route->path.find("//") != std::string::npos)
     return "route '" + pattern + "' must not contain '//'";
+  if (std::string why = NotNormal(route->path); !why.empty())
+    return "route '" + pattern + "' is not in the normal form requests are matched in: " + why;
   return "";
 }
 
@@ -429,6 +463,145 @@ bool IsCidr(const std::string& text) {
   return std::stoi(bits) <= max_bits;
 }
 
+// ---- [access] (adhoc.toml and env files) ---------------------------------------------
+
+bool IsTokenChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '_' || c == '.' || c == '~';
+}
+
+// The placeholders of an [access] value: those not allowed are errors; {secret.*} is accepted
+// by the grammar but not built, so it is a warning that says `up` will refuse it.
+void CheckAccessPlaceholders(Reader& r, const toml::node& node, const std::string& key,
+                             const std::string& text, const PlaceholderScope& scope) {
+  r.CheckPlaceholdersAt(node, key, text, scope);
+  for (const Placeholder& p : FindPlaceholders(text))
+    if (p.name == "secret" && !p.part.empty())
+      r.Warn(r.Where(node), key,
+             "'{" + p.Key() + "}': secrets are not built yet, so `adhoc up` refuses this " +
+                 "environment; '{random." + p.part +
+                 "}' makes a value adhoc keeps and `adhoc status` shows");
+}
+
+// One "user:password" of basic_auth; the user is what comes before the first ':'.
+void CheckUserPassword(Reader& r, const toml::node& node, const std::string& key,
+                       const std::string& value, const PlaceholderScope& scope) {
+  size_t colon = value.find(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == value.size()) {
+    r.Error(node, key, "expected \"user:password\"");
+  } else {
+    for (char c : value)
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+        r.Error(node, key, "control characters in the user or password");
+        break;
+      }
+  }
+  CheckAccessPlaceholders(r, node, key, value, scope);
+}
+
+// `token`: it travels in a URL and a cookie, so a literal must be long enough not to be guessed
+// and made of unreserved characters; a template is checked as far as the file tells (its literal
+// text, and no {url}, which holds ':' and '/'); what it renders to is checked by `up`.
+void CheckToken(Reader& r, const toml::node& node, const std::string& value,
+                const PlaceholderScope& scope) {
+  std::vector<Placeholder> placeholders = FindPlaceholders(value);
+  std::string literal;
+  size_t at = 0;
+  for (const Placeholder& p : placeholders) {
+    literal += value.substr(at, p.offset - at);
+    at = p.offset + p.length;
+    if (p.name == "url")
+      r.Error(node, "access.token", "'{url}' holds ':' and '/', which a token cannot");
+  }
+  literal += value.substr(at);
+  bool bad = false;
+  for (char c : literal) bad |= !IsTokenChar(c);
+  if (bad)
+    r.Error(node, "access.token", "a token may hold only A-Z a-z 0-9 - _ . ~ (and placeholders)");
+  else if (placeholders.empty() && value.size() < 16)
+    r.Error(node, "access.token",
+            "a token needs 16 characters or more (got " + std::to_string(value.size()) +
+                "); \"{random.access_token}\" makes one");
+  CheckAccessPlaceholders(r, node, "access.token", value, scope);
+}
+
+// [access] of adhoc.toml or of an env file, as written (spec.h: Access). `scope` is the file's.
+Access ReadAccess(Reader& r, const toml::table& t, const PlaceholderScope& file_scope) {
+  r.CheckKeys(t, "access", {"basic_auth", "token", "allow", "public_paths"}, "[access]");
+  Access access;
+  access.where = r.Where(t);
+  PlaceholderScope scope = file_scope;
+  scope.context = PlaceholderContext::kAccess;
+  if (const toml::node* node = t.get("basic_auth")) {
+    access.where_key["basic_auth"] = r.Where(*node);
+    scope.where = "basic_auth";
+    std::vector<std::string> users;
+    if (const toml::value<std::string>* v = node->as_string()) {
+      if (!v->get().empty()) {  // "": no users
+        CheckUserPassword(r, *v, "access.basic_auth", v->get(), scope);
+        users.push_back(v->get());
+      }
+    } else if (const toml::array* array = node->as_array()) {
+      for (size_t i = 0; i < array->size(); ++i) {
+        const toml::node& element = *array->get(i);
+        std::string key = "access.basic_auth[" + std::to_string(i) + "]";
+        if (!element.is_string()) {
+          r.Error(element, key, "expected a string, got " + TypeName(element));
+          continue;
+        }
+        CheckUserPassword(r, element, key, element.as_string()->get(), scope);
+        users.push_back(element.as_string()->get());
+      }
+    } else {
+      r.Error(*node, "access.basic_auth",
+              "expected \"user:password\" or an array of them, got " + TypeName(*node));
+    }
+    access.basic_auth = users;
+  }
+  if (auto* v = r.String(t, "token", "access")) {
+    access.where_key["token"] = r.Where(*v);
+    scope.where = "token";
+    if (!v->get().empty()) CheckToken(r, *v, v->get(), scope);  // "": no token
+    access.token = v->get();
+  }
+  if (auto items = r.Strings(t, "allow", "access")) {
+    access.where_key["allow"] = r.Where(*t.get("allow"));
+    access.allow.emplace();
+    for (auto& item : *items) {
+      if (!IsCidr(item.value))
+        r.Error(item.where, item.key,
+                "'" + item.value + "' is not an address or CIDR block like \"10.0.0.0/8\"");
+      else
+        access.allow->push_back(item.value);
+    }
+  }
+  if (auto items = r.Strings(t, "public_paths", "access")) {
+    access.where_key["public_paths"] = r.Where(*t.get("public_paths"));
+    access.public_paths.emplace();
+    for (auto& item : *items) {
+      Route route;
+      std::string problem = ParseRoute(item.value, &route);
+      if (!problem.empty())
+        r.Error(item.where, item.key, problem);
+      else
+        access.public_paths->push_back(item.value);
+    }
+  }
+  return access;
+}
+
+bool HasCredentials(const Access& a) {
+  return (a.basic_auth && !a.basic_auth->empty()) || (a.token && !a.token->empty());
+}
+
+// The router's rule: public paths are public from credentials, so they need some. Reported
+// at `at` (in the file being read).
+void CheckPublicPaths(Reader& r, const Access& effective, const SourceLocation& at,
+                      const std::string& message) {
+  if (effective.public_paths && !effective.public_paths->empty() && !HasCredentials(effective))
+    r.Error(at, "access.public_paths", message + " (public from what?)");
+}
+
 // ---- adhoc.toml -----------------------------------------------------------------
 
 class ProjectReader {
@@ -439,7 +612,7 @@ class ProjectReader {
     p_.where = SourceLocation{r_.file(), 1, 1};
     r_.CheckKeys(root, "",
                  {"name", "domain", "sleep_after", "images", "postgres", "redis", "static", "env",
-                  "services", "tasks", "targets"},
+                  "services", "tasks", "targets", "access"},
                  "the top level of " + r_.file());
     if (auto* v = r_.String(root, "name", "", true)) {
       p_.name = v->get();
@@ -484,6 +657,11 @@ class ProjectReader {
       }
     }
     if (const toml::table* t = r_.Table(root, "targets", "")) ReadTargets(*t);
+    if (const toml::table* t = r_.Table(root, "access", "")) {
+      p_.access = ReadAccess(r_, *t, Scope(PlaceholderContext::kAccess, "[access]"));
+      CheckPublicPaths(r_, *p_.access, p_.access->Where("public_paths"),
+                       "public_paths needs basic_auth or token");
+    }
     CheckImagesUsed();
     CheckDuplicateRoutes();
   }
@@ -1005,29 +1183,17 @@ void ReadEnvFile(Reader& r, const toml::table& root, const Project* project, Env
   }
   if (const toml::table* t = r.Table(root, "env", "")) e->env = r.Env(*t, "env", scope);
   if (const toml::table* t = r.Table(root, "access", "")) {
-    r.CheckKeys(*t, "access", {"basic_auth", "allow"}, "[access]");
-    Access access;
-    access.where = r.Where(*t);
-    if (auto* v = r.String(*t, "basic_auth", "access")) {
-      access.basic_auth = v->get();
-      size_t colon = access.basic_auth.find(':');
-      if (colon == std::string::npos || colon == 0 || colon + 1 == access.basic_auth.size())
-        r.Error(*v, "access.basic_auth", "expected \"user:password\"");
-      PlaceholderScope access_scope = scope;
-      access_scope.context = PlaceholderContext::kAccess;
-      access_scope.where = "basic_auth";
-      r.CheckPlaceholdersAt(*v, "access.basic_auth", access.basic_auth, access_scope);
+    e->access = ReadAccess(r, *t, scope);
+    // Against the project's default when it is known (it may hold the credentials), and only
+    // when this file changes what the rule is about (else adhoc.toml's own error says it).
+    const Access& mine = *e->access;
+    if (project && (mine.public_paths || mine.basic_auth || mine.token)) {
+      bool own = mine.public_paths.has_value();
+      CheckPublicPaths(r, *EffectiveAccess(*project, *e),
+                       own ? mine.Where("public_paths") : mine.where,
+                       std::string(own ? "public_paths" : "public_paths (of adhoc.toml)") +
+                           " needs basic_auth or token, here or in adhoc.toml's [access]");
     }
-    if (auto items = r.Strings(*t, "allow", "access")) {
-      for (auto& item : *items) {
-        if (!IsCidr(item.value))
-          r.Error(item.where, item.key,
-                  "'" + item.value + "' is not an address or CIDR block like \"10.0.0.0/8\"");
-        else
-          access.allow.push_back(item.value);
-      }
-    }
-    e->access = access;
   }
   if (const toml::table* t = r.Table(root, "targets", "")) ReadEnvTargets(r, *t, e);
 }

@@ -195,6 +195,31 @@ TEST(LoaderTest, MalformedRoutes) {
   EXPECT_EQ(routes[2].kind, Route::Kind::kCatchAll);
 }
 
+// The router matches requests by their normalized path and refuses any other pattern (with
+// the whole environment's routes): the file says so instead.
+TEST(LoaderTest, RoutesMustBeInNormalForm) {
+  auto errors =
+      Errors(std::string(kBase) +
+             "routes = [\"/%61pi/*\", \"/a/./b\", \"/a/../b\", \"/a%2Fb\", \"/a%2fb\", "
+             "\"/a%zz\", \"/a%2\", \"/a%c3%a9\", \"/a\\\\b\", \"/a%20b\", \"/caf%C3%A9/*\"]\n");
+  ASSERT_EQ(errors.size(), 9u) << ::testing::PrintToString(errors);
+  EXPECT_NE(errors[0].find("routes[0]: route '/%61pi/*' is not in the normal form requests are "
+                           "matched in: '%61' (write 'a')"),
+            std::string::npos)
+      << errors[0];
+  EXPECT_NE(errors[1].find("routes[1]: route '/a/./b' is not in the normal form requests are "
+                           "matched in: a '.' segment"),
+            std::string::npos)
+      << errors[1];
+  EXPECT_NE(errors[2].find("a '..' segment"), std::string::npos) << errors[2];
+  EXPECT_NE(errors[3].find("an encoded '/'"), std::string::npos) << errors[3];
+  EXPECT_NE(errors[4].find("an encoded '/'"), std::string::npos) << errors[4];
+  EXPECT_NE(errors[5].find("a malformed percent-escape"), std::string::npos) << errors[5];
+  EXPECT_NE(errors[6].find("a malformed percent-escape"), std::string::npos) << errors[6];
+  EXPECT_NE(errors[7].find("lower-case hex in '%c3'"), std::string::npos) << errors[7];
+  EXPECT_NE(errors[8].find("a backslash"), std::string::npos) << errors[8];
+}
+
 TEST(LoaderTest, RoutesAndHealthPathNeedAPort) {
   std::string text = kBase;
   text.erase(text.find("port = 8000"), 11);
@@ -441,7 +466,6 @@ allow = ["10.0.0.0/8", "10.0.0.0/33", "vpn", "::1/128"]
                         "\"@worktree\"",
                         "envs/demo.toml:8:6: env.X: placeholder '{redis.url}' needs a [redis] "
                         "section",
-                        "envs/demo.toml:9: access: not built yet, ignored",
                         "envs/demo.toml:10:14: access.basic_auth: expected \"user:password\"",
                         "envs/demo.toml:10:20: access.basic_auth: placeholder '{taskdir}' is not "
                         "available in basic_auth (only {env}, {hostname}, {url}, {random.*} and "
@@ -450,6 +474,122 @@ allow = ["10.0.0.0/8", "10.0.0.0/33", "vpn", "::1/128"]
                         "or CIDR block like \"10.0.0.0/8\"",
                         "envs/demo.toml:11:39: access.allow[2]: 'vpn' is not an address or CIDR "
                         "block like \"10.0.0.0/8\""}));
+}
+
+// adhoc.toml's [access] is every environment's default; an env file's replaces it key by key,
+// and an empty value turns that part off.
+TEST(LoaderTest, AccessOfTheProjectAndOfTheEnvFileMergeKeyByKey) {
+  auto project = ParseProject(std::string(kBase) + R"(
+[access]
+basic_auth   = "team:{random.team_password}"
+token        = "{random.access_token}"
+public_paths = ["/api/health-check/", "/static/*"]
+)");
+  ASSERT_TRUE(project.ok()) << FormatDiagnostics(project.diagnostics);
+  EXPECT_TRUE(project.diagnostics.empty()) << FormatDiagnostics(project.diagnostics);
+  const Access& defaults = *project.value.access;
+  EXPECT_EQ(*defaults.basic_auth, std::vector<std::string>{"team:{random.team_password}"});
+  EXPECT_EQ(defaults.Where("token").line, 13);
+
+  auto env = ParseEnvFile(R"(owner = "qa"
+[access]
+basic_auth = ["qa:{env}-{random.qa}", "demo:a-long-password"]
+token      = ""
+allow      = ["10.0.0.0/8", "127.0.0.1"]
+)",
+                          "demo", "envs/demo.toml", &project.value);
+  ASSERT_TRUE(env.ok()) << FormatDiagnostics(env.diagnostics);
+  EXPECT_TRUE(env.diagnostics.empty()) << FormatDiagnostics(env.diagnostics);
+  std::optional<Access> effective = EffectiveAccess(project.value, env.value);
+  ASSERT_TRUE(effective.has_value());
+  EXPECT_EQ(*effective->basic_auth,
+            (std::vector<std::string>{"qa:{env}-{random.qa}", "demo:a-long-password"}));
+  EXPECT_EQ(*effective->token, "");  // turned off here
+  EXPECT_EQ(*effective->allow, (std::vector<std::string>{"10.0.0.0/8", "127.0.0.1"}));
+  EXPECT_EQ(*effective->public_paths,
+            (std::vector<std::string>{"/api/health-check/", "/static/*"}));  // the default's
+  EXPECT_TRUE(effective->guards());
+  // Each key says where it was written: the env file's, or adhoc.toml's for a default.
+  EXPECT_EQ(effective->Where("basic_auth").ToString(), "envs/demo.toml:3");
+  EXPECT_EQ(effective->Where("public_paths").ToString(), "adhoc.toml:14");
+
+  // Without [access] in the env file the default holds; without either, there are no rules.
+  auto plain = ParseEnvFile("owner = \"x\"\n", "demo", "envs/demo.toml", &project.value);
+  EXPECT_EQ(*EffectiveAccess(project.value, plain.value)->token, "{random.access_token}");
+  EXPECT_FALSE(EffectiveAccess(BaseProject(), plain.value).has_value());
+  // Every part off: the environment is open again.
+  auto off = ParseEnvFile("[access]\nbasic_auth = []\ntoken = \"\"\npublic_paths = []\n", "demo",
+                          "envs/demo.toml", &project.value);
+  ASSERT_TRUE(off.ok()) << FormatDiagnostics(off.diagnostics);
+  EXPECT_FALSE(EffectiveAccess(project.value, off.value)->guards());
+}
+
+TEST(LoaderTest, AccessErrorsNameFileLineAndKey) {
+  auto errors = Errors(std::string(kBase) + R"(
+[access]
+basic_auth   = ["ok:{random.pw}", 7, "nocolon", ":pw", "u:{taskdir}"]
+token        = "short"
+public_paths = ["/%61pi/*", "/health"]
+allow        = ["10.0.0.0/8", "vpn"]
+realm        = "x"
+)");
+  EXPECT_EQ(errors,
+            (std::vector<std::string>{
+                "adhoc.toml:12:35: access.basic_auth[1]: expected a string, got an integer",
+                "adhoc.toml:12:38: access.basic_auth[2]: expected \"user:password\"",
+                "adhoc.toml:12:49: access.basic_auth[3]: expected \"user:password\"",
+                "adhoc.toml:12:59: access.basic_auth[4]: placeholder '{taskdir}' is not "
+                "available in basic_auth (only {env}, {hostname}, {url}, {random.*} and "
+                "{secret.*} are)",
+                "adhoc.toml:13:16: access.token: a token needs 16 characters or more (got 5); "
+                "\"{random.access_token}\" makes one",
+                "adhoc.toml:14:17: access.public_paths[0]: route '/%61pi/*' is not in the normal "
+                "form requests are matched in: '%61' (write 'a')",
+                "adhoc.toml:15:31: access.allow[1]: 'vpn' is not an address or CIDR block like "
+                "\"10.0.0.0/8\"",
+                "adhoc.toml:16:1: access.realm: unknown key 'realm' in [access]"}));
+  // A token's literal text must be URL- and cookie-safe, and {url} is not.
+  auto token = [](const std::string& value) {
+    return Errors(std::string(kBase) + "[access]\ntoken = \"" + value + "\"\n");
+  };
+  EXPECT_EQ(token("{random.t}"), std::vector<std::string>{});
+  EXPECT_EQ(token("0123456789abcdef"), std::vector<std::string>{});
+  EXPECT_EQ(token("t-{env}-{random.t}"), std::vector<std::string>{});
+  EXPECT_EQ(token("0123456789abcdef/"),
+            std::vector<std::string>{"adhoc.toml:11:9: access.token: a token may hold only A-Z "
+                                     "a-z 0-9 - _ . ~ (and placeholders)"});
+  EXPECT_EQ(token("{url}-0123456789abcdef"),
+            std::vector<std::string>{
+                "adhoc.toml:11:9: access.token: '{url}' holds ':' and '/', which a token cannot"});
+  EXPECT_EQ(Errors(std::string(kBase) + "[access]\nbasic_auth = 3\n"),
+            std::vector<std::string>{"adhoc.toml:11:14: access.basic_auth: expected "
+                                     "\"user:password\" or an array of them, got an integer"});
+}
+
+// As the router says: public paths are public from credentials, so they need some.
+TEST(LoaderTest, PublicPathsNeedCredentials) {
+  EXPECT_EQ(Errors(std::string(kBase) + "[access]\nallow = [\"10.0.0.0/8\"]\n"
+                                        "public_paths = [\"/health\"]\n"),
+            std::vector<std::string>{"adhoc.toml:12:16: access.public_paths: public_paths needs "
+                                     "basic_auth or token (public from what?)"});
+  auto project = ParseProject(std::string(kBase) +
+                              "[access]\ntoken = \"{random.t}\"\npublic_paths = [\"/health\"]\n");
+  ASSERT_TRUE(project.ok()) << FormatDiagnostics(project.diagnostics);
+  // The env file turns the token off: the project's public paths are left with nothing.
+  EXPECT_EQ(EnvErrors("owner = \"x\"\n[access]\ntoken = \"\"\n", &project.value),
+            std::vector<std::string>{"envs/demo.toml:2:1: access.public_paths: public_paths (of "
+                                     "adhoc.toml) needs basic_auth or token, here or in "
+                                     "adhoc.toml's [access] (public from what?)"});
+  // Its own public paths with the project's token are fine; without the project, unknown.
+  EXPECT_EQ(EnvErrors("[access]\npublic_paths = [\"/x\"]\n", &project.value),
+            std::vector<std::string>{});
+  EXPECT_EQ(EnvErrors("[access]\npublic_paths = [\"/x\"]\n", nullptr), std::vector<std::string>{});
+  EXPECT_EQ(EnvErrors("[access]\npublic_paths = [\"/x\"]\n", nullptr).size(), 0u);
+  Project open = BaseProject();
+  EXPECT_EQ(EnvErrors("[access]\npublic_paths = [\"/x\"]\n", &open),
+            std::vector<std::string>{"envs/demo.toml:2:16: access.public_paths: public_paths "
+                                     "needs basic_auth or token, here or in adhoc.toml's [access] "
+                                     "(public from what?)"});
 }
 
 TEST(LoaderTest, EnvFileNameMustBeAnEnvironmentName) {
@@ -503,7 +643,11 @@ TEST(LoaderTest, DesignExampleLoadsWithOnlyTheExpectedWarnings) {
   EXPECT_EQ(Lines(loaded.diagnostics),
             (std::vector<std::string>{"adhoc.toml:70: tasks.migrate.cache: not built yet, ignored",
                                       "envs/demo.toml:5: data: not built yet, ignored",
-                                      "envs/demo.toml:14: access: not built yet, ignored"}));
+                                      "envs/demo.toml:15: access.basic_auth: "
+                                      "'{secret.demo_password}': secrets are not built yet, so "
+                                      "`adhoc up` refuses this environment; "
+                                      "'{random.demo_password}' makes a value adhoc keeps and "
+                                      "`adhoc status` shows"}));
   const Project& p = loaded.value.project;
   EXPECT_EQ(p.name, "ublog");
   ASSERT_EQ(p.services.size(), 4u);
@@ -527,7 +671,8 @@ TEST(LoaderTest, DesignExampleLoadsWithOnlyTheExpectedWarnings) {
   EXPECT_EQ(e.data.kind, DataSource::Kind::kSnapshot);
   EXPECT_EQ(e.data.argument, "preprod");
   EXPECT_EQ(*e.sleep_after, std::chrono::minutes(30));
-  EXPECT_EQ(e.access->allow, std::vector<std::string>{"10.0.0.0/8"});
+  EXPECT_EQ(*e.access->allow, std::vector<std::string>{"10.0.0.0/8"});
+  EXPECT_EQ(*e.access->basic_auth, std::vector<std::string>{"demo:{secret.demo_password}"});
   EXPECT_EQ(*e.FindVersion("frontend"), "v2.0.0");
 }
 

@@ -41,6 +41,36 @@ std::string DataSource::ToString() const {
   return "";
 }
 
+SourceLocation Access::Where(const std::string& key) const {
+  auto it = where_key.find(key);
+  return it == where_key.end() ? where : it->second;
+}
+
+bool Access::guards() const {
+  return (allow && !allow->empty()) || (basic_auth && !basic_auth->empty()) ||
+         (token && !token->empty());
+}
+
+std::optional<Access> EffectiveAccess(const Project& project, const EnvFile& env_file) {
+  if (!project.access && !env_file.access) return std::nullopt;
+  if (!env_file.access) return project.access;
+  if (!project.access) return env_file.access;
+  Access out = *project.access;
+  const Access& mine = *env_file.access;
+  // Key by key: what the env file says wins, where it was written with it.
+  auto take = [&](const char* key, auto member) {
+    if (!(mine.*member)) return;
+    out.*member = mine.*member;
+    out.where_key[key] = mine.Where(key);
+  };
+  take("basic_auth", &Access::basic_auth);
+  take("token", &Access::token);
+  take("allow", &Access::allow);
+  take("public_paths", &Access::public_paths);
+  out.where = mine.where;
+  return out;
+}
+
 const std::string* EnvFile::FindVersion(const std::string& image) const {
   for (const VersionPin& v : versions)
     if (v.image == image) return &v.ref;

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -165,6 +166,25 @@ struct Targets {
   std::optional<KubernetesTarget> kubernetes;
 };
 
+// [access]: who may reach an environment through the router (docs/files.md). adhoc.toml's
+// table is every environment's default; an env file's table replaces it key by key. A key
+// that is absent (nullopt) takes the default; a key that is present replaces it, and an empty
+// string or array turns that part off. Values that may hold placeholders are raw templates
+// ({env}, {hostname}, {url}, {random.NAME}; {secret.NAME} is not built yet).
+struct Access {
+  std::optional<std::vector<std::string>> basic_auth;    // "user:password" templates
+  std::optional<std::string> token;                      // a template: the token link's secret
+  std::optional<std::vector<std::string>> allow;         // CIDRs ("10.0.0.0/8") or single addresses
+  std::optional<std::vector<std::string>> public_paths;  // route patterns needing no credentials
+  std::map<std::string, SourceLocation> where_key;       // "token" -> where it was written
+  SourceLocation where;                                  // of the table
+
+  // Where `key` was written, else where the table was.
+  SourceLocation Where(const std::string& key) const;
+  // Whether these rules keep anyone out: an address list, users or a token.
+  bool guards() const;
+};
+
 // adhoc.toml
 struct Project {
   std::string name;
@@ -180,6 +200,7 @@ struct Project {
   std::vector<Service> services;
   std::vector<Task> tasks;
   Targets targets;
+  std::optional<Access> access;  // every environment's default [access]
   SourceLocation where;
 
   // nullptr when absent. Pointers stay valid while the Project is not modified.
@@ -205,12 +226,6 @@ struct VersionPin {
 };
 inline constexpr char kWorktreeRef[] = "@worktree";
 
-struct Access {
-  std::string basic_auth;  // "user:password", a template (env, hostname, url, random, secret)
-  std::vector<std::string> allow;  // CIDRs ("10.0.0.0/8") or single addresses
-  SourceLocation where;
-};
-
 // [targets.aws] of an env file: what the AWS target records about this environment.
 struct EnvAwsTarget {
   std::optional<int> slot;  // its listener rules' priority block; unique among env files
@@ -234,5 +249,9 @@ struct EnvFile {
   // The pinned ref of `image`, or nullptr.
   const std::string* FindVersion(const std::string& image) const;
 };
+
+// The rules an environment gets: the env file's [access] over adhoc.toml's, key by key.
+// nullopt when neither file has an [access] table.
+std::optional<Access> EffectiveAccess(const Project& project, const EnvFile& env_file);
 
 }  // namespace adhoc::spec

@@ -26,6 +26,10 @@ class Handler(BaseHTTPRequestHandler):
             with db() as conn, conn.cursor() as cur:
                 cur.execute("SELECT body FROM items ORDER BY id")
                 return self.answer(200, [row[0] for row in cur.fetchall()])
+        if self.path.split("?")[0] == "/api/headers":
+            # What reached the app: the router must not pass on credentials it consumed.
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            return self.answer(200, {"path": self.path, "headers": headers})
         if self.path == "/api/heartbeats":
             return self.answer(200, {"heartbeats": int(cache().get("heartbeats") or 0)})
         self.answer(404, {"error": "not found"})
