@@ -196,9 +196,12 @@ Result<bool> EnvironmentDatabases::RoleExists(const std::string& role) {
 }
 
 Status EnvironmentDatabases::LockDownSharedDatabases() {
-  // New databases grant CONNECT to PUBLIC; the shared ones must not let env roles in.
+  // New databases grant CONNECT to PUBLIC; the shared ones must not let env roles in. Two
+  // environments created at once would update the same catalog rows ("tuple concurrently
+  // updated"): one statement string is one transaction, and its advisory lock serializes them.
   return Status(
-             admin_.Query("REVOKE CONNECT, TEMPORARY ON DATABASE postgres, template1 FROM PUBLIC"))
+             admin_.Query("SELECT pg_advisory_xact_lock(7242001); "
+                          "REVOKE CONNECT, TEMPORARY ON DATABASE postgres, template1 FROM PUBLIC"))
       .context("closing the shared databases to environment roles");
 }
 
