@@ -211,6 +211,7 @@ Result<std::string> Executor::Allocate(Run& run) {
   e.sleep_after_seconds = RecordedSleepAfter(*p.project, *p.env_file);
   e.hostname = p.env + "." + p.project->domain;
   e.url = RouterUrl(e.hostname, options_.router_port);
+  std::lock_guard allocating(allocate_mu_);
   ADHOC_ASSIGN_OR_RETURN(auto blocks, store_.ListBlocks());
   std::set<runtime::AddressBlock> used;
   for (auto& b : blocks)

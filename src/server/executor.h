@@ -35,6 +35,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -129,6 +130,9 @@ class Executor {
   Fleet& fleet_;
   EnvResources& resources_;
   ExecutorOptions options_;
+  // Choosing a free address block and recording it are one step: two environments created at
+  // once must not both choose the same block.
+  std::mutex allocate_mu_;
 };
 
 // The step name the journal and progress show for a plan step ("service api").
