@@ -554,19 +554,29 @@ class ClientConnection : public ConnectionBase,
     if (!tunnel_env_ || tunnel_env_.get() != env) return;
     // A WebSocket gets a Close frame (1001, going away) if it sits between two frames and
     // nothing is being written to it; then both sides get an orderly end of stream.
-    if (websocket_ && downstream_frames_.at_boundary() && !downstream_writing_) {
-      if constexpr (kTls) {
-        client_.socket.TryWriteNow(kWebSocketGoingAway);
-      } else {
-        ::send(client_.socket.native_handle(), kWebSocketGoingAway.data(),
-               kWebSocketGoingAway.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
-      }
-    }
     closing_ = true;
     error_code ec;
+    if (websocket_ && downstream_writing_) {
+      // A write to the client is in flight (its completion not yet handled): the Close frame
+      // follows it, sent by the downstream pump when the write is done.
+      going_away_after_write_ = true;
+      if (upstream_) upstream_->socket.close(ec);
+      return;
+    }
+    if (websocket_ && downstream_frames_.at_boundary()) SendGoingAway();
     Lowest(client_.socket).shutdown(Socket::shutdown_send, ec);
     Lowest(client_.socket).cancel(ec);
     if (upstream_) upstream_->socket.close(ec);
+  }
+
+  // The WebSocket Close frame (1001, going away), written now without waiting.
+  void SendGoingAway() {
+    if constexpr (kTls) {
+      client_.socket.TryWriteNow(kWebSocketGoingAway);
+    } else {
+      ::send(client_.socket.native_handle(), kWebSocketGoingAway.data(), kWebSocketGoingAway.size(),
+             MSG_DONTWAIT | MSG_NOSIGNAL);
+    }
   }
 
  private:
@@ -1637,6 +1647,12 @@ class ClientConnection : public ConnectionBase,
         self->downstream_writing_ = true;
         co_await WriteAllOp(self->client_.socket, asio::buffer(up.data()), ec);
         self->downstream_writing_ = false;
+        if (self->going_away_after_write_) {
+          // Its environment was removed during that write (CloseIfUpgradedIn).
+          self->going_away_after_write_ = false;
+          if (!ec && self->downstream_frames_.at_boundary()) self->SendGoingAway();
+          break;
+        }
         if (ec) break;
         *counted += up.size();
         up.consume(up.size());
@@ -1689,6 +1705,7 @@ class ClientConnection : public ConnectionBase,
   // Tunnels.
   std::shared_ptr<EnvStats> tunnel_env_;
   bool websocket_ = false, downstream_running_ = false, downstream_writing_ = false;
+  bool going_away_after_write_ = false;
   bool tunnel_other_done_ = false;
   Timer* tunnel_done_ = nullptr;
   WebSocketFrameTracker downstream_frames_;
