@@ -287,8 +287,16 @@ Result<std::string> Executor::AddRoutes(Run& run, const plan::Step& step) {
   ADHOC_RETURN_IF_ERROR(EnsureContext(run));
   ADHOC_RETURN_IF_ERROR(RecordRoutes(run.prepared.env, *run.prepared.project, run.record.hostname));
   run.routes_recorded = true;
-  ADHOC_RETURN_IF_ERROR(fleet_.PushRoutes(run.prepared.env));
+  ADHOC_RETURN_IF_ERROR(PushRoutesToARunningRouter(run.prepared.env));
   return step.Detail();
+}
+
+Status Executor::PushRoutesToARunningRouter(const std::string& env) {
+  if (fleet_.PushRoutes(env).ok()) return OkStatus();
+  // A router that died (kill -9 during an up) is started again, and a new router gets the
+  // whole table; then this environment's entry once more.
+  ADHOC_RETURN_IF_ERROR(resources_.EnsureRouter());
+  return fleet_.PushRoutes(env);
 }
 
 Result<std::string> Executor::SetAccess(Run& run, const plan::Step& step) {
@@ -299,7 +307,7 @@ Result<std::string> Executor::SetAccess(Run& run, const plan::Step& step) {
   // The router takes the rules from the environment's context: this run's from now on (a
   // failure later sets the old one back, and with it the old rules).
   fleet_.SetContext(run.prepared.env, run.context);
-  ADHOC_RETURN_IF_ERROR(fleet_.PushRoutes(run.prepared.env));
+  ADHOC_RETURN_IF_ERROR(PushRoutesToARunningRouter(run.prepared.env));
   return rules ? step.Detail() : std::string("none: open to everyone");
 }
 

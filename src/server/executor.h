@@ -121,6 +121,9 @@ class Executor {
   // The circuit breaker (see above). Returns the error to report.
   Error Fail(Run& run, Error error);
 
+  // The router takes `env`'s routes; a router that does not answer is started again first.
+  Status PushRoutesToARunningRouter(const std::string& env);
+
   // Every process of `env` stopped (Redis after saving), its service tasks forgotten.
   Status StopProcesses(const std::string& env, const std::string& address_block);
 
