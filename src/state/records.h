@@ -141,6 +141,18 @@ struct Event {
   std::string message;
 };
 
+// A saved copy of an environment's data (`adhoc snapshot ENV NAME`); `name` is the key.
+struct Snapshot {
+  std::string name;
+  std::string env;            // the environment it was taken of (may be gone since)
+  std::string versions_json;  // [{"image","ref","commit","tree"}] it ran then, opaque here
+  std::string path;           // its folder (paths::SnapshotDir)
+  int64_t database_bytes = 0;
+  int64_t redis_bytes = 0;
+  int64_t redis_keys = 0;
+  Millis created_at = 0;  // set by the store when 0
+};
+
 std::string_view ToString(EnvStatus s);
 std::string_view ToString(TaskStatus s);
 std::string_view ToString(RouteKind k);

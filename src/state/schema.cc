@@ -141,11 +141,27 @@ CREATE TABLE slots (
 ) STRICT;
 )sql";
 
-constexpr std::array<Migration, 3> kMigrations{{
+// Snapshots outlive the environment they were taken of (an environment is made from one
+// after its source is gone), so no foreign key to environments.
+constexpr const char* kSnapshots = R"sql(
+CREATE TABLE snapshots (
+  name TEXT PRIMARY KEY,
+  env TEXT NOT NULL,
+  versions_json TEXT NOT NULL,
+  path TEXT NOT NULL,
+  database_bytes INTEGER NOT NULL,
+  redis_bytes INTEGER NOT NULL,
+  redis_keys INTEGER NOT NULL,
+  created_at INTEGER NOT NULL
+) STRICT;
+)sql";
+
+constexpr std::array<Migration, 4> kMigrations{{
     {1, "environments, versions, randoms, secrets, credentials, tasks, routes, blocks",
      kCoreRecords},
     {2, "operation journal and events", kJournal},
     {3, "slots for cloud renders", kSlots},
+    {4, "data snapshots", kSnapshots},
 }};
 
 std::string NewerMessage(const std::string& path, int found) {

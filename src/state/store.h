@@ -171,6 +171,13 @@ class Store {
                             const std::string& message);           // stamped now
   Result<std::vector<Event>> ListEvents(const EventQuery& query);  // oldest first
 
+  // --- Snapshots (store_snapshots.cc): saved data, not tied to a live environment ---
+  // Records a new snapshot (stamps created_at when 0); Conflict when the name is taken.
+  Status PutSnapshot(Snapshot snapshot);
+  Result<std::optional<Snapshot>> FindSnapshot(const std::string& name);
+  Result<std::vector<Snapshot>> ListSnapshots();   // by name
+  Status DeleteSnapshot(const std::string& name);  // ok when absent
+
  private:
   enum class Mode { kRead, kWrite };
   Store(std::filesystem::path path, std::unique_ptr<sqlite::Db> db, StoreOptions options);
