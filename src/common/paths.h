@@ -28,6 +28,14 @@
 //         exit                     the task's exit status, written when it ends
 //         work/                    {taskdir}: the task's writable folder, templates rendered here
 //       logs/<service-or-task>/<task-id>.log   output with timestamps, rotated by size
+//       start/                     its start data, for `adhoc reset` (0700):
+//         redis.keys               its Redis keys when creation finished (0600)
+//         start.json               the versions it was taken on
+//                                  (its database: the cluster's "adhoc-start-<env>")
+//     snapshots/                   saved data (0700), `adhoc snapshot ENV NAME`:
+//       <name>/database.dump       pg_dump's custom format (0600)
+//       <name>/redis.keys          the Redis keys (0600)
+//       .incoming/<name>-<pid>/    one being taken (renamed when done)
 //
 // Thread-safe: pure functions of their arguments and the process environment.
 #pragma once
@@ -93,6 +101,18 @@ inline fs::path LogsDir(const fs::path& home, const std::string& env) {
 inline fs::path TaskLog(const fs::path& home, const std::string& env, const std::string& process,
                         const std::string& task_id) {
   return LogsDir(home, env) / process / (task_id + ".log");
+}
+
+// Data: snapshots and each environment's start data (see the drawing above).
+inline fs::path SnapshotsDir(const fs::path& home) { return home / "snapshots"; }
+inline fs::path SnapshotDir(const fs::path& home, const std::string& name) {
+  return SnapshotsDir(home) / name;
+}
+inline fs::path IncomingSnapshotsDir(const fs::path& home) {
+  return SnapshotsDir(home) / ".incoming";
+}
+inline fs::path StartDataDir(const fs::path& home, const std::string& env) {
+  return EnvDir(home, env) / "start";
 }
 
 }  // namespace adhoc::paths

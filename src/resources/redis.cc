@@ -520,4 +520,32 @@ Status RedisInstance::Destroy() {
   return OkStatus();
 }
 
+Result<std::vector<RespReply>> RedisPipeline(const std::string& host, int port,
+                                             const std::string& password,
+                                             const std::vector<std::vector<std::string>>& commands,
+                                             milliseconds timeout) {
+  const std::string where = "Redis at " + host + ":" + std::to_string(port);
+  auto deadline = Clock::now() + timeout;
+  Connection conn;
+  if (auto s = conn.Open(host, port, deadline); !s.ok())
+    return std::move(s).context("connecting to " + where).error();
+  std::string out;
+  if (!password.empty()) out += EncodeRespCommand({"AUTH", password});
+  for (const auto& c : commands) out += EncodeRespCommand(c);
+  if (auto s = conn.Send(out, deadline); !s.ok()) return std::move(s).context(where).error();
+  std::vector<RespReply> replies;
+  for (size_t i = 0; i < commands.size() + (password.empty() ? 0 : 1); ++i) {
+    auto reply = conn.Receive(deadline);
+    if (!reply.ok()) return std::move(reply).error().context(where);
+    if (!*reply) return Failed(where + " closed the connection");
+    if (!password.empty() && i == 0) {
+      if ((*reply)->type == RespReply::Type::kError)
+        return Failed(where + ": AUTH: " + (*reply)->text);
+      continue;
+    }
+    replies.push_back(std::move(**reply));
+  }
+  return replies;
+}
+
 }  // namespace adhoc::resources

@@ -130,4 +130,11 @@ Result<RespReply> RedisCommands(const std::string& host, int port, const std::st
                                 std::chrono::milliseconds timeout = std::chrono::seconds(5),
                                 bool closed_ok = false);
 
+// Like RedisCommands, pipelined: every command sent at once on one connection (AUTH first when
+// `password` is not empty; a refused AUTH is an error), and every reply returned, in order.
+Result<std::vector<RespReply>> RedisPipeline(
+    const std::string& host, int port, const std::string& password,
+    const std::vector<std::vector<std::string>>& commands,
+    std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
 }  // namespace adhoc::resources
