@@ -204,7 +204,11 @@ Plan MakePlan(const Wanted& wanted, const std::optional<Recorded>& recorded) {
     for (const auto& r : project.static_files->routes) step.patterns.push_back(r.pattern);
     plan.steps.push_back(std::move(step));
   }
-  if (!recorded) {
+  // After-create tasks seed an empty database; data from a snapshot, another environment or a
+  // dump is the environment's data as it is (its before-deploy migrations still run).
+  const bool own_data =
+      wanted.env_file && wanted.env_file->data.kind != spec::DataSource::Kind::kEmpty;
+  if (!recorded && !own_data) {
     for (const spec::Task& task : project.tasks) {
       if (task.after != spec::Task::After::kCreate) continue;
       Step step{Action::kRunTask, task.name, kNew};

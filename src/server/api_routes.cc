@@ -222,6 +222,33 @@ void RegisterApi(ApiServer& api, ControlPlane& cp) {
     ApiProgress progress(req.wants_stream ? &r : nullptr);
     Finish(r, req.wants_stream, cp.Wake(req.params.at("env"), progress, *wait));
   });
+  api.Handle(
+      "POST", "/v1/environments/{env}/snapshot", [&cp](const ApiRequest& req, ApiResponder& r) {
+        auto body = BodyObject(req);
+        if (!body.ok()) return r.Fail(body.error());
+        auto name = StringField(*body, "name", true);
+        if (!name.ok()) return r.Fail(name.error());
+        auto wait = BoolField(*body, "wait", true);
+        if (!wait.ok()) return r.Fail(wait.error());
+        ApiProgress progress(req.wants_stream ? &r : nullptr);
+        Finish(r, req.wants_stream, cp.Snapshot(req.params.at("env"), *name, progress, *wait));
+      });
+  api.Handle("POST", "/v1/environments/{env}/reset", [&cp](const ApiRequest& req, ApiResponder& r) {
+    auto body = BodyObject(req);
+    if (!body.ok()) return r.Fail(body.error());
+    auto wait = BoolField(*body, "wait", true);
+    if (!wait.ok()) return r.Fail(wait.error());
+    ApiProgress progress(req.wants_stream ? &r : nullptr);
+    Finish(r, req.wants_stream, cp.Reset(req.params.at("env"), progress, *wait));
+  });
+  api.Handle("GET", "/v1/snapshots", [&cp](const ApiRequest&, ApiResponder& r) {
+    auto j = cp.SnapshotsJson();
+    j.ok() ? r.Reply(200, *j) : r.Fail(j.error());
+  });
+  api.Handle("DELETE", "/v1/snapshots/{name}", [&cp](const ApiRequest& req, ApiResponder& r) {
+    auto j = cp.RemoveSnapshot(req.params.at("name"));
+    j.ok() ? r.Reply(200, *j) : r.Fail(j.error());
+  });
   api.Handle("POST", "/v1/environments/{env}/run", [&cp](const ApiRequest& req, ApiResponder& r) {
     auto body = BodyObject(req);
     if (!body.ok()) return r.Fail(body.error());

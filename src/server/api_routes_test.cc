@@ -180,6 +180,25 @@ TEST_F(ApiRoutesTest, MalformedBodiesAre400sNamingTheField) {
               "nosuch");
   ExpectError(Request("POST", "/v1/environments/Bad_Name/sleep", "{}"), 400, "environment name");
   ExpectError(Request("POST", "/v1/gc", R"({"dry_run":"yes"})"), 400, "\"dry_run\"");
+  const std::string snapshot = "/v1/environments/demo/snapshot";
+  ExpectError(Request("POST", snapshot, R"({})"), 400, "\"name\"");
+  ExpectError(Request("POST", snapshot, R"({"name":5})"), 400, "\"name\" must be a string");
+  ExpectError(Request("POST", snapshot, R"({"name":"Pre Prod"})"), 400, "snapshot name");
+  ExpectError(Request("POST", snapshot, R"({"name":"../../etc"})"), 400, "snapshot name");
+  ExpectError(Request("POST", snapshot, "{\"name\":\"" + std::string(200, 'a') + "\"}"), 400,
+              "longer than");
+  ExpectError(Request("POST", snapshot, R"({"name":"ok","wait":"no"})"), 400, "\"wait\"");
+  ExpectError(Request("POST", "/v1/environments/nosuch/snapshot", R"({"name":"ok"})"), 404,
+              "nosuch");
+  ExpectError(Request("POST", "/v1/environments/Bad_Name/snapshot", R"({"name":"ok"})"), 400,
+              "environment name");
+  ExpectError(Request("POST", "/v1/environments/demo/reset", R"({"wait":1})"), 400, "\"wait\"");
+  ExpectError(Request("POST", "/v1/environments/demo/reset", "[]"), 400, "JSON object");
+  ExpectError(Request("POST", "/v1/environments/nosuch/reset", "{}"), 404, "nosuch");
+  ExpectError(Request("DELETE", "/v1/snapshots/Bad_Name"), 400, "snapshot name");
+  ExpectError(Request("DELETE", "/v1/snapshots/..%2F..%2Fstate.db"), 400, "snapshot name");
+  ExpectError(Request("DELETE", "/v1/snapshots/nosuch"), 404, "nosuch");
+  ExpectError(Request("POST", "/v1/snapshots"), 400, "not allowed");
   // Not HTTP at all.
   Raw garbage = Exchange(socket(), "\x01\x02\x03 nonsense\r\n\r\n");
   EXPECT_TRUE(garbage.status == 400 || garbage.status == 0) << garbage.status;
@@ -210,7 +229,7 @@ TEST_F(ApiRoutesTest, EveryRouteTheDocumentationListsExists) {
   ASSERT_TRUE(doc.good());
   std::string text((std::istreambuf_iterator<char>(doc)), std::istreambuf_iterator<char>());
   // Rows of the routes table: | `METHOD /v1/path` | ...
-  std::regex row(R"(\| `(GET|POST) (/v1/[^` ?]*)[^`]*` \|)");
+  std::regex row(R"(\| `(GET|POST|DELETE) (/v1/[^` ?]*)[^`]*` \|)");
   int routes = 0;
   for (auto it = std::sregex_iterator(text.begin(), text.end(), row); it != std::sregex_iterator();
        ++it) {
@@ -218,6 +237,7 @@ TEST_F(ApiRoutesTest, EveryRouteTheDocumentationListsExists) {
     path = std::regex_replace(path, std::regex(R"(\{env\})"), "demo");
     path = std::regex_replace(path, std::regex(R"(\{service\})"), "web");
     path = std::regex_replace(path, std::regex(R"(\{id\})"), "1");
+    path = std::regex_replace(path, std::regex(R"(\{name\})"), "preprod");
     // Asked with the other method, a route that exists answers "not allowed" without acting
     // (so base/down and shutdown can be checked too); an unknown path answers 404.
     std::string other = method == "GET" ? "POST" : "GET";

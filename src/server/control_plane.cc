@@ -14,6 +14,7 @@
 #include "plan/recorded.h"
 #include "runtime/addresses.h"
 #include "server/api_routes.h"
+#include "server/data_ops.h"
 #include "server/garbage.h"
 #include "server/keeper.h"
 #include "server/launcher.h"
@@ -697,6 +698,48 @@ Status ControlPlane::BaseDestroy(Progress& progress) {
     if (!destroyed.ok()) return destroyed.error();
   }
   return BaseDown(progress);
+}
+
+// ---- Data ------------------------------------------------------------------------------
+
+Result<json> ControlPlane::Snapshot(const std::string& env, const std::string& name,
+                                    Progress& progress, bool wait) {
+  ADHOC_RETURN_IF_ERROR(spec::ValidateEnvName(env));
+  ADHOC_RETURN_IF_ERROR(spec::ValidateObjectName("snapshot", name));
+  WaitUntilRecovered(progress);
+  ADHOC_ASSIGN_OR_RETURN(
+      auto held, locks_.Acquire(env, "snapshot", wait, [&](const std::string& h) {
+        progress.Note("waiting for the running " + h + " of " + env + " to finish");
+      }));
+  ADHOC_RETURN_IF_ERROR(executor_->Snapshot(env, name, progress));
+  ADHOC_ASSIGN_OR_RETURN(auto all, SnapshotsJson());
+  for (const auto& s : all["snapshots"])
+    if (s.value("name", "") == name) return s;
+  return json{{"name", name}, {"env", env}};
+}
+
+Result<json> ControlPlane::Reset(const std::string& env, Progress& progress, bool wait) {
+  ADHOC_RETURN_IF_ERROR(spec::ValidateEnvName(env));
+  WaitUntilRecovered(progress);
+  ADHOC_ASSIGN_OR_RETURN(auto held, locks_.Acquire(env, "reset", wait, [&](const std::string& h) {
+    progress.Note("waiting for the running " + h + " of " + env + " to finish");
+  }));
+  ADHOC_RETURN_IF_ERROR(executor_->Reset(env, progress));
+  return EnvironmentJson(env);
+}
+
+Result<json> ControlPlane::SnapshotsJson() {
+  DataOps data(*store_, *resources_, options_.home);
+  return data.ListJson();
+}
+
+Result<json> ControlPlane::RemoveSnapshot(const std::string& name) {
+  ADHOC_RETURN_IF_ERROR(spec::ValidateObjectName("snapshot", name));
+  // One removal at a time per home: the snapshot lock is its own environment-like name.
+  ADHOC_ASSIGN_OR_RETURN(auto held, locks_.Acquire("snapshot:" + name, "removal", true));
+  DataOps data(*store_, *resources_, options_.home);
+  ADHOC_RETURN_IF_ERROR(data.Remove(name));
+  return json{{"removed", name}};
 }
 
 }  // namespace adhoc::server

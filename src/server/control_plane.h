@@ -101,6 +101,17 @@ class ControlPlane {
   // Destroys every environment, stops everything; the caller removes the home afterwards.
   Status BaseDestroy(Progress& progress);
 
+  // --- Data (executor.h: Snapshot, Reset; data_ops.h) ---
+  // Saves `env`'s database and Redis as snapshot `name`, under its lock.
+  Result<nlohmann::json> Snapshot(const std::string& env, const std::string& name,
+                                  Progress& progress, bool wait = true);
+  // Returns `env` to its start data, under its lock.
+  Result<nlohmann::json> Reset(const std::string& env, Progress& progress, bool wait = true);
+  // {snapshots: [...], total_bytes} (docs/api.md).
+  Result<nlohmann::json> SnapshotsJson();
+  // A snapshot's files and record; NotFound when there is none.
+  Result<nlohmann::json> RemoveSnapshot(const std::string& name);
+
   const ControlPlaneOptions& options() const { return options_; }
   state::Store& store() { return *store_; }
   Fleet& fleet() { return *fleet_; }

@@ -61,6 +61,27 @@ class EnvResources {
   virtual Status CreateFolders(const std::string& env) = 0;
   // Its folders and its access log.
   virtual Status RemoveFolders(const std::string& env) = 0;
+
+  // --- Data: snapshots, start data, data sources (resources/snapshots.h). Files are 0600. ---
+  // `database` saved into `file` (pg_dump's custom format) without disturbing its users;
+  // returns the file's size.
+  virtual Result<int64_t> DumpDatabase(const std::string& database,
+                                       const std::filesystem::path& file) = 0;
+  // `env`'s `database` emptied (made again, empty) and loaded from `file` (pg_dump's custom
+  // format or plain SQL); every object is owned by the environment's role.
+  virtual Status LoadDatabase(const std::string& env, const std::string& database,
+                              const std::filesystem::path& file) = 0;
+  // Every key of the Redis at `redis` into `file`; returns how many.
+  virtual Result<int64_t> DumpRedis(const RedisEndpoint& redis,
+                                    const std::filesystem::path& file) = 0;
+  // The Redis at `redis` emptied, then given the keys of `file`; returns how many.
+  virtual Result<int64_t> LoadRedis(const RedisEndpoint& redis,
+                                    const std::filesystem::path& file) = 0;
+  // `env`'s start copy of its `database` made, replacing an older one.
+  virtual Status KeepStartDatabase(const std::string& env, const std::string& database) = 0;
+  // `database` replaced by a fresh clone of `env`'s start copy (its connections ended);
+  // NotFound when there is no start copy.
+  virtual Status ResetDatabase(const std::string& env, const std::string& database) = 0;
 };
 
 }  // namespace adhoc::server

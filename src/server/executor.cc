@@ -11,7 +11,9 @@
 #include "plan/recorded.h"
 #include "runtime/addresses.h"
 #include "server/access_rules.h"
+#include "server/data_ops.h"
 #include "spec/loader.h"
+#include "spec/names.h"
 
 namespace adhoc::server {
 
@@ -245,13 +247,15 @@ Result<std::string> Executor::BuildRelease(Run& run, const plan::Step& step) {
 Result<std::string> Executor::CreateDatabase(Run& run, const plan::Step& step) {
   ADHOC_ASSIGN_OR_RETURN(auto creds, resources_.CreateDatabase(run.prepared.env, step.target));
   ADHOC_RETURN_IF_ERROR(store_.PutDatabaseCredentials(creds));
-  return creds.database + " owned by " + creds.role;
+  ADHOC_ASSIGN_OR_RETURN(std::string data, LoadDataIntoDatabase(run, creds.database));
+  return creds.database + " owned by " + creds.role + data;
 }
 
 Result<std::string> Executor::StartRedis(Run& run, const plan::Step&) {
   ADHOC_ASSIGN_OR_RETURN(auto redis,
                          resources_.EnsureRedis(run.prepared.env, run.block.RedisAddress()));
-  return fmt::format("{}:{}, own password", redis.host, redis.port);
+  ADHOC_ASSIGN_OR_RETURN(std::string data, LoadDataIntoRedis(run, redis));
+  return fmt::format("{}:{}, own password{}", redis.host, redis.port, data);
 }
 
 Result<std::string> Executor::RunTask(Run& run, const plan::Step& step) {
@@ -402,6 +406,7 @@ Result<ApplyOutcome> Executor::Apply(const Prepared& p, const std::string& kind,
   // unreachable (the fleet fails closed), so `up` refuses them now.
   ADHOC_RETURN_IF_ERROR(CheckAccess(p));
   if (create) ADHOC_RETURN_IF_ERROR(resources_.CheckRouterPort());
+  if (create) ADHOC_RETURN_IF_ERROR(CheckDataSource(p));
   json input = {{"project", p.project_dir.string()}};
   ADHOC_ASSIGN_OR_RETURN(auto op,
                          JournaledOperation::Begin(store_, progress, p.env, kind, input.dump()));
@@ -453,6 +458,8 @@ Result<ApplyOutcome> Executor::Apply(const Prepared& p, const std::string& kind,
                         [&] { return Execute(run, step); });
     if (!done.ok()) return Fail(run, done.error());
   }
+  if (Status kept = create ? KeepStartData(run) : OkStatus(); !kept.ok())
+    return Fail(run, kept.error());
   auto recorded = op.Step("record", UndoNone(), [&] { return Record(run); });
   if (!recorded.ok()) return Fail(run, recorded.error());
   (void)store_.AppendEvent(p.env,
@@ -706,6 +713,7 @@ Result<std::string> Executor::Recover(const state::Operation& op) {
     return finish(s.ok() ? state::OperationStatus::kDone : state::OperationStatus::kFailed,
                   s.ok() ? "interrupted; finished by recovery" : s.error().message());
   }
+  if (op.kind == "snapshot" || op.kind == "reset") return RecoverData(op);
   if (op.kind == "sleep") {
     // Forward: what a sleep stops can always be stopped; its data stays.
     if (!exists)
@@ -791,6 +799,214 @@ Result<std::shared_ptr<const LaunchContext>> Executor::RecordedContext(
   ADHOC_ASSIGN_OR_RETURN(auto recorded, plan::LoadRecorded(store_, env.name));
   if (recorded) context->generations = recorded->services;
   return std::shared_ptr<const LaunchContext>(context);
+}
+
+// ---- Data: an env file's `data`, start data, snapshots and reset (data_ops.h) -----------
+
+Status Executor::CheckDataSource(const Prepared& p) {
+  DataOps data(store_, resources_, options_.home);
+  Status s = data.CheckSource(p.env_file->data, p.project_dir, p.env);
+  if (!s.ok())
+    return Error(s.error().kind(), "up " + p.env + ": " + s.error().message() + "\nNothing of '" +
+                                       p.env + "' was made.");
+  return OkStatus();
+}
+
+Result<std::string> Executor::LoadDataIntoDatabase(Run& run, const std::string& database) {
+  const spec::DataSource& source = run.prepared.env_file->data;
+  if (!run.create || source.kind == spec::DataSource::Kind::kEmpty) return std::string();
+  DataOps data(store_, resources_, options_.home);
+  ADHOC_ASSIGN_OR_RETURN(std::string detail, data.LoadDatabase(source, run.prepared.project_dir,
+                                                               run.prepared.env, database));
+  return detail.empty() ? detail : ", " + detail;
+}
+
+Result<std::string> Executor::LoadDataIntoRedis(Run& run, const RedisEndpoint& redis) {
+  const spec::DataSource& source = run.prepared.env_file->data;
+  if (!run.create || source.kind == spec::DataSource::Kind::kEmpty) return std::string();
+  DataOps data(store_, resources_, options_.home);
+  ADHOC_ASSIGN_OR_RETURN(std::string detail, data.LoadRedis(source, run.prepared.env, redis));
+  return detail.empty() ? detail : ", " + detail;
+}
+
+Status Executor::KeepStartData(Run& run) {
+  const Prepared& p = run.prepared;
+  if (!p.project->postgres && !p.project->redis) return OkStatus();
+  auto kept = run.op.Step("start data", UndoNone(), [&]() -> Result<std::string> {
+    ADHOC_RETURN_IF_ERROR(EnsureContext(run));
+    const EnvironmentFacts& f = run.context->facts;
+    DataOrigin origin;
+    origin.env = p.env;
+    if (p.project->postgres && f.database) origin.database = f.database->database;
+    if (p.project->redis)
+      origin.redis = RedisEndpoint{f.redis_host, f.redis_port, f.redis_password};
+    json versions = json::array();
+    for (const auto& [image, v] : p.resolved)
+      versions.push_back(
+          {{"image", image}, {"ref", v.ref}, {"commit", v.commit}, {"tree", v.tree}});
+    DataOps data(store_, resources_, options_.home);
+    return data.KeepStartData(origin, versions);
+  });
+  return Status(kept);
+}
+
+Status Executor::Snapshot(const std::string& env, const std::string& name, Progress& progress) {
+  DataOps data(store_, resources_, options_.home);
+  ADHOC_RETURN_IF_ERROR(data.CheckNewSnapshot(name));
+  ADHOC_ASSIGN_OR_RETURN(auto found, store_.FindEnvironment(env));
+  if (!found) return NotFound("no environment '" + env + "'");
+  if (found->status == state::EnvStatus::kSleeping)
+    return Failed("'" + env + "' is asleep; wake it first (`adhoc wake " + env + "`)");
+  if (found->status != state::EnvStatus::kRunning && found->status != state::EnvStatus::kFailed)
+    return Failed("'" + env + "' is " + std::string(state::ToString(found->status)) +
+                  "; it can be saved once that is over");
+  std::shared_ptr<const LaunchContext> context = fleet_.Context(env);
+  if (!context) {
+    ADHOC_ASSIGN_OR_RETURN(context, RecordedContext(*found));
+  }
+  ADHOC_ASSIGN_OR_RETURN(json versions, data.VersionsJson(env));
+  ADHOC_ASSIGN_OR_RETURN(auto op, JournaledOperation::Begin(store_, progress, env, "snapshot",
+                                                            json{{"name", name}}.dump()));
+  const EnvironmentFacts& f = context->facts;
+  DataOrigin origin;
+  origin.env = env;
+  if (context->project->postgres && f.database) origin.database = f.database->database;
+  if (context->project->redis)
+    origin.redis = RedisEndpoint{f.redis_host, f.redis_port, f.redis_password};
+  state::Snapshot record{name, env, versions.dump(), "", 0, 0, 0, 0};
+  fs::path saved;
+  auto save = op.Step("save", UndoNone(), [&]() -> Result<std::string> {
+    ADHOC_ASSIGN_OR_RETURN(saved, data.SaveFiles(origin, name, &record.database_bytes,
+                                                 &record.redis_bytes, &record.redis_keys));
+    return fmt::format("database {}, Redis {} key(s) ({})", HumanBytes(record.database_bytes),
+                       record.redis_keys, HumanBytes(record.redis_bytes));
+  });
+  auto published = !save.ok() ? save : op.Step("record", UndoNone(), [&]() -> Result<std::string> {
+    ADHOC_RETURN_IF_ERROR(data.Publish(saved, record));
+    return "snapshot " + name;
+  });
+  if (!published.ok()) {
+    std::string message = "snapshot " + env + " " + name + ": " + published.error().message() +
+                          "\nNothing was kept; '" + env + "' was not touched.";
+    (void)op.Finish(state::OperationStatus::kFailed, message);
+    return Error(published.error().kind(), message);
+  }
+  (void)store_.AppendEvent(env, "snapshot", "data saved as snapshot " + name);
+  (void)op.Finish(state::OperationStatus::kDone);
+  return OkStatus();
+}
+
+Status Executor::Reset(const std::string& env, Progress& progress) {
+  ADHOC_ASSIGN_OR_RETURN(auto found, store_.FindEnvironment(env));
+  if (!found) return NotFound("no environment '" + env + "'");
+  if (found->status == state::EnvStatus::kSleeping)
+    return Failed("'" + env + "' is asleep; wake it first (`adhoc wake " + env + "`)");
+  if (found->status != state::EnvStatus::kRunning && found->status != state::EnvStatus::kFailed)
+    return Failed("'" + env + "' is " + std::string(state::ToString(found->status)) +
+                  "; it can be reset once that is over");
+  DataOps data(store_, resources_, options_.home);
+  ADHOC_ASSIGN_OR_RETURN(auto start, data.StartVersions(env));
+  if (!start)
+    return NotFound("'" + env +
+                    "' has no start data (it was created by an adhoc that did not keep it); "
+                    "`adhoc destroy " +
+                    env + "` and `adhoc up " + env + "` make it again");
+  std::shared_ptr<const LaunchContext> context = fleet_.Context(env);
+  if (!context) {
+    ADHOC_ASSIGN_OR_RETURN(context, RecordedContext(*found));
+  }
+  ADHOC_ASSIGN_OR_RETURN(json now, data.VersionsJson(env));
+  // The trees it runs now against those it started with: newer code needs its migrations.
+  auto trees = [](const json& versions) {
+    std::map<std::string, std::string> out;
+    for (const auto& v : versions)
+      if (v.is_object()) out[v.value("image", "")] = v.value("tree", "");
+    return out;
+  };
+  const bool changed = trees(now) != trees(*start);
+  ADHOC_ASSIGN_OR_RETURN(auto block, runtime::ParseBlock(found->address_block));
+  ADHOC_ASSIGN_OR_RETURN(auto op, JournaledOperation::Begin(store_, progress, env, "reset", "{}"));
+  const json undo = {{"undo", "finish_reset"}};
+  const EnvironmentFacts& f = context->facts;
+  Result<std::string> done = std::string();
+  if (context->project->postgres && f.database)
+    done = op.Step("database", undo, [&]() -> Result<std::string> {
+      ADHOC_RETURN_IF_ERROR(resources_.ResetDatabase(env, f.database->database));
+      return f.database->database + " back to its start data";
+    });
+  if (done.ok() && context->project->redis)
+    done = op.Step("redis", undo, [&]() -> Result<std::string> {
+      ADHOC_ASSIGN_OR_RETURN(int64_t keys,
+                             resources_.LoadRedis({f.redis_host, f.redis_port, f.redis_password},
+                                                  data.StartRedisKeys(env)));
+      return fmt::format("{} key(s) restored", keys);
+    });
+  if (done.ok() && changed) {
+    for (const spec::Task& task : context->project->tasks) {
+      if (task.before != spec::Task::Before::kDeploy) continue;
+      done = op.Step("task " + task.name, undo, [&]() -> Result<std::string> {
+        ADHOC_ASSIGN_OR_RETURN(std::string id, store_.NextTaskId(env, task.name));
+        std::string tail;
+        ADHOC_ASSIGN_OR_RETURN(int code,
+                               fleet_.RunOnce(env, *context, TaskLaunch(task, id, block.Address(2)),
+                                              task.timeout, progress, &tail));
+        if (code != 0)
+          return Failed(fmt::format("{} ({}) exited with status {}; its last lines:{}", task.name,
+                                    id, code, tail));
+        return std::string("its start data came from older versions");
+      });
+      if (!done.ok()) break;
+    }
+  }
+  if (!done.ok()) {
+    std::string message = "reset " + env + ": " + done.error().message() + "\nRun `adhoc reset " +
+                          env + "` again to finish.";
+    (void)op.Finish(state::OperationStatus::kFailed, message);
+    (void)store_.AppendEvent(env, "reset-failed", message);
+    return Error(done.error().kind(), message);
+  }
+  (void)store_.AppendEvent(env, "reset", "back to its start data");
+  (void)op.Finish(state::OperationStatus::kDone);
+  return OkStatus();
+}
+
+Result<std::string> Executor::RecoverData(const state::Operation& op) {
+  auto finish = [&](state::OperationStatus status, const std::string& message) {
+    (void)store_.FinishOperation(op.id, status, message);
+    return fmt::format("{} #{} of {}: {}", op.kind, op.id, op.env, message);
+  };
+  DataOps data(store_, resources_, options_.home);
+  if (op.kind == "snapshot") {
+    // Undone: its half-saved files go; a folder moved into place without its record too.
+    data.RemoveIncoming();
+    auto input = json::parse(op.input_json, nullptr, false);
+    std::string name = input.is_object() ? input.value("name", "") : "";
+    if (spec::ValidateObjectName("snapshot", name).ok()) {
+      auto found = store_.FindSnapshot(name);
+      if (found.ok() && !*found) {
+        std::error_code ec;
+        fs::remove_all(paths::SnapshotDir(options_.home, name), ec);
+      }
+    }
+    return finish(state::OperationStatus::kUndone, "interrupted; nothing was kept");
+  }
+  // A reset: forward, from its start again (a half-swapped database is finished).
+  auto record = store_.FindEnvironment(op.env);
+  if (!record.ok() || !*record)
+    return finish(state::OperationStatus::kDone, "interrupted; the environment is gone");
+  auto context = RecordedContext(**record);
+  Status s = Status(context);
+  if (s.ok() && (*context)->project->postgres && (*context)->facts.database)
+    s = resources_.ResetDatabase(op.env, (*context)->facts.database->database);
+  if (s.ok() && (*context)->project->redis) {
+    const EnvironmentFacts& f = (*context)->facts;
+    s = Status(resources_.LoadRedis({f.redis_host, f.redis_port, f.redis_password},
+                                    data.StartRedisKeys(op.env)));
+  }
+  return finish(s.ok() ? state::OperationStatus::kDone : state::OperationStatus::kFailed,
+                s.ok() ? "interrupted; finished by recovery (back to its start data)"
+                       : "interrupted; finishing failed: " + s.error().message() +
+                             " (run `adhoc reset " + op.env + "` again)");
 }
 
 }  // namespace adhoc::server

@@ -98,6 +98,17 @@ class Executor {
   // Tests: each plan step as the executor starts it.
   std::function<void(const plan::Step&)> on_step;
 
+  // --- Data (data_ops.h) ---
+  // Saves `env`'s database and Redis as snapshot `name`, a journaled operation ("snapshot")
+  // that leaves the environment running undisturbed. BadInput for a bad name, Conflict for a
+  // taken one, Failed for an environment asleep (its Redis does not run).
+  Status Snapshot(const std::string& env, const std::string& name, Progress& progress);
+  // Returns `env` to its start data, a journaled operation ("reset"): its database swapped
+  // for a clone of its start copy, its Redis emptied and given its start keys; its services
+  // keep running. When it runs other versions than it was created with, its before-deploy
+  // tasks (migrations) run again. NotFound when it has no start data.
+  Status Reset(const std::string& env, Progress& progress);
+
  private:
   struct Run;  // the state of one Apply
 
@@ -128,6 +139,15 @@ class Executor {
   Status StopProcesses(const std::string& env, const std::string& address_block);
 
   Result<EnvironmentFacts> LoadFacts(const state::Environment& env, const spec::Project& project);
+
+  // Data hooks of Apply (executor.cc, the end): an env file's `data` checked before anything
+  // is made, loaded into the new database and Redis; the start data kept when a creation ends.
+  Status CheckDataSource(const Prepared& prepared);
+  Result<std::string> LoadDataIntoDatabase(Run& run, const std::string& database);
+  Result<std::string> LoadDataIntoRedis(Run& run, const RedisEndpoint& redis);
+  Status KeepStartData(Run& run);
+  // Recovery of an interrupted snapshot (undone) or reset (done again).
+  Result<std::string> RecoverData(const state::Operation& operation);
 
   state::Store& store_;
   Fleet& fleet_;

@@ -6,6 +6,7 @@
 #include "resources/postgres_cluster.h"
 #include "resources/redis.h"
 #include "resources/release_cache.h"
+#include "resources/snapshots.h"
 #include "runtime/addresses.h"
 
 namespace adhoc::server {
@@ -108,6 +109,51 @@ Status LocalResources::RemoveFolders(const std::string& env) {
   std::error_code ec;
   fs::remove(paths::AccessLog(home_, env), ec);
   return OkStatus();
+}
+
+Result<int64_t> LocalResources::DumpDatabase(const std::string& database, const fs::path& file) {
+  ADHOC_RETURN_IF_ERROR(EnsurePostgres());
+  ADHOC_ASSIGN_OR_RETURN(auto tools, resources::PgToolsFor(home_, postgres_port_));
+  return resources::DumpDatabase(tools, database, file);
+}
+
+Status LocalResources::LoadDatabase(const std::string& env, const std::string& database,
+                                    const fs::path& file) {
+  ADHOC_RETURN_IF_ERROR(EnsurePostgres());
+  ADHOC_ASSIGN_OR_RETURN(auto role, resources::RoleNameFor(env));
+  {
+    // Empty whatever made it (a clone of a migrated template has tables already).
+    ADHOC_ASSIGN_OR_RETURN(auto admin, resources::ConnectPostgresAdmin(home_, postgres_port_));
+    ADHOC_RETURN_IF_ERROR(resources::RecreateEmpty(*admin, env, role, database));
+  }
+  ADHOC_ASSIGN_OR_RETURN(auto tools, resources::PgToolsFor(home_, postgres_port_));
+  return resources::LoadDatabase(tools, file, database, role);
+}
+
+Result<int64_t> LocalResources::DumpRedis(const RedisEndpoint& redis, const fs::path& file) {
+  auto client = resources::MakeRedisClient(redis.host, redis.port, redis.password);
+  ADHOC_ASSIGN_OR_RETURN(auto count, resources::DumpRedisKeys(*client, file));
+  return count.keys;
+}
+
+Result<int64_t> LocalResources::LoadRedis(const RedisEndpoint& redis, const fs::path& file) {
+  auto client = resources::MakeRedisClient(redis.host, redis.port, redis.password);
+  ADHOC_ASSIGN_OR_RETURN(auto count, resources::RestoreRedisKeys(*client, file));
+  return count.keys;
+}
+
+Status LocalResources::KeepStartDatabase(const std::string& env, const std::string& database) {
+  ADHOC_RETURN_IF_ERROR(EnsurePostgres());
+  ADHOC_ASSIGN_OR_RETURN(auto role, resources::RoleNameFor(env));
+  ADHOC_ASSIGN_OR_RETURN(auto admin, resources::ConnectPostgresAdmin(home_, postgres_port_));
+  return resources::MakeStartCopy(*admin, env, role, database, resources::StartCopyName(env));
+}
+
+Status LocalResources::ResetDatabase(const std::string& env, const std::string& database) {
+  ADHOC_RETURN_IF_ERROR(EnsurePostgres());
+  ADHOC_ASSIGN_OR_RETURN(auto role, resources::RoleNameFor(env));
+  ADHOC_ASSIGN_OR_RETURN(auto admin, resources::ConnectPostgresAdmin(home_, postgres_port_));
+  return resources::SwapInStartCopy(*admin, env, role, resources::StartCopyName(env), database);
 }
 
 }  // namespace adhoc::server

@@ -35,6 +35,14 @@ class LocalResources : public EnvResources {
   Status DestroyRedis(const std::string& env, const std::string& address) override;
   Status CreateFolders(const std::string& env) override;
   Status RemoveFolders(const std::string& env) override;
+  Result<int64_t> DumpDatabase(const std::string& database,
+                               const std::filesystem::path& file) override;
+  Status LoadDatabase(const std::string& env, const std::string& database,
+                      const std::filesystem::path& file) override;
+  Result<int64_t> DumpRedis(const RedisEndpoint& redis, const std::filesystem::path& file) override;
+  Result<int64_t> LoadRedis(const RedisEndpoint& redis, const std::filesystem::path& file) override;
+  Status KeepStartDatabase(const std::string& env, const std::string& database) override;
+  Status ResetDatabase(const std::string& env, const std::string& database) override;
 
   // Stops the cluster (base down).
   Status StopPostgres();

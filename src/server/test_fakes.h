@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
@@ -69,6 +70,12 @@ class RecordingRuntime : public runtime::FakeRuntime {
   Status Stop(const runtime::TaskHandle& handle) override {
     if (Inspect(handle).kind == runtime::TaskState::kRunning) log_.Add("stop " + handle.id);
     return FakeRuntime::Stop(handle);
+  }
+  Result<runtime::ExitStatus> RunToCompletion(
+      const runtime::TaskSpec& spec, std::chrono::milliseconds timeout,
+      const std::function<void(const std::string& line)>& on_line) override {
+    log_.Add("run " + spec.id);
+    return FakeRuntime::RunToCompletion(spec, timeout, on_line);
   }
 
  private:
@@ -227,6 +234,34 @@ class FakeResources : public EnvResources {
   }
   Status CreateFolders(const std::string& env) override { return Maybe("folders " + env); }
   Status RemoveFolders(const std::string& env) override { return Maybe("remove-folders " + env); }
+  Result<int64_t> DumpDatabase(const std::string& database,
+                               const std::filesystem::path& file) override {
+    ADHOC_RETURN_IF_ERROR(Maybe("dump-database " + database));
+    return WriteFake(file, "database " + database);
+  }
+  Status LoadDatabase(const std::string& env, const std::string& database,
+                      const std::filesystem::path& file) override {
+    if (!std::filesystem::exists(file)) return NotFound("no file " + file.string());
+    return Maybe("load-database " + database + " from " + file.filename().string());
+  }
+  Result<int64_t> DumpRedis(const RedisEndpoint& redis,
+                            const std::filesystem::path& file) override {
+    ADHOC_RETURN_IF_ERROR(Maybe("dump-redis " + redis.host));
+    WriteFake(file, "redis " + redis.host);
+    return 2;
+  }
+  Result<int64_t> LoadRedis(const RedisEndpoint& redis,
+                            const std::filesystem::path& file) override {
+    if (!std::filesystem::exists(file)) return NotFound("no file " + file.string());
+    ADHOC_RETURN_IF_ERROR(Maybe("load-redis " + redis.host + " from " + file.filename().string()));
+    return 2;
+  }
+  Status KeepStartDatabase(const std::string& env, const std::string& database) override {
+    return Maybe("keep-start " + database);
+  }
+  Status ResetDatabase(const std::string& env, const std::string& database) override {
+    return Maybe("reset-database " + database);
+  }
 
   // The next call named `what` fails.
   void FailOn(const std::string& what) { fail_.insert(what); }
@@ -236,6 +271,10 @@ class FakeResources : public EnvResources {
     log_.Add(what);
     if (fail_.erase(what)) return Failed(what + " failed (injected)");
     return OkStatus();
+  }
+  static int64_t WriteFake(const std::filesystem::path& file, const std::string& text) {
+    std::ofstream(file) << text;
+    return static_cast<int64_t>(text.size());
   }
   EventLog& log_;
   std::set<std::string> fail_;

@@ -31,7 +31,6 @@ struct NotBuiltYet {
 };
 constexpr NotBuiltYet kNotBuiltYet[] = {
     {FileKind::kProject, "tasks.*.cache", false},
-    {FileKind::kEnvFile, "data", true},
 };
 
 bool KeyMatches(std::string_view pattern, std::string_view key) {

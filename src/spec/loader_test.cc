@@ -457,7 +457,6 @@ allow = ["10.0.0.0/8", "10.0.0.0/33", "vpn", "::1/128"]
                         "envs/demo.toml:2:7: ttl: bad duration '3 days': unknown unit ' ' "
                         "(expected a number and a unit s, m, h, d or w, e.g. \"30s\", "
                         "\"1h30m\") (or \"never\")",
-                        "envs/demo.toml:3: data: not built yet, ignored",
                         "envs/demo.toml:3:8: data: bad data source 's3:bucket' (expected "
                         "\"snapshot:NAME\", \"env:NAME\", \"file:PATH\" or \"\")",
                         "envs/demo.toml:5:1: versions.frontend: no image 'frontend' in adhoc.toml "
@@ -642,7 +641,6 @@ TEST(LoaderTest, DesignExampleLoadsWithOnlyTheExpectedWarnings) {
   ASSERT_TRUE(loaded.ok()) << FormatDiagnostics(loaded.diagnostics);
   EXPECT_EQ(Lines(loaded.diagnostics),
             (std::vector<std::string>{"adhoc.toml:70: tasks.migrate.cache: not built yet, ignored",
-                                      "envs/demo.toml:5: data: not built yet, ignored",
                                       "envs/demo.toml:15: access.basic_auth: "
                                       "'{secret.demo_password}': secrets are not built yet, so "
                                       "`adhoc up` refuses this environment; "
