@@ -101,13 +101,25 @@ const Command kCommands[] = {
        NoWait(c, a);
      },
      adhoc::cli::RunWake},
-    {"snapshot", "save ENV's data as NAME",
+    {"snapshot", "save ENV's database and Redis as snapshot NAME",
      [](CLI::App* c, Args& a) {
        EnvArg(c, a);
        c->add_option("NAME", a.name, "snapshot name")->required();
+       NoWait(c, a);
      },
      adhoc::cli::RunSnapshot},
-    {"reset", "return ENV's data to its start data", EnvArg, adhoc::cli::RunReset},
+    {"snapshots", "list snapshots with their sizes; `snapshots rm NAME` removes one",
+     [](CLI::App* c, Args& a) {
+       c->add_option("ACTION", a.target, "rm")->check(CLI::IsMember({"rm"}));
+       c->add_option("NAME", a.name, "the snapshot to remove");
+     },
+     adhoc::cli::RunSnapshots},
+    {"reset", "return ENV's database and Redis to its start data",
+     [](CLI::App* c, Args& a) {
+       EnvArg(c, a);
+       NoWait(c, a);
+     },
+     adhoc::cli::RunReset},
     {"destroy", "stop everything of ENV and remove its database, routes and folders",
      [](CLI::App* c, Args& a) {
        EnvArg(c, a);

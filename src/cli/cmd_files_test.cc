@@ -184,10 +184,12 @@ TEST_F(CliFilesTest, ValidateOfAValidProjectExits0AndCountsEnvFiles) {
 
 TEST_F(CliFilesTest, ValidateShowsWarningsButPasses) {
   WriteFile(repo() / "adhoc.toml", kProject);
-  WriteFile(repo() / "envs/demo.toml", "data = \"snapshot:preprod\"\n");
+  WriteFile(repo() / "envs/demo.toml", "[access]\nbasic_auth = \"demo:{secret.pw}\"\n");
   CliRun run = Adhoc({"validate"});
   EXPECT_EQ(run.exit_code, 0) << run;
-  EXPECT_NE(run.out.find("warning: envs/demo.toml:1: data: not built yet"), std::string::npos)
+  EXPECT_NE(run.out.find("warning: envs/demo.toml:2: access.basic_auth: '{secret.pw}': secrets "
+                         "are not built yet"),
+            std::string::npos)
       << run;
   EXPECT_NE(run.out.find("(1 warning)"), std::string::npos) << run;
 }

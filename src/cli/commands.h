@@ -51,6 +51,7 @@ int RunSleep(const Args& args, const Output& out);
 int RunWake(const Args& args, const Output& out);
 int RunSnapshot(const Args& args, const Output& out);
 int RunReset(const Args& args, const Output& out);
+int RunSnapshots(const Args& args, const Output& out);
 int RunDestroy(const Args& args, const Output& out);
 int RunGc(const Args& args, const Output& out);
 int RunBase(const Args& args, const Output& out);

@@ -1,18 +1,9 @@
-// Commands whose engine has not landed yet say so clearly (exit 1) instead of pretending.
+// Commands whose engine has not landed yet would say so here (exit 1) instead of pretending;
+// today every command of the table is built.
 #include "cli/commands.h"
 
 namespace adhoc::cli {
-namespace {
 
-int NotBuilt(const Args& args, const Output& out, const char* what) {
-  return out.Fail(Failed(std::string("`adhoc ") + args.command + "` needs " + what +
-                         ", which is not built yet"));
-}
-
-}  // namespace
-
-int RunSnapshot(const Args& a, const Output& o) { return NotBuilt(a, o, "data snapshots"); }
-int RunReset(const Args& a, const Output& o) { return NotBuilt(a, o, "data snapshots"); }
 // `--target aws` deploys through the `aws` client (cmd_cloud.cc); without it the control
 // plane rolls the environment on this machine.
 int RunDeploy(const Args& a, const Output& o) {
