@@ -91,7 +91,7 @@ class KillDuringCreate : public FaultsTest, public ::testing::WithParamInterface
 
 TEST_P(KillDuringCreate, RecoveryLeavesAWholeEnvironmentOrNothing) {
   // up of miniapp: allocate, base, release x2, database, redis, task migrate, service x3,
-  // routes static, task seed, record: 13 steps.
+  // routes static, task seed, start data, record: 14 steps.
   const int step = GetParam();
   CommandResult r =
       box_.Adhoc({"up", "alpha"}, 300, {{"ADHOC_FAULT_STOP_AFTER", "up:" + std::to_string(step)}});
@@ -105,7 +105,7 @@ TEST_P(KillDuringCreate, RecoveryLeavesAWholeEnvironmentOrNothing) {
   for (const auto& e : ls["environments"]) kept |= e["name"] == "alpha";
   if (kept) {
     // Finished: only when the record was already written.
-    EXPECT_GE(step, 13);
+    EXPECT_GE(step, 14);
     EXPECT_GE(Until("alpha", "/api/health", 30, Ok), 0);
   } else {
     ExpectNothingLeftOf("alpha");
@@ -115,7 +115,7 @@ TEST_P(KillDuringCreate, RecoveryLeavesAWholeEnvironmentOrNothing) {
   EXPECT_EQ(box_.Http("alpha", "GET", "/api/health").status, 200);
 }
 
-INSTANTIATE_TEST_SUITE_P(Steps, KillDuringCreate, ::testing::Range(1, 14));
+INSTANTIATE_TEST_SUITE_P(Steps, KillDuringCreate, ::testing::Range(1, 15));
 
 class KillDuringDeploy : public FaultsTest, public ::testing::WithParamInterface<int> {};
 
