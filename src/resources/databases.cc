@@ -296,6 +296,12 @@ Status EnvironmentDatabases::DropEnvironmentDatabase(const std::string& env,
           admin_.Query("DROP DATABASE IF EXISTS " + QuoteIdentifier(database) + " WITH (FORCE)");
       !s.ok())
     return Status(s).context(what);
+  // The role goes with its last database (its start copy for `adhoc reset` may remain).
+  auto left = admin_.Query(
+      "SELECT count(*) FROM pg_database d, pg_authid a WHERE d.datdba = a.oid AND a.rolname = $1",
+      {*role});
+  if (!left.ok()) return Status(left).context(what);
+  if (!left->empty() && !left->front().empty() && left->front()[0] != "0") return OkStatus();
   if (auto s = admin_.Query("DROP ROLE IF EXISTS " + QuoteIdentifier(*role)); !s.ok())
     return Status(s).context(what + ": role '" + *role + "'");
   return OkStatus();

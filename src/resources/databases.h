@@ -104,8 +104,8 @@ class EnvironmentDatabases {
                                                         const std::string& database,
                                                         bool new_password = false);
 
-  // Drops `database` (forcing out its connections), then the environment's role.
-  // No error when either is already gone.
+  // Drops `database` (forcing out its connections), then the environment's role unless it
+  // still owns another database. No error when either is already gone.
   Status DropEnvironmentDatabase(const std::string& env, const std::string& database);
 
   // Drops the environment's role alone (its database already gone); no error if absent.

@@ -9,6 +9,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "resources/postgres_cluster.h"
+#include "resources/snapshots.h"
 
 namespace adhoc::resources {
 namespace {
@@ -238,6 +239,48 @@ TEST_F(EnvironmentDatabasesTest, DropLeavesNoDatabaseRoleOrFiles) {
   EXPECT_FALSE(fs::exists(files));
   auto again = dbs_->DropEnvironmentDatabase("gone", "gone-db");
   EXPECT_TRUE(again.ok()) << again.error().message();
+}
+
+// Reset's start copy on a real cluster (snapshots.h): a clone closed to connections, swapped
+// in for the live database; the role stays while it owns a database.
+TEST_F(EnvironmentDatabasesTest, AStartCopyIsSwappedInAndTheRoleGoesWithTheLastDatabase) {
+  auto c = dbs_->CreateEnvironmentDatabase("demo", "demo-db");
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  {
+    auto mine = ConnectAs(*c, "demo-db");
+    ASSERT_TRUE(mine.ok()) << mine.error().message();
+    ASSERT_TRUE((*mine)->Query("CREATE TABLE posts (title text)").ok());
+    ASSERT_TRUE((*mine)->Query("INSERT INTO posts VALUES ('sample')").ok());
+    // Connected while the copy is made: closed for that moment, its connection ended.
+    ASSERT_TRUE(MakeStartCopy(*admin_, "demo", "env_demo", "demo-db", "adhoc-start-demo").ok());
+  }
+  auto closed = admin_->Query(
+      "SELECT datallowconn, shobj_description(oid, 'pg_database') FROM pg_database "
+      "WHERE datname = 'adhoc-start-demo'");
+  ASSERT_TRUE(closed.ok() && closed->size() == 1);
+  EXPECT_EQ((*closed)[0][0], "f");
+  EXPECT_EQ((*closed)[0][1], "adhoc:env=demo");
+  {
+    auto mine = ConnectAs(*c, "demo-db");
+    ASSERT_TRUE(mine.ok()) << "open again: " << mine.error().message();
+    ASSERT_TRUE((*mine)->Query("INSERT INTO posts VALUES ('added later')").ok());
+    EXPECT_FALSE(ConnectAs(*c, "adhoc-start-demo").ok());
+    ASSERT_TRUE(SwapInStartCopy(*admin_, "demo", "env_demo", "adhoc-start-demo", "demo-db").ok());
+    EXPECT_FALSE((*mine)->Query("SELECT 1").ok()) << "its connection was ended";
+  }
+  auto mine = ConnectAs(*c, "demo-db");
+  ASSERT_TRUE(mine.ok()) << mine.error().message();
+  auto rows = (*mine)->Query("SELECT title FROM posts");
+  ASSERT_TRUE(rows.ok()) << rows.error().message();
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ((*rows)[0][0], "sample");
+  EXPECT_TRUE((*mine)->Query("INSERT INTO posts VALUES ('writable')").ok());
+  mine->reset();
+
+  ASSERT_TRUE(dbs_->DropEnvironmentDatabase("demo", "demo-db").ok());
+  EXPECT_TRUE(*dbs_->RoleExists("env_demo")) << "its start copy still belongs to it";
+  ASSERT_TRUE(dbs_->DropEnvironmentDatabase("demo", "adhoc-start-demo").ok());
+  EXPECT_FALSE(*dbs_->RoleExists("env_demo"));
 }
 
 TEST_F(EnvironmentDatabasesTest, DropSucceedsWhileAClientIsConnected) {

@@ -359,7 +359,15 @@ Status RecreateEmpty(SqlSession& admin, const std::string& env, const std::strin
 Status MakeStartCopy(SqlSession& admin, const std::string& env, const std::string& role,
                      const std::string& live, const std::string& copy) {
   const std::string what = "keeping the start data of database '" + live + "'";
-  Status cloned = Clone(admin, env, role, live, copy);
+  // CREATE DATABASE waits 5 s for the template's other sessions before it gives up: asked
+  // first, a busy database goes straight to being closed for the moment of the copy.
+  auto sessions = admin.Query(
+      "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+      {live});
+  bool busy = sessions.ok() && !sessions->empty() && !sessions->front().empty() &&
+              sessions->front()[0] != "0";
+  Status cloned = busy ? Status(Failed("is being accessed by other users"))
+                       : Clone(admin, env, role, live, copy);
   if (!cloned.ok() && BeingAccessed(cloned.error())) {
     // A process of the environment holds a connection: closed to new ones for the moment of
     // the copy, its connections ended, and open again whatever happens.
