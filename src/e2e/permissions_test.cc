@@ -110,6 +110,10 @@ class PermissionsTest : public ::testing::Test {
 TEST_F(PermissionsTest, AnotherLocalUserReadsNoSecretOfTheHome) {
   CommandResult up = box_.Adhoc({"up", "private"});
   ASSERT_EQ(up.exit_code, 0) << up.output;
+  // Its data saved too: a snapshot's dump and keys, and its start data, are walked as well.
+  CommandResult snapshot = box_.Adhoc({"snapshot", "private", "saved"});
+  ASSERT_EQ(snapshot.exit_code, 0) << snapshot.output;
+  ASSERT_TRUE(fs::exists(box_.home() / "snapshots/saved/database.dump"));
   std::map<std::string, std::string> secrets = Secrets();
   ASSERT_EQ(secrets.size(), 3u) << "no api task found";
   for (const auto& [name, value] : secrets) ASSERT_GE(value.size(), 16u) << name << ": " << value;
