@@ -108,10 +108,11 @@ Result<std::unique_ptr<SqlSession>> ConnectPostgres(const PostgresConnectParams&
 }
 
 Result<std::unique_ptr<SqlSession>> ConnectPostgresAdmin(const std::filesystem::path& home,
-                                                         int port) {
+                                                         int port, const std::string& database) {
   PostgresConnectParams p;
   p.host = paths::PostgresRun(home).string();
   p.port = port;
+  p.database = database;
   return ConnectPostgres(p);
 }
 
