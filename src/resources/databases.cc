@@ -334,6 +334,19 @@ Status EnvironmentDatabases::CloneDatabase(const std::string& template_database,
   return OkStatus();
 }
 
+Result<std::vector<std::string>> EnvironmentDatabases::DatabasesOf(const std::string& env) {
+  ADHOC_ASSIGN_OR_RETURN(std::string role, RoleNameFor(env));
+  ADHOC_ASSIGN_OR_RETURN(
+      auto rows, admin_.Query("SELECT d.datname FROM pg_database d JOIN pg_roles r ON r.oid = "
+                              "d.datdba WHERE r.rolname = $1 OR "
+                              "shobj_description(d.oid, 'pg_database') = $2 ORDER BY 1",
+                              {role, MarkFor(env)}));
+  std::vector<std::string> out;
+  for (const SqlRow& row : rows)
+    if (!row.empty()) out.push_back(row[0]);
+  return out;
+}
+
 Result<std::vector<ManagedObject>> EnvironmentDatabases::ListEnvironmentDatabases() {
   auto rows = admin_.Query(
       "SELECT 'database', d.datname, shobj_description(d.oid, 'pg_database'), r.rolname "

@@ -120,6 +120,10 @@ class EnvironmentDatabases {
   Result<bool> DatabaseExists(const std::string& database);
   Result<bool> RoleExists(const std::string& role);
 
+  // The databases of `env`: marked for it, or owned by its role (one whose creation was cut
+  // short before it was marked).
+  Result<std::vector<std::string>> DatabasesOf(const std::string& env);
+
   // Every database and role carrying adhoc's mark.
   Result<std::vector<ManagedObject>> ListEnvironmentDatabases();
 

@@ -73,10 +73,8 @@ Status LocalResources::DropDatabases(const std::string& env) {
   ADHOC_RETURN_IF_ERROR(EnsurePostgres());
   ADHOC_ASSIGN_OR_RETURN(auto admin, resources::ConnectPostgresAdmin(home_, postgres_port_));
   resources::EnvironmentDatabases dbs(*admin, PostgresHost(), postgres_port_);
-  ADHOC_ASSIGN_OR_RETURN(auto objects, dbs.ListEnvironmentDatabases());
-  for (const auto& o : objects)
-    if (o.env == env && o.kind == resources::ManagedObject::Kind::kDatabase)
-      ADHOC_RETURN_IF_ERROR(dbs.DropEnvironmentDatabase(env, o.name));
+  ADHOC_ASSIGN_OR_RETURN(auto databases, dbs.DatabasesOf(env));
+  for (const auto& name : databases) ADHOC_RETURN_IF_ERROR(dbs.DropEnvironmentDatabase(env, name));
   return dbs.DropEnvironmentRole(env);
 }
 
