@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # bench/up.sh: how long `adhoc up` takes for a new μblog environment on built releases, from the
 # command to the first 200 through the router on both `/` (frontend) and the backend's health
-# path, and to `up` returning (after-create tasks included); then `destroy`; and the memory (RSS)
-# of a running environment per service. Median and max of N runs (default 5).
+# path, and to `up` returning (after-create tasks included); then `destroy`; and the memory (RSS
+# and PSS) of a running environment per service and of its Redis. Median and max of N runs
+# (default 5). MEM_DETAIL=1 adds one memory row per process.
 #
 # Usage: bench/up.sh [RUNS]    (builds adhoc if needed; uses its own home and ports; cleans up)
 # SYNC_COMMIT=off bench/up.sh: the same with the cluster's synchronous_commit turned off after the
@@ -63,7 +64,18 @@ for i in $(seq 1 "$runs"); do
   wait $up_pid
   done_+=($(( $(ms) - t0 )))
   if [ "$i" -eq 1 ]; then
+    # Memory of a running environment that has served a few pages and run a task: each page
+    # below once per gunicorn thread or worker, then until beat's first heartbeat (every 10 s)
+    # has reached the worker. Measured live (smaps_rollup), before the destroy.
+    for p in / /api/drf/fbv/posts/ /api/drf/fbv/posts/1/ /api/version/ /api/heartbeat/ /admin/login/; do
+      for _ in 1 2 3 4; do code "$env" "$p" >/dev/null; done
+    done
+    beats() { curl -s -H "Host: $env.localhost" "http://127.0.0.1:$port/api/heartbeat/" |
+              python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])' 2>/dev/null || echo 0; }
+    for _ in $(seq 60); do [ "$(beats)" -gt 0 ] && break; sleep 0.5; done
     "$adhoc" --json status "$env" > "$work/status.json"
+    python3 "$root/bench/env_memory.py" "$work/status.json" "$ADHOC_HOME/envs/$env" ${MEM_DETAIL:+--processes} \
+      > "$work/memory.md"
   fi
   t1=$(ms)
   "$adhoc" destroy "$env" >/dev/null
@@ -79,17 +91,7 @@ echo "| \`adhoc up\` to first 200 on / and /api/health-check/ | $(stats "${first
 echo "| \`adhoc up\` returning (sample data included) | $(stats "${done_[@]}") |"
 echo "| \`adhoc destroy\` | $(stats "${destroy[@]}") |"
 echo
-echo "Memory (RSS) of a running μblog environment, per service:"
+echo "Memory of a running μblog environment (after a few pages and one heartbeat task), per service"
+echo "(bench/env_memory.py: RSS, PSS and private pages of each task's process group, from smaps_rollup):"
 echo
-python3 - "$work/status.json" <<'PY'
-import json, sys
-d = json.load(open(sys.argv[1]))
-total = 0
-print("| service | RSS |")
-print("|---|---|")
-for s in d["services"]:
-    rss = sum(t.get("memory_bytes", 0) for t in s["tasks"])
-    total += rss
-    print(f"| {s['name']} | {rss / 2**20:.0f} MiB |")
-print(f"| all services | {total / 2**20:.0f} MiB |")
-PY
+cat "$work/memory.md"
