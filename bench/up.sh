@@ -2,10 +2,19 @@
 # bench/up.sh: how long `adhoc up` takes for a new μblog environment on built releases, from the
 # command to the first 200 through the router on both `/` (frontend) and the backend's health
 # path, and to `up` returning (after-create tasks included); then `destroy`; and the memory (RSS
-# and PSS) of a running environment per service and of its Redis. Median and max of N runs
-# (default 5). MEM_DETAIL=1 adds one memory row per process.
+# and PSS) of a running environment per service and of its Redis.
 #
-# Usage: bench/up.sh [RUNS]    (builds adhoc if needed; uses its own home and ports; cleans up)
+# The peer, in the same run: bench/naive_up.sh, the same steps done by hand in order (role and
+# database, Redis, migrate, collectstatic, the four services started with adhoc.toml's commands,
+# waited until gunicorn and nginx answer 200, sample data; then everything stopped and removed).
+# Runs alternate (odd runs: naive first, even runs: adhoc first) so that neither always meets
+# the machine in the same state. Both are warmed up once, unmeasured: adhoc's base and releases,
+# the naive script's cluster and releases. Medians, p95 (nearest rank) and max of N runs each,
+# and the ratio naive/adhoc of the medians (above 1: adhoc is faster).
+#
+# Usage: bench/up.sh [RUNS]    (default 5; builds adhoc if needed; own home, ports, cluster;
+#                               cleans up)
+# NAIVE=0 bench/up.sh: adhoc alone. MEM_DETAIL=1: one memory row per process as well.
 # SYNC_COMMIT=off bench/up.sh: the same with the cluster's synchronous_commit turned off after the
 # warm-up (what adhoc ran before durable commits), to measure what durability costs `up`.
 set -euo pipefail
@@ -20,8 +29,10 @@ chmod 755 "$work"
 export ADHOC_HOME="$work/home"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export ADHOC_ROUTER_LISTEN="127.0.0.1:$port"
+naive=${NAIVE:-1}
 cleanup() {
   (cd "$work/repo" 2>/dev/null && "$adhoc" base down >/dev/null 2>&1) || true
+  [ -d "$work/naive" ] && "$root/bench/naive_up.sh" --state "$work/naive" --down >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -36,6 +47,10 @@ code() { curl -s -o /dev/null -w '%{http_code}' -H "Host: $1.localhost" "http://
 cp envs/demo.toml envs/warm.toml
 "$adhoc" up warm >/dev/null
 "$adhoc" destroy warm >/dev/null
+if [ "$naive" = 1 ]; then
+  "$root/bench/naive_up.sh" --state "$work/naive" --repo "$work/repo" --name warm >/dev/null 2>"$work/naive-warm.log" ||
+    { cat "$work/naive-warm.log"; exit 1; }
+fi
 if [ "${SYNC_COMMIT:-on}" = off ]; then
   # As root the cluster belongs to `postgres`, whose private socket folder only it reaches.
   as_owner() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
@@ -43,8 +58,9 @@ if [ "${SYNC_COMMIT:-on}" = off ]; then
     -U postgres -d postgres -c "ALTER SYSTEM SET synchronous_commit = off" -c "SELECT pg_reload_conf()" >/dev/null
 fi
 
-first=() done_=() destroy=()
-for i in $(seq 1 "$runs"); do
+first=() done_=() destroy=() nfirst=() nup=() nteardown=()
+run_adhoc() {
+  local i=$1
   env="bench-$i"
   cp envs/demo.toml "envs/$env.toml"
   t0=$(ms)
@@ -80,16 +96,47 @@ for i in $(seq 1 "$runs"); do
   t1=$(ms)
   "$adhoc" destroy "$env" >/dev/null
   destroy+=($(( $(ms) - t1 )))
+}
+run_naive() {
+  local i=$1 line
+  line=$("$root/bench/naive_up.sh" --state "$work/naive" --repo "$work/repo" --name "naive-$i" 2>"$work/naive-$i.log") ||
+    { cat "$work/naive-$i.log"; exit 1; }
+  # naive first_200_ms=N up_ms=N teardown_ms=N steps=...
+  nfirst+=($(sed -E 's/.*first_200_ms=([0-9]+).*/\1/' <<<"$line"))
+  nup+=($(sed -E 's/.* up_ms=([0-9]+).*/\1/' <<<"$line"))
+  nteardown+=($(sed -E 's/.*teardown_ms=([0-9]+).*/\1/' <<<"$line"))
+  echo "run $i naive: $line" >&2
+}
+for i in $(seq 1 "$runs"); do
+  if [ "$naive" = 1 ] && [ $((i % 2)) = 1 ]; then run_naive "$i"; fi
+  run_adhoc "$i"
+  echo "run $i adhoc: first_200_ms=${first[-1]} up_ms=${done_[-1]} destroy_ms=${destroy[-1]}" >&2
+  if [ "$naive" = 1 ] && [ $((i % 2)) = 0 ]; then run_naive "$i"; fi
 done
 
-stats() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {printf "%d ms median, %d ms max", a[int((NR+1)/2)], a[NR]}'; }
-echo "## bench/up.sh ($runs runs, synchronous_commit ${SYNC_COMMIT:-on}, $(date -u +%Y-%m-%d), $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r))"
+# median (the middle run; the mean of the two middle ones for an even count), p95 (nearest
+# rank: the ceil(0.95 N)-th smallest; with 5 runs, the max) and max, in ms.
+stat() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {
+  m = NR % 2 ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2; r = int(0.95*NR); if (r < 0.95*NR) r++;
+  printf "%d %d %d", m, a[r], a[NR]}'; }
+row() { # LABEL ADHOC_VALUES NAIVE_VALUES (space-separated lists; naive may be empty)
+  local am ap ax nm np nx ratio=""
+  read -r am ap ax <<<"$(stat $2)"
+  if [ -n "$3" ]; then
+    read -r nm np nx <<<"$(stat $3)"
+    ratio=$(awk -v n="$nm" -v a="$am" 'BEGIN {printf "%.2f", n / a}')
+    echo "| $1 | $am | $ap | $ax | $nm | $np | $nx | $ratio |"
+  else
+    echo "| $1 | $am | $ap | $ax | | | | |"
+  fi
+}
+echo "## bench/up.sh ($runs runs each$([ "$naive" = 1 ] && echo ", interleaved with bench/naive_up.sh"), synchronous_commit ${SYNC_COMMIT:-on}, $(date -u +%Y-%m-%d), $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg))"
 echo
-echo "| measure | result |"
-echo "|---|---|"
-echo "| \`adhoc up\` to first 200 on / and /api/health-check/ | $(stats "${first[@]}") |"
-echo "| \`adhoc up\` returning (sample data included) | $(stats "${done_[@]}") |"
-echo "| \`adhoc destroy\` | $(stats "${destroy[@]}") |"
+echo "| measure (ms) | adhoc median | adhoc p95 | adhoc max | naive median | naive p95 | naive max | naive/adhoc |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+row "to the first 200 on / and /api/health-check/" "${first[*]}" "${nfirst[*]:-}"
+row "\`up\` returning / naive script up (sample data included)" "${done_[*]}" "${nup[*]:-}"
+row "\`destroy\` / naive teardown" "${destroy[*]}" "${nteardown[*]:-}"
 echo
 echo "Memory of a running μblog environment (after a few pages and one heartbeat task), per service"
 echo "(bench/env_memory.py: RSS, PSS and private pages of each task's process group, from smaps_rollup):"
