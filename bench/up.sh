@@ -29,6 +29,9 @@ chmod 755 "$work"
 export ADHOC_HOME="$work/home"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export ADHOC_ROUTER_LISTEN="127.0.0.1:$port"
+# A free port for the base's PostgreSQL as well: another home on the machine may hold 5432 on
+# the address this home draws.
+export ADHOC_POSTGRES_PORT=${ADHOC_POSTGRES_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
 naive=${NAIVE:-1}
 cleanup() {
   (cd "$work/repo" 2>/dev/null && "$adhoc" base down >/dev/null 2>&1) || true
@@ -110,7 +113,10 @@ run_naive() {
 for i in $(seq 1 "$runs"); do
   if [ "$naive" = 1 ] && [ $((i % 2)) = 1 ]; then run_naive "$i"; fi
   run_adhoc "$i"
-  echo "run $i adhoc: first_200_ms=${first[-1]} up_ms=${done_[-1]} destroy_ms=${destroy[-1]}" >&2
+  # adhoc's own step times (its progress lines: "ok  STEP ... TIME"), beside naive_up.sh's.
+  echo "run $i adhoc: first_200_ms=${first[-1]} up_ms=${done_[-1]} destroy_ms=${destroy[-1]}" \
+    "steps=$(awk '$1 == "ok" { for (k = 2; k <= NF && $k !~ /^[0-9.]+m?s$/; k++) name = (k == 2 ? "" : name " ") $k
+      if (k <= NF) printf "%s%s:%s", n++ ? "," : "", name, $k }' "$work/up-$i.log")" >&2
   if [ "$naive" = 1 ] && [ $((i % 2)) = 0 ]; then run_naive "$i"; fi
 done
 
