@@ -136,14 +136,17 @@ teardown() {
     "$pgbin/dropdb" -h "$state/pg/run" -p "$pgport" -U postgres --force "$db"
     psql_su -c "DROP ROLE \"$role\""
   fi
+  if ((status != 0)); then
+    say "FAILED (exit $status); last lines of each log:"
+    for log in "$work"/logs/*.log "$work"/redis/redis.log; do
+      [ -s "$log" ] && { echo "--- $log" >&2; tail -n 15 "$log" >&2; }
+    done
+  fi
   rm -rf "$work"
   local teardown_ms=$(( $(ms) - t0 ))
   if ((status == 0)); then
     say "teardown ${teardown_ms} ms"
     echo "naive first_200_ms=$first up_ms=$up teardown_ms=$teardown_ms steps=$steps"
-  else
-    say "FAILED (exit $status); last lines of each log:"
-    for log in "$work"/logs/*.log; do [ -s "$log" ] && { echo "--- $log" >&2; tail -n 15 "$log" >&2; }; done
   fi
   if ((own_state)); then
     as_postgres "$pgbin/pg_ctl" -D "$state/pg/data" -m fast -w -s stop >/dev/null 2>&1
