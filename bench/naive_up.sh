@@ -23,7 +23,13 @@
 # --gated starts them as the first hand-made measurement did instead: gunicorn waited
 # healthy, then the worker and beat, then nginx waited healthy.
 #
-# Usage: bench/naive_up.sh [--state DIR] [--repo REPO] [--name NAME] [--gated]
+# --cgroup runs the tasks and services (migrate, collectstatic, the four services, sample data)
+# in a CPU cgroup of their own (cgroup v1, default weight), as adhoc runs its tasks (one group
+# per home, under the root), while psql, createdb, Redis and PostgreSQL stay in the caller's,
+# as adhoc's do. On a machine with other load this gives both the same CPU weight against it:
+# without it, each of the script's processes weighs as much as all of adhoc's tasks together.
+#
+# Usage: bench/naive_up.sh [--state DIR] [--repo REPO] [--name NAME] [--gated] [--cgroup]
 #        bench/naive_up.sh --state DIR --down      (stops the cluster kept in DIR)
 #   --state DIR  keeps the μblog repository, the built releases and the PostgreSQL cluster in
 #                DIR across runs (the first run makes them, untimed; later runs reuse them, as
@@ -41,15 +47,16 @@ pgbin=/usr/lib/postgresql/15/bin
 py=/usr/bin/python3 # Debian's: it has Django, Celery and tomllib
 host=127.0.0.1
 
-state="" repo="" name="naive" gated=0 down=0
+state="" repo="" name="naive" gated=0 down=0 cgroup=0
 while [ $# -gt 0 ]; do
   case $1 in
     --state) state=$2; shift 2 ;;
     --repo) repo=$2; shift 2 ;;
     --name) name=$2; shift 2 ;;
     --gated) gated=1; shift ;;
+    --cgroup) cgroup=1; shift ;;
     --down) down=1; shift ;;
-    *) echo "usage: bench/naive_up.sh [--state DIR] [--repo REPO] [--name NAME] [--gated] [--down]" >&2; exit 2 ;;
+    *) echo "usage: bench/naive_up.sh [--state DIR] [--repo REPO] [--name NAME] [--gated] [--cgroup] [--down]" >&2; exit 2 ;;
   esac
 done
 
@@ -115,6 +122,13 @@ pgpass=$(rand) redispass=$(rand) secret=$(rand)$(rand)
 redisport=$(free_port)
 hostname=$name.localhost
 pids=() stop_signals=() db_made=0 redis_started=0
+cg=""
+if ((cgroup)); then
+  cg=/sys/fs/cgroup/cpu/adhoc-bench-naive-$tag
+  mkdir "$cg" 2>/dev/null || { say "--cgroup: cannot make $cg (cgroup v1 cpu, as root)"; exit 1; }
+fi
+# into_cgroup: moves the calling (sub)shell into the cgroup, so that what it execs runs there.
+into_cgroup() { [ -z "$cg" ] || echo "$BASHPID" >"$cg/cgroup.procs"; }
 
 teardown() {
   local status=$? t0 i pid
@@ -143,6 +157,7 @@ teardown() {
     done
   fi
   rm -rf "$work"
+  [ -z "$cg" ] || rmdir "$cg" 2>/dev/null
   local teardown_ms=$(( $(ms) - t0 ))
   if ((status == 0)); then
     say "teardown ${teardown_ms} ms"
@@ -205,12 +220,12 @@ command_of() { # KIND NAME PORT TASKDIR
 # run NAME DIR COMMAND: in DIR, a clean environment plus [env], `exec COMMAND` as adhoc runs a
 # simple command, in its own session, output to logs/NAME.log; waits for it.
 run() {
-  (cd "$2" && exec "${clean_env[@]}" HOME="$work/home" "${app_env[@]}" sh -c "exec $3") \
+  (into_cgroup && cd "$2" && exec "${clean_env[@]}" HOME="$work/home" "${app_env[@]}" sh -c "exec $3") \
     >"$work/logs/$1.log" 2>&1
 }
 # start NAME DIR COMMAND SIGNAL: the same, in the background.
 start() {
-  (cd "$2" && exec setsid "${clean_env[@]}" HOME="$work/tasks/$1" "${app_env[@]}" sh -c "exec $3") \
+  (into_cgroup && cd "$2" && exec setsid "${clean_env[@]}" HOME="$work/tasks/$1" "${app_env[@]}" sh -c "exec $3") \
     >"$work/logs/$1.log" 2>&1 &
   pids+=("$!") stop_signals+=("$4")
 }

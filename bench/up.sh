@@ -14,7 +14,8 @@
 #
 # Usage: bench/up.sh [RUNS]    (default 5; builds adhoc if needed; own home, ports, cluster;
 #                               cleans up)
-# NAIVE=0 bench/up.sh: adhoc alone. MEM_DETAIL=1: one memory row per process as well.
+# NAIVE=0 bench/up.sh: adhoc alone. NAIVE_CGROUP=0: the naive script's processes stay in this
+# script's CPU cgroup (see below). MEM_DETAIL=1: one memory row per process as well.
 # SYNC_COMMIT=off bench/up.sh: the same with the cluster's synchronous_commit turned off after the
 # warm-up (what adhoc ran before durable commits), to measure what durability costs `up`.
 set -euo pipefail
@@ -33,6 +34,12 @@ export ADHOC_ROUTER_LISTEN="127.0.0.1:$port"
 # the address this home draws.
 export ADHOC_POSTGRES_PORT=${ADHOC_POSTGRES_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
 naive=${NAIVE:-1}
+# The naive script's tasks and services in a CPU cgroup of their own, as adhoc's tasks are
+# (bench/naive_up.sh --cgroup): other load on the machine then weighs on both alike. Default
+# where it can (root, cgroup v1's cpu controller); NAIVE_CGROUP=0 leaves them in ours.
+naive_cgroup=${NAIVE_CGROUP:-$([ "$(id -u)" = 0 ] && [ -w /sys/fs/cgroup/cpu ] && echo 1 || echo 0)}
+naive_flags=()
+[ "$naive_cgroup" = 1 ] && naive_flags+=(--cgroup)
 cleanup() {
   (cd "$work/repo" 2>/dev/null && "$adhoc" base down >/dev/null 2>&1) || true
   [ -d "$work/naive" ] && "$root/bench/naive_up.sh" --state "$work/naive" --down >/dev/null 2>&1 || true
@@ -51,7 +58,7 @@ cp envs/demo.toml envs/warm.toml
 "$adhoc" up warm >/dev/null
 "$adhoc" destroy warm >/dev/null
 if [ "$naive" = 1 ]; then
-  "$root/bench/naive_up.sh" --state "$work/naive" --repo "$work/repo" --name warm >/dev/null 2>"$work/naive-warm.log" ||
+  "$root/bench/naive_up.sh" --state "$work/naive" --repo "$work/repo" --name warm "${naive_flags[@]}" >/dev/null 2>"$work/naive-warm.log" ||
     { cat "$work/naive-warm.log"; exit 1; }
 fi
 if [ "${SYNC_COMMIT:-on}" = off ]; then
@@ -102,7 +109,7 @@ run_adhoc() {
 }
 run_naive() {
   local i=$1 line
-  line=$("$root/bench/naive_up.sh" --state "$work/naive" --repo "$work/repo" --name "naive-$i" 2>"$work/naive-$i.log") ||
+  line=$("$root/bench/naive_up.sh" --state "$work/naive" --repo "$work/repo" --name "naive-$i" "${naive_flags[@]}" 2>"$work/naive-$i.log") ||
     { cat "$work/naive-$i.log"; exit 1; }
   # naive first_200_ms=N up_ms=N teardown_ms=N steps=...
   nfirst+=($(sed -E 's/.*first_200_ms=([0-9]+).*/\1/' <<<"$line"))
@@ -136,7 +143,7 @@ row() { # LABEL ADHOC_VALUES NAIVE_VALUES (space-separated lists; naive may be e
     echo "| $1 | $am | $ap | $ax | | | | |"
   fi
 }
-echo "## bench/up.sh ($runs runs each$([ "$naive" = 1 ] && echo ", interleaved with bench/naive_up.sh"), synchronous_commit ${SYNC_COMMIT:-on}, $(date -u +%Y-%m-%d), $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg))"
+echo "## bench/up.sh ($runs runs each$([ "$naive" = 1 ] && echo ", interleaved with bench/naive_up.sh${naive_flags[*]:+ ${naive_flags[*]}}"), synchronous_commit ${SYNC_COMMIT:-on}, $(date -u +%Y-%m-%d), $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg))"
 echo
 echo "| measure (ms) | adhoc median | adhoc p95 | adhoc max | naive median | naive p95 | naive max | naive/adhoc |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|"
