@@ -160,9 +160,9 @@ step "services: gunicorn, worker, beat, web-ui"
 gport=$(free_port)
 wport=$(free_port)
 mkdir -p "$work/tasks/beat"
-start gunicorn "$backend_v1" "${app_env[@]}" SOURCE_TAG=v1.0.0 gunicorn -b "$host:$gport" --workers 2 backend.wsgi
+start gunicorn "$backend_v1" "${app_env[@]}" SOURCE_TAG=v1.0.0 gunicorn -b "$host:$gport" --worker-class gthread --workers 1 --threads 2 --keep-alive 0 backend.wsgi
 start default "$backend_v1" "${app_env[@]}" SOURCE_TAG=v1.0.0 $py -m celery --app=backend.celery_app:app \
-  worker -Q default --concurrency=1 -n "default@$host" --without-gossip --without-mingle --loglevel=INFO
+  worker -Q default --pool=threads --concurrency=1 -n "default@$host" --without-gossip --without-mingle --loglevel=INFO
 start beat "$backend_v1" "${app_env[@]}" SOURCE_TAG=v1.0.0 $py -m celery --app=backend.celery_app:app \
   beat -s "$work/tasks/beat/celerybeat-schedule" --loglevel=INFO
 nginx_start web-ui "$frontend_v2" "$wport"
@@ -237,7 +237,7 @@ code=$(api -o /dev/null -w '%{http_code}' -X POST "${auth[@]}" -d '{"body": "old
 [[ $code == 201 ]] || fail "v1.0.0 can still create posts after v1.1.0's migration (got $code)"
 ok "v1.0.0 still creates posts after the migration"
 gport2=$(free_port)
-start gunicorn-v1.1.0 "$backend_v11" "${app_env[@]}" SOURCE_TAG=v1.1.0 gunicorn -b "$host:$gport2" --workers 2 backend.wsgi
+start gunicorn-v1.1.0 "$backend_v11" "${app_env[@]}" SOURCE_TAG=v1.1.0 gunicorn -b "$host:$gport2" --worker-class gthread --workers 1 --threads 2 --keep-alive 0 backend.wsgi
 base=http://$host:$gport2
 wait_for 20 "gunicorn v1.1.0 health check 200" curl -fsS "$base/api/health-check/"
 [[ $(api "$base/api/version/" | json 'd["version"]') == v1.1.0 ]] || fail "version v1.1.0"

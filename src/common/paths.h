@@ -77,6 +77,8 @@ inline fs::path BuildingDir(const fs::path& home) { return ReleasesDir(home) / "
 // HOME of build commands: shared so npm's and pip's caches serve every build.
 inline fs::path BuildHome(const fs::path& home) { return ReleasesDir(home) / ".home"; }
 
+// Files a task wrote into {static}, kept per cache key (resources/static_cache.h).
+inline fs::path StaticCacheDir(const fs::path& home) { return home / "cache" / "static"; }
 inline fs::path EnvsDir(const fs::path& home) { return home / "envs"; }
 inline fs::path EnvDir(const fs::path& home, const std::string& env) { return EnvsDir(home) / env; }
 inline fs::path StaticDir(const fs::path& home, const std::string& env) {

@@ -108,10 +108,11 @@ Result<std::unique_ptr<SqlSession>> ConnectPostgres(const PostgresConnectParams&
 }
 
 Result<std::unique_ptr<SqlSession>> ConnectPostgresAdmin(const std::filesystem::path& home,
-                                                         int port) {
+                                                         int port, const std::string& database) {
   PostgresConnectParams p;
   p.host = paths::PostgresRun(home).string();
   p.port = port;
+  p.database = database;
   return ConnectPostgres(p);
 }
 
@@ -337,6 +338,19 @@ Status EnvironmentDatabases::CloneDatabase(const std::string& template_database,
     return std::move(s).context(what);
   }
   return OkStatus();
+}
+
+Result<std::vector<std::string>> EnvironmentDatabases::DatabasesOf(const std::string& env) {
+  ADHOC_ASSIGN_OR_RETURN(std::string role, RoleNameFor(env));
+  ADHOC_ASSIGN_OR_RETURN(
+      auto rows, admin_.Query("SELECT d.datname FROM pg_database d JOIN pg_roles r ON r.oid = "
+                              "d.datdba WHERE r.rolname = $1 OR "
+                              "shobj_description(d.oid, 'pg_database') = $2 ORDER BY 1",
+                              {role, MarkFor(env)}));
+  std::vector<std::string> out;
+  for (const SqlRow& row : rows)
+    if (!row.empty()) out.push_back(row[0]);
+  return out;
 }
 
 Result<std::vector<ManagedObject>> EnvironmentDatabases::ListEnvironmentDatabases() {

@@ -55,9 +55,10 @@ struct PostgresConnectParams {
 Result<std::unique_ptr<SqlSession>> ConnectPostgres(const PostgresConnectParams& params);
 
 // The admin connection of a home's cluster: `postgres` over the private Unix socket
-// folder paths::PostgresRun(home).
+// folder paths::PostgresRun(home), to `database`.
 Result<std::unique_ptr<SqlSession>> ConnectPostgresAdmin(const std::filesystem::path& home,
-                                                         int port);
+                                                         int port,
+                                                         const std::string& database = "postgres");
 
 struct PostgresCredentials {
   std::string host;  // the cluster's TCP address, as environments reach it
@@ -118,6 +119,10 @@ class EnvironmentDatabases {
 
   Result<bool> DatabaseExists(const std::string& database);
   Result<bool> RoleExists(const std::string& role);
+
+  // The databases of `env`: marked for it, or owned by its role (one whose creation was cut
+  // short before it was marked).
+  Result<std::vector<std::string>> DatabasesOf(const std::string& env);
 
   // Every database and role carrying adhoc's mark.
   Result<std::vector<ManagedObject>> ListEnvironmentDatabases();

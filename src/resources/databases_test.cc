@@ -330,5 +330,15 @@ TEST_F(EnvironmentDatabasesTest, CloneAndListFindWhatAdhocMade) {
   EXPECT_FALSE(by_name.count("postgres"));
 }
 
+TEST_F(EnvironmentDatabasesTest, AnEnvironmentsDatabasesIncludeOneNotMarkedYet) {
+  ASSERT_TRUE(dbs_->CreateEnvironmentDatabase("cut", "cut-db").ok());
+  ASSERT_TRUE(dbs_->CreateEnvironmentDatabase("other", "other-db").ok());
+  // A creation cut short between CREATE DATABASE and its COMMENT.
+  ASSERT_TRUE(admin_->Query("CREATE DATABASE \"cut-half\" OWNER env_cut").ok());
+  auto found = dbs_->DatabasesOf("cut");
+  ASSERT_TRUE(found.ok()) << found.error().message();
+  EXPECT_EQ(*found, (std::vector<std::string>{"cut-db", "cut-half"}));
+}
+
 }  // namespace
 }  // namespace adhoc::resources

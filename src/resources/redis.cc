@@ -18,6 +18,7 @@
 
 #include "common/exec.h"
 #include "common/paths.h"
+#include "common/proc_files.h"
 #include "resources/databases.h"
 #include "runtime/addresses.h"
 #include "runtime/process.h"
@@ -514,6 +515,9 @@ Status RedisInstance::Destroy() {
   auto stopped = Stop();
   // A killed server is gone all the same; only a live one keeps its folder.
   if (!stopped.ok() && RecordedProcess()) return stopped;
+  // A server whose start was cut short (the caller killed between redis-server's start and
+  // recording it) is known only by its working folder, which Redis sets to its data folder.
+  for (pid_t pid : ProcessesWorkingUnder(dir_)) kill(pid, SIGKILL);
   std::error_code ec;
   fs::remove_all(dir_, ec);
   if (ec) return Failed("removing " + dir_.string() + ": " + ec.message());

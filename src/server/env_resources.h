@@ -6,6 +6,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -61,6 +62,25 @@ class EnvResources {
   virtual Status CreateFolders(const std::string& env) = 0;
   // Its folders and its access log.
   virtual Status RemoveFolders(const std::string& env) = 0;
+
+  // The caches of what every environment on one release would compute alike (issue 12). `key`
+  // names the inputs (16 hex digits), `release` the release it was made for ("<image>/<key>",
+  // what `adhoc gc` looks at). One build per key at a time: a caller that finds one running
+  // waits for it and then copies. A failed build leaves nothing cached. Both return whether
+  // this call built the cache.
+  //
+  // The environment's `database` (just created by this operation, empty) becomes a copy of the
+  // migrated template `key`; `build` first runs the cached tasks against the template's
+  // credentials when it is not built yet.
+  using TemplateBuild = std::function<Status(const state::DatabaseCredentials& template_database)>;
+  virtual Result<bool> CopyDatabaseTemplate(const std::string& env, const std::string& database,
+                                            const std::string& key, const std::string& release,
+                                            const TemplateBuild& build) = 0;
+  // The environment's static folder gets the cached files of `key` (hard links); when there
+  // are none yet, `build` writes them into that folder first and they are kept.
+  virtual Result<bool> CopyStaticCache(const std::string& env, const std::string& key,
+                                       const std::string& release,
+                                       const std::function<Status()>& build) = 0;
 
   // --- Data: snapshots, start data, data sources (resources/snapshots.h). Files are 0600. ---
   // `database` saved into `file` (pg_dump's custom format) without disturbing its users;

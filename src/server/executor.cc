@@ -136,6 +136,11 @@ struct Executor::Run {
   std::shared_ptr<const LaunchContext> context;  // made before the first task or service
   std::vector<const plan::Step*> touched;        // steps that started, in order
   bool routes_recorded = false;
+  // The database was made empty by this run (no `data`): a migrated template may stand in for
+  // the `cache = "database"` tasks, and did once template_copied.
+  bool fresh_database = false;
+  bool template_copied = false;
+  std::mutex mu;  // release_paths, written by releases built at once
 };
 
 Executor::Executor(state::Store& store, Fleet& fleet, EnvResources& resources,
@@ -240,13 +245,18 @@ Result<std::string> Executor::BuildRelease(Run& run, const plan::Step& step) {
   if (!image) return Failed("no image '" + step.target + "'");
   ADHOC_ASSIGN_OR_RETURN(auto release,
                          resources_.EnsureRelease(*image, p.resolved.at(step.target), p.repo));
-  run.release_paths[step.target] = release.path;
+  {
+    std::lock_guard lock(run.mu);
+    run.release_paths[step.target] = release.path;
+  }
   return ShortVersion(step.version) + (release.built_now ? ", built" : ", cached");
 }
 
 Result<std::string> Executor::CreateDatabase(Run& run, const plan::Step& step) {
   ADHOC_ASSIGN_OR_RETURN(auto creds, resources_.CreateDatabase(run.prepared.env, step.target));
   ADHOC_RETURN_IF_ERROR(store_.PutDatabaseCredentials(creds));
+  run.fresh_database =
+      !run.create || run.prepared.env_file->data.kind == spec::DataSource::Kind::kEmpty;
   ADHOC_ASSIGN_OR_RETURN(std::string data, LoadDataIntoDatabase(run, creds.database));
   return creds.database + " owned by " + creds.role + data;
 }
@@ -262,19 +272,92 @@ Result<std::string> Executor::RunTask(Run& run, const plan::Step& step) {
   ADHOC_RETURN_IF_ERROR(EnsureContext(run));
   const spec::Task* task = run.prepared.project->FindTask(step.target);
   if (!task) return Failed("no task '" + step.target + "'");
-  ADHOC_ASSIGN_OR_RETURN(std::string id, store_.NextTaskId(run.prepared.env, task->name));
-  json undo = UndoFor(step, "");
-  undo["undo"] = "stop_task";
-  undo["task"] = id;
+  if (step.phase == plan::TaskPhase::kBeforeDeploy) {
+    if (task->cache == spec::Task::Cache::kDatabase && run.fresh_database)
+      return RunFromTemplate(run);
+    if (task->cache == spec::Task::Cache::kStatic && run.create)
+      return RunFromStaticCache(run, *task);
+  }
+  ADHOC_RETURN_IF_ERROR(RunTaskNow(run, *task, *run.context));
+  return std::string("exit 0");
+}
+
+Status Executor::RunTaskNow(Run& run, const spec::Task& task, const LaunchContext& context) {
+  ADHOC_ASSIGN_OR_RETURN(std::string id, store_.NextTaskId(run.prepared.env, task.name));
+  json undo = {{"undo", "stop_task"},
+               {"task", id},
+               {"note", fmt::format("{} ran with {} {}; a rollback does not undo what it did",
+                                    task.name, task.image,
+                                    context.facts.version_refs.count(task.image)
+                                        ? context.facts.version_refs.at(task.image)
+                                        : std::string("?"))}};
   run.op.RecordUndo(undo);
   std::string tail;
-  ADHOC_ASSIGN_OR_RETURN(int code, fleet_.RunOnce(run.prepared.env, *run.context,
-                                                  TaskLaunch(*task, id, run.block.Address(2)),
-                                                  task->timeout, run.progress, &tail));
+  ADHOC_ASSIGN_OR_RETURN(int code, fleet_.RunOnce(run.prepared.env, context,
+                                                  TaskLaunch(task, id, run.block.Address(2)),
+                                                  task.timeout, run.progress, &tail));
   if (code != 0)
-    return Failed(fmt::format("{} ({}) exited with status {}; its last lines:{}", task->name, id,
-                              code, tail));
-  return std::string("exit 0");
+    return Failed(
+        fmt::format("{} ({}) exited with status {}; its last lines:{}", task.name, id, code, tail));
+  return OkStatus();
+}
+
+std::string Executor::CacheKey(const Run& run, const std::vector<const spec::Task*>& tasks) {
+  // What the cached tasks' output depends on: their releases (tree and build), commands and
+  // [env] layers as written (rendered values differ per environment and do not count).
+  const Prepared& p = run.prepared;
+  json inputs = json::array();
+  for (const spec::Task* t : tasks) {
+    json env = json::object();
+    for (const auto& v : t->env) env[v.name] = v.value;
+    auto release = run.context->facts.release_paths.find(t->image);
+    inputs.push_back(
+        {t->name, t->image,
+         release == run.context->facts.release_paths.end() ? "" : release->second.string(),
+         t->command, env});
+  }
+  inputs.push_back(plan::EnvFingerprint(*p.project, *p.env_file));
+  return Sha256Hex("adhoc cache 1\n" + inputs.dump()).substr(0, 16);
+}
+
+std::string Executor::ReleaseName(const Run& run, const std::string& image) {
+  auto release = run.context->facts.release_paths.find(image);
+  if (release == run.context->facts.release_paths.end()) return image;
+  return release->second.parent_path().filename().string() + "/" +
+         release->second.filename().string();
+}
+
+Result<std::string> Executor::RunFromTemplate(Run& run) {
+  if (run.template_copied) return std::string("in the template copied above");
+  std::vector<const spec::Task*> cached;
+  for (const spec::Task& t : run.prepared.project->tasks)
+    if (t.cache == spec::Task::Cache::kDatabase && t.before == spec::Task::Before::kDeploy)
+      cached.push_back(&t);
+  const LaunchContext& context = *run.context;
+  if (!context.facts.database) return Failed("the environment has no database to copy into");
+  const std::string key = CacheKey(run, cached);
+  auto build = [&](const state::DatabaseCredentials& template_database) -> Status {
+    // The cached tasks, in file order, against the template instead of the environment's own.
+    LaunchContext on_template = context;
+    on_template.facts.database = template_database;
+    for (const spec::Task* t : cached) ADHOC_RETURN_IF_ERROR(RunTaskNow(run, *t, on_template));
+    return OkStatus();
+  };
+  ADHOC_ASSIGN_OR_RETURN(bool built, resources_.CopyDatabaseTemplate(
+                                         run.prepared.env, context.facts.database->database, key,
+                                         ReleaseName(run, cached.front()->image), build));
+  run.template_copied = true;
+  run.op.RecordUndo(UndoNone());  // the database step's undo drops the copy
+  return fmt::format("copied from template {}{}", key.substr(0, 8), built ? ", built now" : "");
+}
+
+Result<std::string> Executor::RunFromStaticCache(Run& run, const spec::Task& task) {
+  const std::string key = CacheKey(run, {&task});
+  ADHOC_ASSIGN_OR_RETURN(
+      bool built, resources_.CopyStaticCache(run.prepared.env, key, ReleaseName(run, task.image),
+                                             [&] { return RunTaskNow(run, task, *run.context); }));
+  run.op.RecordUndo(UndoNone());  // files in its own folder: they go with the environment
+  return fmt::format("linked from cache {}{}", key.substr(0, 8), built ? ", built now" : "");
 }
 
 Result<std::string> Executor::ConvergeService(Run& run, const plan::Step& step) {
@@ -344,6 +427,91 @@ Status Executor::CheckAccess(const Prepared& p) {
   return OkStatus();
 }
 
+std::vector<std::vector<const plan::Step*>> Waves(const plan::Plan& plan,
+                                                  const spec::Project& project) {
+  // What a step needs decides when it may start: releases, the database and Redis need
+  // nothing of each other; before-deploy tasks need all three and run in file order (a
+  // later one may need an earlier one's work); services need the tasks; routed services
+  // come before the others (workers, beat), so a new environment answers sooner.
+  enum class Kind { kPrepare, kRouted, kUnrouted, kAlone };
+  auto kind_of = [&](const plan::Step& s) {
+    switch (s.action) {
+      case plan::Action::kBuildRelease:
+      case plan::Action::kCreateDatabase:
+      case plan::Action::kStartRedis:
+        return Kind::kPrepare;
+      case plan::Action::kStartService:
+      case plan::Action::kRollService: {
+        const spec::Service* svc = project.FindService(s.target);
+        return svc && !svc->routes.empty() ? Kind::kRouted : Kind::kUnrouted;
+      }
+      default:
+        return Kind::kAlone;
+    }
+  };
+  std::vector<std::vector<const plan::Step*>> waves;
+  const auto& steps = plan.steps;
+  for (size_t i = 0; i < steps.size();) {
+    Kind kind = kind_of(steps[i]);
+    if (kind == Kind::kAlone) {
+      waves.push_back({&steps[i++]});
+      continue;
+    }
+    size_t end = i;
+    if (kind == Kind::kPrepare) {
+      while (end < steps.size() && kind_of(steps[end]) == Kind::kPrepare) ++end;
+      waves.emplace_back();
+      for (size_t j = i; j < end; ++j) waves.back().push_back(&steps[j]);
+    } else {
+      // A run of services: the routed ones at once, then the others at once.
+      while (end < steps.size() && kind_of(steps[end]) != Kind::kAlone &&
+             kind_of(steps[end]) != Kind::kPrepare)
+        ++end;
+      for (Kind wanted : {Kind::kRouted, Kind::kUnrouted}) {
+        std::vector<const plan::Step*> wave;
+        for (size_t j = i; j < end; ++j)
+          if (kind_of(steps[j]) == wanted) wave.push_back(&steps[j]);
+        if (!wave.empty()) waves.push_back(std::move(wave));
+      }
+    }
+    i = end;
+  }
+  return waves;
+}
+
+Status Executor::RunWave(Run& run, const std::vector<const plan::Step*>& wave) {
+  // Tasks and services read the run's context: made before the wave's threads share it.
+  for (const plan::Step* step : wave) {
+    run.touched.push_back(step);
+    if (step->action != plan::Action::kBuildRelease &&
+        step->action != plan::Action::kCreateDatabase &&
+        step->action != plan::Action::kStartRedis) {
+      ADHOC_RETURN_IF_ERROR(EnsureContext(run));
+      const bool service = step->action == plan::Action::kStartService ||
+                           step->action == plan::Action::kRollService ||
+                           step->action == plan::Action::kRemoveService;
+      if (service && !run.routes_recorded) {
+        ADHOC_RETURN_IF_ERROR(
+            RecordRoutes(run.prepared.env, *run.prepared.project, run.record.hostname));
+        run.routes_recorded = true;
+      }
+    }
+  }
+  auto one = [&](const plan::Step& step) -> Status {
+    return Status(run.op.Step(StepName(step), UndoFor(step, run.block.RedisAddress()),
+                              [&] { return Execute(run, step); }));
+  };
+  if (wave.size() == 1) return one(*wave.front());
+  std::vector<Status> results(wave.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < wave.size(); ++i)
+    threads.emplace_back([&, i] { results[i] = one(*wave[i]); });
+  for (auto& t : threads) t.join();
+  for (Status& r : results)
+    if (!r.ok()) return r;
+  return OkStatus();
+}
+
 Result<std::string> Executor::Execute(Run& run, const plan::Step& step) {
   if (on_step) on_step(step);
   switch (step.action) {
@@ -408,9 +576,11 @@ Result<ApplyOutcome> Executor::Apply(const Prepared& p, const std::string& kind,
   if (create) ADHOC_RETURN_IF_ERROR(resources_.CheckRouterPort());
   if (create) ADHOC_RETURN_IF_ERROR(CheckDataSource(p));
   json input = {{"project", p.project_dir.string()}};
+  // Steps of one wave report at once: their events come one at a time.
+  SerializedProgress shared(progress);
   ADHOC_ASSIGN_OR_RETURN(auto op,
-                         JournaledOperation::Begin(store_, progress, p.env, kind, input.dump()));
-  Run run{p, op, progress};
+                         JournaledOperation::Begin(store_, shared, p.env, kind, input.dump()));
+  Run run{p, op, shared};
   run.create = create;
   outcome.created = create;
   if (!create && p.plan.empty()) {
@@ -452,10 +622,8 @@ Result<ApplyOutcome> Executor::Apply(const Prepared& p, const std::string& kind,
   });
   if (!base.ok()) return Fail(run, base.error());
 
-  for (const plan::Step& step : p.plan.steps) {
-    run.touched.push_back(&step);
-    auto done = op.Step(StepName(step), UndoFor(step, run.block.RedisAddress()),
-                        [&] { return Execute(run, step); });
+  for (const std::vector<const plan::Step*>& wave : Waves(p.plan, *p.project)) {
+    Status done = RunWave(run, wave);
     if (!done.ok()) return Fail(run, done.error());
   }
   if (Status kept = create ? KeepStartData(run) : OkStatus(); !kept.ok())

@@ -113,10 +113,23 @@ class Executor {
   struct Run;  // the state of one Apply
 
   Result<std::string> Execute(Run& run, const plan::Step& step);
+  // Runs a wave's steps at once (one thread each); the first failure is returned once all
+  // of them ended.
+  Status RunWave(Run& run, const std::vector<const plan::Step*>& wave);
   Result<std::string> BuildRelease(Run& run, const plan::Step& step);
   Result<std::string> CreateDatabase(Run& run, const plan::Step& step);
   Result<std::string> StartRedis(Run& run, const plan::Step& step);
   Result<std::string> RunTask(Run& run, const plan::Step& step);
+  // Runs `task` to its end in `context`; a Failed error with its last lines unless it exits 0.
+  Status RunTaskNow(Run& run, const spec::Task& task, const LaunchContext& context);
+  // The `cache = "database"` tasks as a copy of their template (built first when missing).
+  Result<std::string> RunFromTemplate(Run& run);
+  // A `cache = "static"` task as links to its cached files (run and kept first when missing).
+  Result<std::string> RunFromStaticCache(Run& run, const spec::Task& task);
+  // 16 hex digits naming what `tasks` would compute: releases, commands, [env] as written.
+  std::string CacheKey(const Run& run, const std::vector<const spec::Task*>& tasks);
+  // "<image>/<release key>" of the release `image` runs in this run.
+  std::string ReleaseName(const Run& run, const std::string& image);
   Result<std::string> ConvergeService(Run& run, const plan::Step& step);
   Result<std::string> AddRoutes(Run& run, const plan::Step& step);
   Result<std::string> SetAccess(Run& run, const plan::Step& step);
@@ -157,6 +170,13 @@ class Executor {
   // once must not both choose the same block.
   std::mutex allocate_mu_;
 };
+
+// The plan's steps grouped into waves that run one after another; the steps of one wave run
+// at once. Releases, the database and Redis form one wave; each before-deploy task, the access
+// rules, static routes, after-create tasks and removals are a wave alone, in plan order; a
+// run of services becomes two waves: those with routes, then the others.
+std::vector<std::vector<const plan::Step*>> Waves(const plan::Plan& plan,
+                                                  const spec::Project& project);
 
 // The step name the journal and progress show for a plan step ("service api").
 std::string StepName(const plan::Step& step);

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <mutex>
 
 #include "plan/recorded.h"
 #include "server/test_fakes.h"
@@ -50,7 +51,10 @@ class ExecutorTest : public ServerFixture {
         FleetOptions{.home = home(), .settle = {}, .poll = std::chrono::milliseconds(20)});
     executor_ = std::make_unique<Executor>(*store_, *fleet_, resources_,
                                            ExecutorOptions{.home = home(), .router_port = 8080});
-    executor_->on_step = [this](const plan::Step& s) { executed_.push_back(StepName(s)); };
+    executor_->on_step = [this](const plan::Step& s) {
+      std::lock_guard lock(executed_mu_);  // steps of one wave run at once
+      executed_.push_back(StepName(s));
+    };
   }
 
   // What Prepare() makes of `project_toml` and an env file at `tree` of the backend.
@@ -112,22 +116,46 @@ class ExecutorTest : public ServerFixture {
   testing::FakeResources resources_{log_};
   std::unique_ptr<Fleet> fleet_;
   std::unique_ptr<Executor> executor_;
+  std::mutex executed_mu_;
   std::vector<std::string> executed_;
   NoProgress quiet_;
 };
 
-TEST_F(ExecutorTest, TheStepsExecutedAreThePlansStepsInOrderEachJournaled) {
+// The position of each name in `order`; -1 when absent.
+int Position(const std::vector<std::string>& order, const std::string& name) {
+  auto it = std::find(order.begin(), order.end(), name);
+  return it == order.end() ? -1 : static_cast<int>(it - order.begin());
+}
+
+TEST_F(ExecutorTest, TheStepsExecutedAreThePlansStepsEachOnceJournaledWhatTheyNeedFirst) {
   Prepared p = Prepare("t1");
   std::vector<std::string> planned;
   for (const auto& s : p.plan.steps) planned.push_back(StepName(s));
   ASSERT_TRUE(Apply(p).ok());
-  EXPECT_EQ(executed_, planned);
+  std::vector<std::string> executed = executed_;
+  std::sort(executed.begin(), executed.end());
+  std::vector<std::string> sorted_plan = planned;
+  std::sort(sorted_plan.begin(), sorted_plan.end());
+  EXPECT_EQ(executed, sorted_plan);
+  // Whatever ran at once, each step came after what it needs.
+  auto before = [&](const std::string& a, const std::string& b) {
+    EXPECT_LT(Position(executed_, a), Position(executed_, b)) << a << " before " << b;
+  };
+  for (const char* prepared : {"release backend", "database", "redis"}) {
+    before(prepared, "task migrate");
+  }
+  before("task migrate", "service api");
+  before("service api", "service worker");  // routed first
+  before("service worker", "task seed");
   std::vector<std::string> journal = JournalSteps();
-  std::vector<std::string> expected = {"allocate", "base"};
-  expected.insert(expected.end(), planned.begin(), planned.end());
-  expected.push_back("start data");  // what `adhoc reset` returns to
-  expected.push_back("record");
-  EXPECT_EQ(journal, expected);
+  ASSERT_GE(journal.size(), 3u);
+  EXPECT_EQ(journal.front(), "allocate");
+  EXPECT_EQ(journal[1], "base");
+  EXPECT_EQ(journal.back(), "record");
+  EXPECT_EQ(journal[journal.size() - 2], "start data");  // what `adhoc reset` returns to
+  std::vector<std::string> journaled(journal.begin() + 2, journal.end() - 2);
+  std::sort(journaled.begin(), journaled.end());
+  EXPECT_EQ(journaled, sorted_plan);
   auto env = store_->GetEnvironment("demo");
   ASSERT_TRUE(env.ok());
   EXPECT_EQ(env->status, state::EnvStatus::kRunning);
@@ -309,6 +337,42 @@ TEST_F(ExecutorTest, RecoveryFinishesAnInterruptedSleep) {
   EXPECT_EQ(store_->GetEnvironment("demo")->status, state::EnvStatus::kSleeping);
   EXPECT_TRUE(runtime_.running().empty()) << log_.Dump();
   EXPECT_EQ((*store_->GetOperation(op->id)).status, state::OperationStatus::kDone);
+}
+
+TEST(WavesTest, PreparationRunsAtOnceTasksAloneAndRoutedServicesBeforeTheOthers) {
+  auto project = spec::ParseProject(kProject);
+  ASSERT_TRUE(project.ok());
+  plan::Plan p;
+  auto add = [&](plan::Action action, const std::string& target,
+                 plan::TaskPhase phase = plan::TaskPhase::kBeforeDeploy) {
+    plan::Step s{action, target, "test"};
+    s.phase = phase;
+    p.steps.push_back(s);
+  };
+  add(plan::Action::kBuildRelease, "backend");
+  add(plan::Action::kCreateDatabase, "demo-db");
+  add(plan::Action::kStartRedis, "redis");
+  add(plan::Action::kRunTask, "migrate");
+  add(plan::Action::kSetAccess, "rules");
+  add(plan::Action::kStartService, "worker");  // file order: the worker before the api
+  add(plan::Action::kStartService, "api");
+  add(plan::Action::kAddRoutes, "static");
+  add(plan::Action::kRunTask, "seed", plan::TaskPhase::kAfterCreate);
+  std::vector<std::vector<std::string>> names;
+  for (const auto& wave : Waves(p, project.value)) {
+    names.emplace_back();
+    for (const plan::Step* s : wave) names.back().push_back(StepName(*s));
+  }
+  std::vector<std::vector<std::string>> expected = {
+      {"release backend", "database", "redis"},
+      {"task migrate"},
+      {"access rules"},
+      {"service api"},
+      {"service worker"},
+      {"routes static"},
+      {"task seed"},
+  };
+  EXPECT_EQ(names, expected);
 }
 
 TEST_F(ExecutorTest, TheRecordKeepsTtlAndSleepAfterWithNeverAsNone) {

@@ -80,6 +80,20 @@ std::vector<Garbage> FindGarbage(const HomeInventory& inv) {
   for (const auto& r : inv.releases)
     if (!inv.used_releases.count(r.path.string()))
       out.push_back({"release", r.image + "/" + r.key, "", "no environment runs it", ""});
+  // Caches made for a release go with it: "<image>/<release key>", as they record it.
+  std::set<std::string> used_names;
+  for (const auto& used : inv.used_releases) {
+    fs::path path(used);
+    used_names.insert(path.parent_path().filename().string() + "/" + path.filename().string());
+  }
+  for (const auto& t : inv.templates)
+    if (t.ready && !used_names.count(t.release))
+      out.push_back({"template", t.database, "",
+                     "migrated for " + t.release + ", which no environment runs", ""});
+  for (const auto& c : inv.static_caches)
+    if (!used_names.count(c.release))
+      out.push_back({"static", c.key, "",
+                     "static files of " + c.release + ", which no environment runs", ""});
   return out;
 }
 
@@ -96,7 +110,10 @@ Result<HomeInventory> GarbageCollector::Inventory() {
     ADHOC_ASSIGN_OR_RETURN(auto admin, resources::ConnectPostgresAdmin(home_, postgres_port_));
     resources::EnvironmentDatabases dbs(*admin, "", postgres_port_);
     ADHOC_ASSIGN_OR_RETURN(inv.databases, dbs.ListEnvironmentDatabases());
+    resources::DatabaseTemplates templates(*admin, nullptr, "", postgres_port_);
+    ADHOC_ASSIGN_OR_RETURN(inv.templates, templates.List());
   }
+  if (auto cached = resources::StaticCache(home_).List(); cached.ok()) inv.static_caches = *cached;
   if (router_.Running())
     if (auto stats = router_.Stats(); stats.ok() && (*stats)["envs"].is_object())
       for (auto& [name, counters] : (*stats)["envs"].items()) inv.routed.push_back(name);
@@ -161,6 +178,16 @@ std::vector<Garbage> GarbageCollector::Remove(std::vector<Garbage> garbage) {
       std::error_code ec;
       fs::remove(paths::AccessLog(home_, g.env), ec);
       if (ec) s = Failed(ec.message());
+    } else if (g.kind == "template") {
+      auto d = databases();
+      if (!d.ok()) {
+        s = d.error();
+      } else {
+        resources::DatabaseTemplates templates(*admin, nullptr, "", postgres_port_);
+        s = templates.Remove(g.name.substr(g.name.rfind('_') + 1));
+      }
+    } else if (g.kind == "static") {
+      s = resources::StaticCache(home_).Remove(g.name);
     } else if (g.kind == "release") {
       size_t slash = g.name.find('/');
       s = cache.Remove(g.name.substr(0, slash), g.name.substr(slash + 1));

@@ -10,6 +10,9 @@
 //   folder    envs/<name>/ with no record (its Redis data, static files, task folders, logs)
 //   log       router/access/<name>.log with no record
 //   release   a release of the cache that no environment's recorded versions or tasks use
+//   template  a migrated template database (resources/templates.h) built for such a release
+//             (one still being built is left to the next build of its key)
+//   static    cached static files (resources/static_cache.h) kept for such a release
 //
 // Inventory() looks at the home first and at the records last, so something made while it
 // looks (a record always comes before its folder, database and processes) is never taken
@@ -30,13 +33,15 @@
 #include "common/result.h"
 #include "resources/databases.h"
 #include "resources/release_cache.h"
+#include "resources/static_cache.h"
+#include "resources/templates.h"
 #include "server/router_link.h"
 #include "state/store.h"
 
 namespace adhoc::server {
 
 struct Garbage {
-  std::string kind;  // process, database, role, route, folder, log, release
+  std::string kind;  // process, database, role, route, folder, log, release, template, static
   std::string name;  // pid, database or role name, environment name, image/key
   std::string env;   // the environment it was made for ("" for releases)
   std::string detail;
@@ -57,6 +62,8 @@ struct HomeInventory {
   std::vector<std::string> folders;                 // names under envs/
   std::vector<std::string> access_logs;             // names of router/access/<name>.log
   std::vector<resources::ReleaseInfo> releases;
+  std::vector<resources::DatabaseTemplate> templates;
+  std::vector<resources::StaticCacheEntry> static_caches;
   std::set<std::string> used_releases;  // release paths recorded versions and tasks use
 };
 

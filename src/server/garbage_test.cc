@@ -47,6 +47,19 @@ TEST(GarbageTest, OnlyWhatNoRecordedEnvironmentOwnsIsGarbage) {
       (std::vector<std::string>{"route gone", "log router/access/old.log", "release backend/t0"}));
 }
 
+TEST(GarbageTest, CachesGoWithTheReleaseTheyWereMadeForButNotWhileBeingBuilt) {
+  HomeInventory inv;
+  inv.used_releases = {"/h/releases/backend/t1"};
+  inv.templates = {{"aaaaaaaaaaaaaaaa", "adhoc_tpl_aaaaaaaaaaaaaaaa", "backend/t1", true, 1},
+                   {"bbbbbbbbbbbbbbbb", "adhoc_tpl_bbbbbbbbbbbbbbbb", "backend/t0", true, 1},
+                   {"cccccccccccccccc", "adhoc_tpl_cccccccccccccccc", "backend/t0", false, 1}};
+  inv.static_caches = {{"dddddddddddddddd", "backend/t1", 1, 1},
+                       {"eeeeeeeeeeeeeeee", "backend/t0", 1, 1}};
+  EXPECT_EQ(
+      Items(FindGarbage(inv)),
+      (std::vector<std::string>{"template adhoc_tpl_bbbbbbbbbbbbbbbb", "static eeeeeeeeeeeeeeee"}));
+}
+
 TEST(GarbageTest, ProcessesAreTiedToTheirEnvironmentByWorkingFolderOrCommandLine) {
   testutil::TempDir dir;
   fs::path work = dir.path() / "home/envs/ghost/tasks/t-1/work";

@@ -17,11 +17,11 @@ Result<JournaledOperation> JournaledOperation::Begin(state::Store& store, Progre
   return JournaledOperation(store, progress, op.id, kind);
 }
 
-void JournaledOperation::MaybeStopHere() {
+void JournaledOperation::MaybeStopHere(int step_number) {
   const char* fault = std::getenv("ADHOC_FAULT_STOP_AFTER");
   if (fault == nullptr || *fault == '\0') return;
   std::string want = fault;
-  if (want != kind_ + ":" + std::to_string(steps_)) return;
+  if (want != kind_ + ":" + std::to_string(step_number)) return;
   std::filesystem::path marker = store_->path().parent_path() / "fault-fired";
   std::error_code ec;
   if (std::filesystem::exists(marker, ec)) return;
@@ -32,19 +32,24 @@ void JournaledOperation::MaybeStopHere() {
 Result<std::string> JournaledOperation::Step(const std::string& name, const nlohmann::json& undo,
                                              const std::function<Result<std::string>()>& fn) {
   std::string step = name;
-  for (int i = 2; !store_->AddStep(id_, step).ok(); ++i) step = name + " #" + std::to_string(i);
-  ADHOC_RETURN_IF_ERROR(store_->StartStep(id_, step));
-  ADHOC_RETURN_IF_ERROR(store_->RecordStepUndo(id_, step, undo.dump()));
-  running_step_ = step;
-  ++steps_;
-  progress_->StepStarted(step);
+  int number = 0;
+  {
+    std::lock_guard lock(*mu_);
+    for (int i = 2; !store_->AddStep(id_, step).ok(); ++i) step = name + " #" + std::to_string(i);
+    ADHOC_RETURN_IF_ERROR(store_->StartStep(id_, step));
+    ADHOC_RETURN_IF_ERROR(store_->RecordStepUndo(id_, step, undo.dump()));
+    running_[std::this_thread::get_id()] = step;
+    number = ++steps_;
+    progress_->StepStarted(step);
+  }
   auto start = std::chrono::steady_clock::now();
   Result<std::string> result = fn();
   long long ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                      std::chrono::steady_clock::now() - start)
                      .count();
-  MaybeStopHere();
-  running_step_.clear();
+  MaybeStopHere(number);
+  std::lock_guard lock(*mu_);
+  running_.erase(std::this_thread::get_id());
   if (!result.ok()) {
     failed_step_ = step;
     (void)store_->FailStep(id_, step, result.error().message());
@@ -63,7 +68,9 @@ Result<std::string> JournaledOperation::Step(const std::string& name, const nloh
 }
 
 void JournaledOperation::RecordUndo(const nlohmann::json& undo) {
-  if (!running_step_.empty()) (void)store_->RecordStepUndo(id_, running_step_, undo.dump());
+  std::lock_guard lock(*mu_);
+  auto running = running_.find(std::this_thread::get_id());
+  if (running != running_.end()) (void)store_->RecordStepUndo(id_, running->second, undo.dump());
 }
 
 Status JournaledOperation::Finish(state::OperationStatus status, const std::string& error) {

@@ -7,6 +7,8 @@
 #include "resources/redis.h"
 #include "resources/release_cache.h"
 #include "resources/snapshots.h"
+#include "resources/static_cache.h"
+#include "resources/templates.h"
 #include "runtime/addresses.h"
 
 namespace adhoc::server {
@@ -72,10 +74,8 @@ Status LocalResources::DropDatabases(const std::string& env) {
   ADHOC_RETURN_IF_ERROR(EnsurePostgres());
   ADHOC_ASSIGN_OR_RETURN(auto admin, resources::ConnectPostgresAdmin(home_, postgres_port_));
   resources::EnvironmentDatabases dbs(*admin, PostgresHost(), postgres_port_);
-  ADHOC_ASSIGN_OR_RETURN(auto objects, dbs.ListEnvironmentDatabases());
-  for (const auto& o : objects)
-    if (o.env == env && o.kind == resources::ManagedObject::Kind::kDatabase)
-      ADHOC_RETURN_IF_ERROR(dbs.DropEnvironmentDatabase(env, o.name));
+  ADHOC_ASSIGN_OR_RETURN(auto databases, dbs.DatabasesOf(env));
+  for (const auto& name : databases) ADHOC_RETURN_IF_ERROR(dbs.DropEnvironmentDatabase(env, name));
   return dbs.DropEnvironmentRole(env);
 }
 
@@ -109,6 +109,65 @@ Status LocalResources::RemoveFolders(const std::string& env) {
   std::error_code ec;
   fs::remove(paths::AccessLog(home_, env), ec);
   return OkStatus();
+}
+
+std::shared_ptr<std::mutex> LocalResources::KeyLock(const std::string& key) {
+  std::lock_guard lock(keys_mu_);
+  auto& mu = key_locks_[key];
+  if (!mu) mu = std::make_shared<std::mutex>();
+  return mu;
+}
+
+Result<bool> LocalResources::CopyDatabaseTemplate(const std::string& env,
+                                                  const std::string& database,
+                                                  const std::string& key,
+                                                  const std::string& release,
+                                                  const TemplateBuild& build) {
+  ADHOC_RETURN_IF_ERROR(EnsurePostgres());
+  ADHOC_ASSIGN_OR_RETURN(auto admin, resources::ConnectPostgresAdmin(home_, postgres_port_));
+  resources::DatabaseTemplates templates(
+      *admin,
+      [this](const std::string& db) {
+        return resources::ConnectPostgresAdmin(home_, postgres_port_, db);
+      },
+      PostgresHost(), postgres_port_);
+  bool built = false;
+  {
+    auto key_lock = KeyLock(key);
+    std::lock_guard building(*key_lock);
+    ADHOC_ASSIGN_OR_RETURN(bool ready, templates.Ready(key));
+    if (!ready) {
+      ADHOC_ASSIGN_OR_RETURN(auto creds, templates.BeginBuild(key, release));
+      Status made =
+          build(state::DatabaseCredentials{env, creds.user, creds.password, creds.database});
+      if (made.ok()) made = templates.FinishBuild(key);
+      if (!made.ok()) {
+        (void)templates.Remove(key);  // a failed build leaves no template behind
+        return std::move(made)
+            .context("building template database '" + creds.database + "'")
+            .error();
+      }
+      built = true;
+    }
+  }
+  ADHOC_RETURN_IF_ERROR(templates.CopyInto(key, env, database));
+  return built;
+}
+
+Result<bool> LocalResources::CopyStaticCache(const std::string& env, const std::string& key,
+                                             const std::string& release,
+                                             const std::function<Status()>& build) {
+  resources::StaticCache cache(home_);
+  const fs::path folder = paths::StaticDir(home_, env);
+  auto key_lock = KeyLock("static-" + key);
+  std::lock_guard building(*key_lock);
+  if (cache.Has(key)) {
+    ADHOC_RETURN_IF_ERROR(cache.CopyInto(key, folder));
+    return false;
+  }
+  ADHOC_RETURN_IF_ERROR(build());
+  ADHOC_RETURN_IF_ERROR(cache.Save(key, release, folder));
+  return true;
 }
 
 Result<int64_t> LocalResources::DumpDatabase(const std::string& database, const fs::path& file) {

@@ -6,6 +6,8 @@
 
 #include <filesystem>
 #include <functional>
+#include <map>
+#include <memory>
 #include <mutex>
 
 #include "server/env_resources.h"
@@ -43,6 +45,12 @@ class LocalResources : public EnvResources {
   Result<int64_t> LoadRedis(const RedisEndpoint& redis, const std::filesystem::path& file) override;
   Status KeepStartDatabase(const std::string& env, const std::string& database) override;
   Status ResetDatabase(const std::string& env, const std::string& database) override;
+  Result<bool> CopyDatabaseTemplate(const std::string& env, const std::string& database,
+                                    const std::string& key, const std::string& release,
+                                    const TemplateBuild& build) override;
+  Result<bool> CopyStaticCache(const std::string& env, const std::string& key,
+                               const std::string& release,
+                               const std::function<Status()>& build) override;
 
   // Stops the cluster (base down).
   Status StopPostgres();
@@ -53,6 +61,10 @@ class LocalResources : public EnvResources {
   RouterLink& router_;
   std::function<void()> on_router_started_;
   std::mutex base_mu_;
+  // One mutex per cache key: a cache is built once even when environments ask at once.
+  std::shared_ptr<std::mutex> KeyLock(const std::string& key);
+  std::mutex keys_mu_;
+  std::map<std::string, std::shared_ptr<std::mutex>> key_locks_;
 };
 
 }  // namespace adhoc::server

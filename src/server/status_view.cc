@@ -8,8 +8,8 @@
 
 #include "common/paths.h"
 #include "common/proc_files.h"
-#include "server/lifetimes.h"
 #include "server/access_rules.h"
+#include "server/lifetimes.h"
 
 namespace adhoc::server {
 

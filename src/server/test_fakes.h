@@ -234,6 +234,27 @@ class FakeResources : public EnvResources {
   }
   Status CreateFolders(const std::string& env) override { return Maybe("folders " + env); }
   Status RemoveFolders(const std::string& env) override { return Maybe("remove-folders " + env); }
+  Result<bool> CopyDatabaseTemplate(const std::string& env, const std::string& database,
+                                    const std::string& key, const std::string&,
+                                    const TemplateBuild& build) override {
+    bool built = !templates_.count(key);
+    if (built) {
+      ADHOC_RETURN_IF_ERROR(build({env, "adhoc_tpl_" + key, "tpl-secret", "adhoc_tpl_" + key}));
+      templates_.insert(key);
+    }
+    ADHOC_RETURN_IF_ERROR(Maybe("copy-template " + key + " " + database));
+    return built;
+  }
+  Result<bool> CopyStaticCache(const std::string& env, const std::string& key, const std::string&,
+                               const std::function<Status()>& build) override {
+    bool built = !static_caches_.count(key);
+    if (built) {
+      ADHOC_RETURN_IF_ERROR(build());
+      static_caches_.insert(key);
+    }
+    ADHOC_RETURN_IF_ERROR(Maybe("copy-static " + key + " " + env));
+    return built;
+  }
   Result<int64_t> DumpDatabase(const std::string& database,
                                const std::filesystem::path& file) override {
     ADHOC_RETURN_IF_ERROR(Maybe("dump-database " + database));
@@ -278,6 +299,7 @@ class FakeResources : public EnvResources {
   }
   EventLog& log_;
   std::set<std::string> fail_;
+  std::set<std::string> templates_, static_caches_;
 };
 
 // A real state store in a temporary home, with the fakes around it.

@@ -285,8 +285,8 @@ TEST(LoaderTest, BadEnumValuesAndLimits) {
                         "is \"deploy\")",
                         "adhoc.toml:19:9: tasks.m.after: unknown value 'deploy' (the only value is "
                         "\"create\")",
-                        "adhoc.toml:20:9: tasks.m.cache: unknown value 'redis' (the only value is "
-                        "\"database\")"}));
+                        "adhoc.toml:20:9: tasks.m.cache: unknown value 'redis' (\"database\" or "
+                        "\"static\")"}));
   auto sig = ParseProject(std::string(kBase) + "stop_signal = \"SIGQUIT\"\n");
   EXPECT_EQ(sig.value.services[0].stop_signal, "QUIT");
   EXPECT_EQ(sig.value.services[0].stop_signal_number, 3);
@@ -626,6 +626,17 @@ TEST(LoaderTest, ProjectSleepAfterIsTheDefault) {
   EXPECT_FALSE(ParseProject(kBase).value.sleep_after.has_value());
 }
 
+TEST(LoaderTest, OnlyBeforeDeployTasksAreCachedAsDatabaseOrStatic) {
+  const std::string base =
+      std::string(kBase) + "\n[tasks.m]\nimage = \"backend\"\ncommand = \"x\"\n";
+  auto cached = ParseProject(base + "before = \"deploy\"\ncache = \"static\"\n");
+  ASSERT_TRUE(cached.ok()) << FormatDiagnostics(cached.diagnostics);
+  EXPECT_EQ(cached.value.tasks[0].cache, Task::Cache::kStatic);
+  EXPECT_EQ(Errors(base + "after = \"create\"\ncache = \"database\"\n"),
+            (std::vector<std::string>{"adhoc.toml:15:9: tasks.m.cache: only a before = \"deploy\" "
+                                      "task can be cached"}));
+}
+
 TEST(LoaderTest, EmptyDataIsNotAWarning) {
   auto loaded = ParseEnvFile("data = \"\"\n", "demo", "envs/demo.toml");
   EXPECT_TRUE(loaded.diagnostics.empty()) << FormatDiagnostics(loaded.diagnostics);
@@ -640,8 +651,7 @@ TEST(LoaderTest, DesignExampleLoadsWithOnlyTheExpectedWarnings) {
   auto loaded = LoadWorkspace(Fixture());
   ASSERT_TRUE(loaded.ok()) << FormatDiagnostics(loaded.diagnostics);
   EXPECT_EQ(Lines(loaded.diagnostics),
-            (std::vector<std::string>{"adhoc.toml:70: tasks.migrate.cache: not built yet, ignored",
-                                      "envs/demo.toml:15: access.basic_auth: "
+            (std::vector<std::string>{"envs/demo.toml:15: access.basic_auth: "
                                       "'{secret.demo_password}': secrets are not built yet, so "
                                       "`adhoc up` refuses this environment; "
                                       "'{random.demo_password}' makes a value adhoc keeps and "

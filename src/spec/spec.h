@@ -123,7 +123,10 @@ std::string TemplateOutputName(const std::string& template_name);
 struct Task {
   enum class Before { kNone, kDeploy };
   enum class After { kNone, kCreate };
-  enum class Cache { kNone, kDatabase };
+  // kDatabase: its only effect is the database, so a template migrated once per release can
+  // stand in for it; kStatic: its only effect is files in {static}, the same for every
+  // environment on a release, so they are kept once and linked (see docs/files.md).
+  enum class Cache { kNone, kDatabase, kStatic };
 
   std::string name;
   std::string image;

@@ -1,0 +1,184 @@
+// Template databases on a real cluster: what a build makes can be copied into an environment's
+// database, whose role then owns (and can alter) every object; a failed build leaves nothing.
+#include "resources/templates.h"
+
+#include <unistd.h>
+
+#include <atomic>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "resources/postgres_cluster.h"
+
+namespace adhoc::resources {
+namespace {
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+constexpr char kKey[] = "0123456789abcdef";
+
+std::string UniqueLoopback() {
+  static std::atomic<int> counter{200};  // databases_test.cc counts from 100
+  int pid = getpid();
+  return "127." + std::to_string(1 + (pid / 250) % 250) + "." + std::to_string(1 + pid % 250) +
+         "." + std::to_string(counter++);
+}
+
+TEST(TemplateNameTest, OnlyHexKeysMakeNames) {
+  EXPECT_EQ(*TemplateName(kKey), "adhoc_tpl_0123456789abcdef");
+  EXPECT_FALSE(TemplateName("short").ok());
+  EXPECT_FALSE(TemplateName("0123456789ABCDEF").ok());
+  EXPECT_FALSE(TemplateName("01234567\"; DROP DATABASE postgres; --").ok());
+}
+
+class DatabaseTemplatesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "adhoc-tpl-test-XXXXXX").string();
+    home_ = mkdtemp(tmpl.data());
+    cluster_ = std::make_unique<PostgresCluster>(
+        home_, PostgresClusterOptions{.listen_address = UniqueLoopback()});
+    auto started = cluster_->Start();
+    ASSERT_TRUE(started.ok()) << started.error().message();
+    auto admin = ConnectPostgresAdmin(home_, cluster_->port());
+    ASSERT_TRUE(admin.ok()) << admin.error().message();
+    admin_ = std::move(*admin);
+    dbs_ = std::make_unique<EnvironmentDatabases>(*admin_, cluster_->listen_address(),
+                                                  cluster_->port());
+    templates_ = std::make_unique<DatabaseTemplates>(
+        *admin_,
+        [this](const std::string& database) {
+          return ConnectPostgresAdmin(home_, cluster_->port(), database);
+        },
+        cluster_->listen_address(), cluster_->port());
+  }
+  void TearDown() override {
+    templates_.reset();
+    dbs_.reset();
+    admin_.reset();
+    if (cluster_) (void)cluster_->Destroy();
+    std::error_code ec;
+    fs::remove_all(home_, ec);
+  }
+
+  Result<std::unique_ptr<SqlSession>> ConnectAs(const PostgresCredentials& c,
+                                                const std::string& database) {
+    return ConnectPostgres({.host = c.host,
+                            .port = c.port,
+                            .database = database,
+                            .user = c.user,
+                            .password = c.password});
+  }
+
+  // A build that does what a migration does: a table with a sequence, an index, rows.
+  void Build() {
+    auto creds = templates_->BeginBuild(kKey, "backend/tree1");
+    ASSERT_TRUE(creds.ok()) << creds.error().message();
+    {
+      auto s = ConnectAs(*creds, creds->database);
+      ASSERT_TRUE(s.ok()) << s.error().message();
+      auto made = (*s)->Query(
+          "CREATE TABLE posts (id serial PRIMARY KEY, title text); "
+          "CREATE INDEX posts_title ON posts (title); "
+          "INSERT INTO posts (title) VALUES ('first'), ('second')");
+      ASSERT_TRUE(made.ok()) << made.error().message();
+    }
+    auto finished = templates_->FinishBuild(kKey);
+    ASSERT_TRUE(finished.ok()) << finished.error().message();
+    last_build_ = *creds;
+  }
+
+  fs::path home_;
+  std::unique_ptr<PostgresCluster> cluster_;
+  std::unique_ptr<SqlSession> admin_;
+  std::unique_ptr<EnvironmentDatabases> dbs_;
+  std::unique_ptr<DatabaseTemplates> templates_;
+  PostgresCredentials last_build_;
+};
+
+TEST_F(DatabaseTemplatesTest, ACopyBelongsToTheEnvironmentWhoseRoleCanMigrateIt) {
+  EXPECT_FALSE(*templates_->Ready(kKey));
+  ASSERT_NO_FATAL_FAILURE(Build());
+  EXPECT_TRUE(*templates_->Ready(kKey));
+  EXPECT_FALSE(ConnectAs(last_build_, last_build_.database).ok())
+      << "a built template takes no connections";
+
+  auto app = dbs_->CreateEnvironmentDatabase("app", "app-db");
+  ASSERT_TRUE(app.ok()) << app.error().message();
+  auto copied = templates_->CopyInto(kKey, "app", "app-db");
+  ASSERT_TRUE(copied.ok()) << copied.error().message();
+
+  auto s = ConnectAs(*app, "app-db");
+  ASSERT_TRUE(s.ok()) << s.error().message();
+  auto rows = (*s)->Query("SELECT count(*) FROM posts");
+  ASSERT_TRUE(rows.ok()) << rows.error().message();
+  EXPECT_EQ((*rows)[0][0], "2");
+  // The next version's migration: alter the table, use its sequence, add a table.
+  auto migrated = (*s)->Query(
+      "ALTER TABLE posts ADD COLUMN body text; "
+      "INSERT INTO posts (title) VALUES ('third'); "
+      "DROP INDEX posts_title; "
+      "CREATE TABLE comments (id serial PRIMARY KEY)");
+  EXPECT_TRUE(migrated.ok()) << migrated.error().message();
+  auto owners = (*s)->Query(
+      "SELECT count(*) FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner "
+      "WHERE c.relnamespace = 'public'::regnamespace AND r.rolname <> 'env_app'");
+  ASSERT_TRUE(owners.ok());
+  EXPECT_EQ((*owners)[0][0], "0") << "every object belongs to the environment's role";
+
+  // The template is untouched by the copy's changes, and another role cannot reach the copy.
+  auto other = dbs_->CreateEnvironmentDatabase("other", "other-db");
+  ASSERT_TRUE(other.ok());
+  EXPECT_FALSE(ConnectAs(*other, "app-db").ok());
+  ASSERT_TRUE(templates_->CopyInto(kKey, "other", "other-db").ok());
+  auto theirs = ConnectAs(*other, "other-db");
+  ASSERT_TRUE(theirs.ok());
+  auto columns = (*theirs)->Query(
+      "SELECT count(*) FROM information_schema.columns WHERE table_name = 'posts'");
+  ASSERT_TRUE(columns.ok());
+  EXPECT_EQ((*columns)[0][0], "2") << "the first copy's migration did not reach the template";
+
+  auto listed = templates_->List();
+  ASSERT_TRUE(listed.ok()) << listed.error().message();
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].key, kKey);
+  EXPECT_EQ((*listed)[0].release, "backend/tree1");
+  EXPECT_TRUE((*listed)[0].ready);
+  EXPECT_GT((*listed)[0].bytes, 0u);
+}
+
+TEST_F(DatabaseTemplatesTest, AnUnfinishedBuildIsNotReadyAndIsRemovedByTheNextOne) {
+  auto creds = templates_->BeginBuild(kKey, "backend/tree1");
+  ASSERT_TRUE(creds.ok()) << creds.error().message();
+  EXPECT_FALSE(*templates_->Ready(kKey));
+  auto listed = templates_->List();
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_FALSE((*listed)[0].ready);
+  auto app = dbs_->CreateEnvironmentDatabase("app", "app-db");
+  ASSERT_TRUE(app.ok());
+  EXPECT_FALSE(templates_->CopyInto(kKey, "app", "app-db").ok())
+      << "a template being built cannot be copied";
+
+  ASSERT_NO_FATAL_FAILURE(Build());  // begins again over the leftover
+  EXPECT_TRUE(*templates_->Ready(kKey));
+
+  ASSERT_TRUE(templates_->Remove(kKey).ok());
+  EXPECT_FALSE(*dbs_->DatabaseExists("adhoc_tpl_0123456789abcdef"));
+  EXPECT_FALSE(*dbs_->RoleExists("adhoc_tpl_0123456789abcdef"));
+  EXPECT_TRUE(templates_->Remove(kKey).ok()) << "removing what is gone is fine";
+}
+
+TEST_F(DatabaseTemplatesTest, CopyingOverAnotherEnvironmentsDatabaseIsAConflict) {
+  ASSERT_NO_FATAL_FAILURE(Build());
+  ASSERT_TRUE(dbs_->CreateEnvironmentDatabase("owner", "taken-db").ok());
+  ASSERT_TRUE(dbs_->CreateEnvironmentDatabase("thief", "thief-db").ok());
+  auto s = templates_->CopyInto(kKey, "thief", "taken-db");
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().kind(), ErrorKind::kConflict);
+  EXPECT_THAT(s.error().message(), HasSubstr("env_owner"));
+  EXPECT_TRUE(*dbs_->DatabaseExists("taken-db"));
+}
+
+}  // namespace
+}  // namespace adhoc::resources
