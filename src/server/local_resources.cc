@@ -66,6 +66,15 @@ Result<state::DatabaseCredentials> LocalResources::CreateDatabase(const std::str
   return state::DatabaseCredentials{env, creds.user, creds.password, creds.database};
 }
 
+Result<state::DatabaseCredentials> LocalResources::CreateRole(const std::string& env,
+                                                              const std::string& database) {
+  ADHOC_RETURN_IF_ERROR(EnsurePostgres());
+  ADHOC_ASSIGN_OR_RETURN(auto admin, resources::ConnectPostgresAdmin(home_, postgres_port_));
+  resources::EnvironmentDatabases dbs(*admin, PostgresHost(), postgres_port_);
+  ADHOC_ASSIGN_OR_RETURN(auto creds, dbs.CreateEnvironmentDatabase(env, database, true, false));
+  return state::DatabaseCredentials{env, creds.user, creds.password, creds.database};
+}
+
 Status LocalResources::DropDatabases(const std::string& env) {
   std::error_code ec;
   // No cluster was ever made in this home: nothing to drop.
