@@ -55,7 +55,9 @@ code() { curl -s -o /dev/null -w '%{http_code}' -H "Host: $1.localhost" "http://
 # Warm-up: the base (initdb, PostgreSQL, router) and the releases are built once, like on a
 # machine that has run adhoc before. Not measured.
 cp envs/demo.toml envs/warm.toml
+t0=$(ms)
 "$adhoc" up warm >/dev/null
+first_up_ms=$(( $(ms) - t0 ))   # reported: initdb, the base, both releases and the template
 "$adhoc" destroy warm >/dev/null
 if [ "$naive" = 1 ]; then
   "$root/bench/naive_up.sh" --state "$work/naive" --repo "$work/repo" --name warm "${naive_flags[@]}" >/dev/null 2>"$work/naive-warm.log" ||
@@ -127,6 +129,14 @@ for i in $(seq 1 "$runs"); do
   if [ "$naive" = 1 ] && [ $((i % 2)) = 0 ]; then run_naive "$i"; fi
 done
 
+# Cold on a new backend tree: the base is up, but backend v1.1.0's release and its migrated
+# template are made by this `up` (the frontend v2.1.0 release too), once.
+"$adhoc" new cold --version backend=v1.1.0 --version frontend=v2.1.0 >/dev/null
+t0=$(ms)
+"$adhoc" up cold >"$work/up-cold.log" 2>&1 || { cat "$work/up-cold.log"; exit 1; }
+cold_ms=$(( $(ms) - t0 ))
+"$adhoc" destroy cold >/dev/null
+
 # median (the middle run; the mean of the two middle ones for an even count), p95 (nearest
 # rank: the ceil(0.95 N)-th smallest; with 5 runs, the max) and max, in ms.
 stat() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {
@@ -150,6 +160,10 @@ echo "|---|---:|---:|---:|---:|---:|---:|---:|"
 row "to the first 200 on / and /api/health-check/" "${first[*]}" "${nfirst[*]:-}"
 row "\`up\` returning / naive script up (sample data included)" "${done_[*]}" "${nup[*]:-}"
 row "\`destroy\` / naive teardown" "${destroy[*]}" "${nteardown[*]:-}"
+echo
+echo "Cold, once each: the first \`up\` of the run (initdb, the base, both releases built, the"
+echo "template migrated): $first_up_ms ms; \`up\` returning on a new backend tree (v1.1.0 and"
+echo "frontend v2.1.0 released and v1.1.0's template migrated by it): $cold_ms ms."
 echo
 echo "Memory of a running μblog environment (after a few pages and one heartbeat task), per service"
 echo "(bench/env_memory.py: RSS, PSS and private pages of each task's process group, from smaps_rollup):"

@@ -105,7 +105,7 @@ TEST_P(KillDuringCreate, RecoveryLeavesAWholeEnvironmentOrNothing) {
   for (const auto& e : ls["environments"]) kept |= e["name"] == "alpha";
   if (kept) {
     // Finished: only when the record was already written.
-    EXPECT_GE(step, 14);
+    EXPECT_GE(step, 14) << ls.dump();
     EXPECT_GE(Until("alpha", "/api/health", 30, Ok), 0);
   } else {
     ExpectNothingLeftOf("alpha");

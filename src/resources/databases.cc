@@ -218,7 +218,7 @@ Status EnvironmentDatabases::RestrictToOwner(const std::string& database, const 
 }
 
 Result<PostgresCredentials> EnvironmentDatabases::CreateEnvironmentDatabase(
-    const std::string& env, const std::string& database, bool new_password) {
+    const std::string& env, const std::string& database, bool new_password, bool make_database) {
   const std::string what = "creating database '" + database + "' for environment '" + env + "'";
   auto fail = [&](Error e) { return e.context(what); };
   auto role_name = RoleNameFor(env);
@@ -255,8 +255,12 @@ Result<PostgresCredentials> EnvironmentDatabases::CreateEnvironmentDatabase(
       "WHERE d.datname = $1",
       {database});
   if (!owner.ok()) return undo(owner.error());
+  if (!make_database && !owner->empty() && (*owner)[0][0] != role)
+    return undo(Conflict("the database exists and belongs to role '" + (*owner)[0][0] + "'"));
   bool made_database = false;
-  if (owner->empty()) {
+  if (!make_database) {
+    // The copy that makes it restricts it to the role.
+  } else if (owner->empty()) {
     auto made = admin_.Query("CREATE DATABASE " + QuoteIdentifier(database) + " OWNER " +
                              QuoteIdentifier(role) + " ENCODING 'UTF8'");
     if (!made.ok()) return undo(made.error());
@@ -264,7 +268,7 @@ Result<PostgresCredentials> EnvironmentDatabases::CreateEnvironmentDatabase(
   } else if ((*owner)[0][0] != role) {
     return undo(Conflict("the database exists and belongs to role '" + (*owner)[0][0] + "'"));
   }
-  if (auto s = RestrictToOwner(database, role, env); !s.ok()) {
+  if (auto s = make_database ? RestrictToOwner(database, role, env) : OkStatus(); !s.ok()) {
     if (made_database)
       (void)admin_.Query("DROP DATABASE IF EXISTS " + QuoteIdentifier(database) + " WITH (FORCE)");
     return undo(s.error());

@@ -101,9 +101,12 @@ class EnvironmentDatabases {
   // with CONNECT for that role only. Idempotent: an existing role is kept, with a new
   // password only when `new_password` (else the returned password is empty); an existing
   // database owned by the role is kept. Conflict when the database belongs to another role.
+  // With `make_database` false, only the role is made: the database comes later (a copy of a
+  // template, templates.h), under the returned credentials' name.
   Result<PostgresCredentials> CreateEnvironmentDatabase(const std::string& env,
                                                         const std::string& database,
-                                                        bool new_password = false);
+                                                        bool new_password = false,
+                                                        bool make_database = true);
 
   // Drops `database` (forcing out its connections), then the environment's role unless it
   // still owns another database. No error when either is already gone.

@@ -76,7 +76,8 @@ class CommandProber : public Prober {
 
 // Defaults as the seed's ALB target groups.
 struct HealthSettings {
-  std::chrono::milliseconds start_interval{100};  // probing while starting
+  // Probing while starting: often, since the first success is when routes go live.
+  std::chrono::milliseconds start_interval{25};
   std::chrono::milliseconds start_timeout{std::chrono::seconds(60)};
   std::chrono::milliseconds interval{std::chrono::seconds(7)};
   std::chrono::milliseconds timeout{std::chrono::seconds(5)};

@@ -46,10 +46,10 @@ TEST(HealthTrackerTest, ProbesFastUntilTheFirstSuccessThenSteady) {
   HealthTracker t(HealthSettings{}, clock);
   EXPECT_EQ(t.Tick(prober), State::kStarting);
   EXPECT_EQ(prober.calls, 1);
-  clock.Advance(50ms);
+  clock.Advance(10ms);
   t.Tick(prober);
-  EXPECT_EQ(prober.calls, 1) << "not due before 100 ms";
-  clock.Advance(50ms);
+  EXPECT_EQ(prober.calls, 1) << "not due before 25 ms";
+  clock.Advance(15ms);
   prober.healthy = true;
   EXPECT_EQ(t.Tick(prober), State::kHealthy);
   EXPECT_EQ(prober.calls, 2);

@@ -49,6 +49,10 @@ class EnvResources {
   // The environment's role and database (idempotent; a fresh password).
   virtual Result<state::DatabaseCredentials> CreateDatabase(const std::string& env,
                                                             const std::string& database) = 0;
+  // The environment's role alone (a fresh password) and the credentials for `database`, which
+  // CopyDatabaseTemplate then makes.
+  virtual Result<state::DatabaseCredentials> CreateRole(const std::string& env,
+                                                        const std::string& database) = 0;
   // Every database of the environment, then its role.
   virtual Status DropDatabases(const std::string& env) = 0;
 

@@ -253,12 +253,16 @@ Result<std::string> Executor::BuildRelease(Run& run, const plan::Step& step) {
 }
 
 Result<std::string> Executor::CreateDatabase(Run& run, const plan::Step& step) {
-  ADHOC_ASSIGN_OR_RETURN(auto creds, resources_.CreateDatabase(run.prepared.env, step.target));
+  const Prepared& p = run.prepared;
+  run.fresh_database = !run.create || p.env_file->data.kind == spec::DataSource::Kind::kEmpty;
+  // A template copy will make the database: only the role now.
+  const bool copy_later = run.fresh_database && TemplateWillRun(p);
+  ADHOC_ASSIGN_OR_RETURN(auto creds, copy_later ? resources_.CreateRole(p.env, step.target)
+                                                : resources_.CreateDatabase(p.env, step.target));
   ADHOC_RETURN_IF_ERROR(store_.PutDatabaseCredentials(creds));
-  run.fresh_database =
-      !run.create || run.prepared.env_file->data.kind == spec::DataSource::Kind::kEmpty;
   ADHOC_ASSIGN_OR_RETURN(std::string data, LoadDataIntoDatabase(run, creds.database));
-  return creds.database + " owned by " + creds.role + data;
+  return creds.database + " owned by " + creds.role + (copy_later ? " (a template's copy)" : "") +
+         data;
 }
 
 Result<std::string> Executor::StartRedis(Run& run, const plan::Step&) {
@@ -325,6 +329,16 @@ std::string Executor::ReleaseName(const Run& run, const std::string& image) {
   if (release == run.context->facts.release_paths.end()) return image;
   return release->second.parent_path().filename().string() + "/" +
          release->second.filename().string();
+}
+
+bool TemplateWillRun(const Prepared& p) {
+  for (const plan::Step& step : p.plan.steps) {
+    if (step.action != plan::Action::kRunTask || step.phase != plan::TaskPhase::kBeforeDeploy)
+      continue;
+    const spec::Task* task = p.project->FindTask(step.target);
+    if (task && task->cache == spec::Task::Cache::kDatabase) return true;
+  }
+  return false;
 }
 
 Result<std::string> Executor::RunFromTemplate(Run& run) {

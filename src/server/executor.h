@@ -178,6 +178,10 @@ class Executor {
 std::vector<std::vector<const plan::Step*>> Waves(const plan::Plan& plan,
                                                   const spec::Project& project);
 
+// Whether `prepared`'s plan runs a `cache = "database"` task before deploy (which a new
+// environment's database then comes from: a template's copy).
+bool TemplateWillRun(const Prepared& prepared);
+
 // The step name the journal and progress show for a plan step ("service api").
 std::string StepName(const plan::Step& step);
 // Its undo record (see above).

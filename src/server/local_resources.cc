@@ -1,5 +1,8 @@
 #include "server/local_resources.h"
 
+#include <chrono>
+#include <thread>
+
 #include "common/paths.h"
 #include "resources/databases.h"
 #include "resources/env_folders.h"
@@ -67,6 +70,15 @@ Result<state::DatabaseCredentials> LocalResources::CreateDatabase(const std::str
   return state::DatabaseCredentials{env, creds.user, creds.password, creds.database};
 }
 
+Result<state::DatabaseCredentials> LocalResources::CreateRole(const std::string& env,
+                                                              const std::string& database) {
+  ADHOC_RETURN_IF_ERROR(EnsurePostgres());
+  ADHOC_ASSIGN_OR_RETURN(auto admin, resources::ConnectPostgresAdmin(home_, postgres_port_));
+  resources::EnvironmentDatabases dbs(*admin, PostgresHost(), postgres_port_);
+  ADHOC_ASSIGN_OR_RETURN(auto creds, dbs.CreateEnvironmentDatabase(env, database, true, false));
+  return state::DatabaseCredentials{env, creds.user, creds.password, creds.database};
+}
+
 Status LocalResources::DropDatabases(const std::string& env) {
   std::error_code ec;
   // No cluster was ever made in this home: nothing to drop.
@@ -74,9 +86,21 @@ Status LocalResources::DropDatabases(const std::string& env) {
   ADHOC_RETURN_IF_ERROR(EnsurePostgres());
   ADHOC_ASSIGN_OR_RETURN(auto admin, resources::ConnectPostgresAdmin(home_, postgres_port_));
   resources::EnvironmentDatabases dbs(*admin, PostgresHost(), postgres_port_);
-  ADHOC_ASSIGN_OR_RETURN(auto databases, dbs.DatabasesOf(env));
-  for (const auto& name : databases) ADHOC_RETURN_IF_ERROR(dbs.DropEnvironmentDatabase(env, name));
-  return dbs.DropEnvironmentRole(env);
+  auto drop_all = [&]() -> Status {
+    ADHOC_ASSIGN_OR_RETURN(auto databases, dbs.DatabasesOf(env));
+    for (const auto& name : databases)
+      ADHOC_RETURN_IF_ERROR(dbs.DropEnvironmentDatabase(env, name));
+    return dbs.DropEnvironmentRole(env);
+  };
+  // A control plane killed in the middle of making them leaves its statement running in the
+  // cluster (a CREATE DATABASE for the role commits after its client died): wait it out.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  Status dropped = drop_all();
+  while (!dropped.ok() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    dropped = drop_all();
+  }
+  return dropped;
 }
 
 Result<RedisEndpoint> LocalResources::EnsureRedis(const std::string& env,

@@ -31,6 +31,8 @@ class LocalResources : public EnvResources {
   int PostgresPort() const override { return postgres_port_; }
   Result<state::DatabaseCredentials> CreateDatabase(const std::string& env,
                                                     const std::string& database) override;
+  Result<state::DatabaseCredentials> CreateRole(const std::string& env,
+                                                const std::string& database) override;
   Status DropDatabases(const std::string& env) override;
   Result<RedisEndpoint> EnsureRedis(const std::string& env, const std::string& address) override;
   Status StopRedis(const std::string& env, const std::string& address) override;

@@ -221,6 +221,11 @@ class FakeResources : public EnvResources {
     ADHOC_RETURN_IF_ERROR(Maybe("create-database " + database));
     return state::DatabaseCredentials{env, "env_" + env, "secret", database};
   }
+  Result<state::DatabaseCredentials> CreateRole(const std::string& env,
+                                                const std::string& database) override {
+    ADHOC_RETURN_IF_ERROR(Maybe("create-role " + database));
+    return state::DatabaseCredentials{env, "env_" + env, "secret", database};
+  }
   Status DropDatabases(const std::string& env) override { return Maybe("drop-databases " + env); }
   Result<RedisEndpoint> EnsureRedis(const std::string& env, const std::string& address) override {
     ADHOC_RETURN_IF_ERROR(Maybe("redis " + env));
