@@ -26,23 +26,6 @@ long long Since(std::chrono::steady_clock::time_point t0) {
       .count();
 }
 
-// A long operation's progress, as `up` prints it.
-void PrintStep(const Output& out, const json& e) {
-  std::string type = e.value("type", "");
-  if (type == "step") {
-    std::string status = e.value("status", "");
-    if (status == "running") return;
-    std::string detail = e.value("detail", "");
-    if (status == "failed") detail = detail.substr(0, detail.find('\n'));
-    out.Line(fmt::format("  {:<6} {:<28} {:>7}  {}", status == "done" ? "ok" : "FAILED",
-                         e.value("name", ""), FormatDuration(e.value("elapsed_ms", 0LL)), detail));
-  } else if (type == "log") {
-    out.Line(fmt::format("         {} | {}", e.value("process", ""), e.value("line", "")));
-  } else if (type == "note") {
-    out.Note("  note: " + e.value("message", ""));
-  }
-}
-
 std::string Bytes(int64_t bytes) {
   if (bytes < 1024) return fmt::format("{}B", bytes);
   if (bytes < 1024 * 1024) return fmt::format("{:.1f}KiB", bytes / 1024.0);
@@ -71,7 +54,7 @@ int RunSnapshot(const Args& args, const Output& out) {
   auto t0 = std::chrono::steady_clock::now();
   auto r = client->Stream("POST", "/v1/environments/" + args.env + "/snapshot",
                           {{"name", args.name}, {"wait", !args.no_wait}},
-                          [&](const json& e) { PrintStep(out, e); });
+                          [&](const json& e) { PrintProgressEvent(out, e); });
   if (!r.ok()) return out.Fail(r.error());
   if (out.json()) {
     out.Document(*r);
@@ -90,8 +73,9 @@ int RunReset(const Args& args, const Output& out) {
   auto client = Connect();
   if (!client.ok()) return out.Fail(client.error());
   auto t0 = std::chrono::steady_clock::now();
-  auto env = client->Stream("POST", "/v1/environments/" + args.env + "/reset",
-                            {{"wait", !args.no_wait}}, [&](const json& e) { PrintStep(out, e); });
+  auto env =
+      client->Stream("POST", "/v1/environments/" + args.env + "/reset", {{"wait", !args.no_wait}},
+                     [&](const json& e) { PrintProgressEvent(out, e); });
   if (!env.ok()) return out.Fail(env.error());
   if (out.json()) {
     out.Document(*env);

@@ -57,24 +57,6 @@ std::string Left(long long until_ms) {
 
 std::string Mib(uint64_t bytes) { return fmt::format("{}MiB", bytes / (1024 * 1024)); }
 
-// Prints a long operation's progress the way `up` shows it.
-void PrintEvent(const Output& out, const json& e) {
-  std::string type = e.value("type", "");
-  if (type == "step") {
-    std::string status = e.value("status", "");
-    if (status == "running") return;
-    std::string mark = status == "done" ? "ok" : "FAILED";
-    std::string detail = e.value("detail", "");
-    if (status == "failed") detail = detail.substr(0, detail.find('\n'));
-    out.Line(fmt::format("  {:<6} {:<28} {:>7}  {}", mark, e.value("name", ""),
-                         FormatDuration(e.value("elapsed_ms", 0LL)), detail));
-  } else if (type == "log") {
-    out.Line(fmt::format("         {} | {}", e.value("process", ""), e.value("line", "")));
-  } else if (type == "note") {
-    out.Note("  note: " + e.value("message", ""));
-  }
-}
-
 Status CheckEnvName(const std::string& env) { return spec::ValidateEnvName(env); }
 
 // `deploy --write`: the env file's [versions] set to what was deployed, comments kept; the
@@ -144,7 +126,7 @@ int RunUp(const Args& args, const Output& out) {
   auto env =
       client->Stream("POST", "/v1/environments/" + args.env + "/up",
                      {{"project", fs::canonical(project, ec).string()}, {"wait", !args.no_wait}},
-                     [&](const json& e) { PrintEvent(out, e); });
+                     [&](const json& e) { PrintProgressEvent(out, e); });
   if (!env.ok()) return out.Fail(env.error());
   long long ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
@@ -165,8 +147,9 @@ int RunDestroy(const Args& args, const Output& out) {
   auto client = Connect();
   if (!client.ok()) return out.Fail(client.error());
   auto t0 = std::chrono::steady_clock::now();
-  auto r = client->Stream("POST", "/v1/environments/" + args.env + "/destroy",
-                          {{"wait", !args.no_wait}}, [&](const json& e) { PrintEvent(out, e); });
+  auto r =
+      client->Stream("POST", "/v1/environments/" + args.env + "/destroy", {{"wait", !args.no_wait}},
+                     [&](const json& e) { PrintProgressEvent(out, e); });
   if (!r.ok()) return out.Fail(r.error());
   if (out.json()) {
     out.Document(*r);
@@ -185,8 +168,9 @@ static int SleepOrWake(const Args& args, const Output& out, const std::string& v
   auto client = Connect();
   if (!client.ok()) return out.Fail(client.error());
   auto t0 = std::chrono::steady_clock::now();
-  auto env = client->Stream("POST", "/v1/environments/" + args.env + "/" + verb,
-                            {{"wait", !args.no_wait}}, [&](const json& e) { PrintEvent(out, e); });
+  auto env =
+      client->Stream("POST", "/v1/environments/" + args.env + "/" + verb, {{"wait", !args.no_wait}},
+                     [&](const json& e) { PrintProgressEvent(out, e); });
   if (!env.ok()) return out.Fail(env.error());
   if (out.json()) {
     out.Document(*env);
@@ -213,7 +197,7 @@ int RunGc(const Args& args, const Output& out) {
   auto client = Connect();
   if (!client.ok()) return out.Fail(client.error());
   auto r = client->Stream("POST", "/v1/gc", {{"dry_run", args.dry_run}},
-                          [&](const json& e) { PrintEvent(out, e); });
+                          [&](const json& e) { PrintProgressEvent(out, e); });
   if (!r.ok()) return out.Fail(r.error());
   int failed = 0;
   for (const auto& g : (*r)["garbage"]) failed += g.contains("error");
@@ -440,7 +424,7 @@ int RunBase(const Args& args, const Output& out) {
   if (!client.ok()) return out.Fail(client.error());
   const std::string action = args.target;
   auto r = client->Stream("POST", "/v1/base/" + action, json::object(),
-                          [&](const json& e) { PrintEvent(out, e); });
+                          [&](const json& e) { PrintProgressEvent(out, e); });
   if (!r.ok()) return out.Fail(r.error());
   if (action == "destroy") {
     // The control plane is gone once it lets go of its lock; then the home itself goes:
@@ -483,7 +467,7 @@ int RunDeployLocal(const Args& args, const Output& out) {
   auto before = client->Call("GET", "/v1/environments/" + args.env);
   auto env = client->Stream("POST", "/v1/environments/" + args.env + "/deploy",
                             {{"versions", versions}, {"wait", !args.no_wait}},
-                            [&](const json& e) { PrintEvent(out, e); });
+                            [&](const json& e) { PrintProgressEvent(out, e); });
   if (!env.ok()) return out.Fail(env.error());
   if (args.write) {
     std::map<std::string, std::string> refs;

@@ -47,4 +47,20 @@ std::string FormatDuration(long long ms) {
   return fmt::format("{}m{:02}s", ms / 60'000, (ms / 1000) % 60);
 }
 
+void PrintProgressEvent(const Output& out, const nlohmann::json& e) {
+  std::string type = e.value("type", "");
+  if (type == "step") {
+    std::string status = e.value("status", "");
+    if (status == "running") return;
+    std::string detail = e.value("detail", "");
+    if (status == "failed") detail = detail.substr(0, detail.find('\n'));
+    out.Line(fmt::format("  {:<6} {:<28} {:>7}  {}", status == "done" ? "ok" : "FAILED",
+                         e.value("name", ""), FormatDuration(e.value("elapsed_ms", 0LL)), detail));
+  } else if (type == "log") {
+    out.Line(fmt::format("         {} | {}", e.value("process", ""), e.value("line", "")));
+  } else if (type == "note") {
+    out.Note("  note: " + e.value("message", ""));
+  }
+}
+
 }  // namespace adhoc::cli

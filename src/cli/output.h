@@ -34,4 +34,8 @@ class Output {
 // "1.2s", "350ms", "2m05s": for progress lines.
 std::string FormatDuration(long long ms);
 
+// One event of a long operation's stream (docs/api.md) as `up` prints it: a line per step as it
+// ends, with its time; a task's log lines; notes.
+void PrintProgressEvent(const Output& out, const nlohmann::json& event);
+
 }  // namespace adhoc::cli
