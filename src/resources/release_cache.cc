@@ -158,6 +158,10 @@ std::string MarkerTree(const fs::path& release, const std::string& key) {
 
 }  // namespace
 
+std::string ReleaseName(const std::filesystem::path& release_path) {
+  return release_path.parent_path().filename().string() + "/" + release_path.filename().string();
+}
+
 std::string ReleaseKey(const std::string& tree, const std::vector<std::string>& build_commands) {
   if (build_commands.empty()) return tree;
   // Each command with its length, so no two lists give the same text; the version names how

@@ -66,6 +66,10 @@ using BuildProgressCallback = std::function<void(const BuildProgress&)>;
 // there are none, else "<tree>-b<first 12 hex digits of a SHA-256 of the commands>".
 std::string ReleaseKey(const std::string& tree, const std::vector<std::string>& build_commands);
 
+// "<image>/<key>" of a release folder (paths::Release): how caches made for a release
+// (templates.h, static_cache.h) name it, and how `adhoc gc` matches them to the releases in use.
+std::string ReleaseName(const std::filesystem::path& release_path);
+
 struct ReleaseInfo {
   std::string image;
   std::string key;   // the folder's name (ReleaseKey)

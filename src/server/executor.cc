@@ -9,6 +9,7 @@
 #include "common/hash.h"
 #include "common/paths.h"
 #include "plan/recorded.h"
+#include "resources/release_cache.h"
 #include "runtime/addresses.h"
 #include "server/access_rules.h"
 #include "server/data_ops.h"
@@ -32,6 +33,11 @@ std::string ShortVersion(const plan::Version& v) {
 }
 
 json UndoNone() { return {{"undo", "none"}}; }
+
+// What a rollback cannot undo of a task that ran (journaled with its step, for recovery).
+std::string TaskRanNote(const std::string& task, const std::string& image, const std::string& ref) {
+  return fmt::format("{} ran with {} {}; a rollback does not undo what it did", task, image, ref);
+}
 
 // The TTL and idle time the record keeps: the env file's, else (sleep_after) adhoc.toml's;
 // "never" (0s) and absent are both nullopt in the record (lifetimes.h reads it so).
@@ -112,9 +118,7 @@ json UndoFor(const plan::Step& step, const std::string& redis_address) {
     case plan::Action::kStartRedis:
       return {{"undo", "destroy_redis"}, {"address", redis_address}};
     case plan::Action::kRunTask:
-      return {{"undo", "none"},
-              {"note", fmt::format("{} ran with {} {}; a rollback does not undo what it did",
-                                   step.target, step.image, step.version.ref)}};
+      return {{"undo", "none"}, {"note", TaskRanNote(step.target, step.image, step.version.ref)}};
     case plan::Action::kStartService:
     case plan::Action::kRollService:
       return {{"undo", "converge"}, {"service", step.target}};
@@ -290,8 +294,7 @@ Status Executor::RunTaskNow(Run& run, const spec::Task& task, const LaunchContex
   ADHOC_ASSIGN_OR_RETURN(std::string id, store_.NextTaskId(run.prepared.env, task.name));
   json undo = {{"undo", "stop_task"},
                {"task", id},
-               {"note", fmt::format("{} ran with {} {}; a rollback does not undo what it did",
-                                    task.name, task.image,
+               {"note", TaskRanNote(task.name, task.image,
                                     context.facts.version_refs.count(task.image)
                                         ? context.facts.version_refs.at(task.image)
                                         : std::string("?"))}};
@@ -327,8 +330,7 @@ std::string Executor::CacheKey(const Run& run, const std::vector<const spec::Tas
 std::string Executor::ReleaseName(const Run& run, const std::string& image) {
   auto release = run.context->facts.release_paths.find(image);
   if (release == run.context->facts.release_paths.end()) return image;
-  return release->second.parent_path().filename().string() + "/" +
-         release->second.filename().string();
+  return resources::ReleaseName(release->second);
 }
 
 bool TemplateWillRun(const Prepared& p) {

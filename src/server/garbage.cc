@@ -82,10 +82,7 @@ std::vector<Garbage> FindGarbage(const HomeInventory& inv) {
       out.push_back({"release", r.image + "/" + r.key, "", "no environment runs it", ""});
   // Caches made for a release go with it: "<image>/<release key>", as they record it.
   std::set<std::string> used_names;
-  for (const auto& used : inv.used_releases) {
-    fs::path path(used);
-    used_names.insert(path.parent_path().filename().string() + "/" + path.filename().string());
-  }
+  for (const auto& used : inv.used_releases) used_names.insert(resources::ReleaseName(used));
   for (const auto& t : inv.templates)
     if (t.ready && !used_names.count(t.release))
       out.push_back({"template", t.database, "",
