@@ -10,6 +10,7 @@
 #include "gtest/gtest.h"
 #include "resources/postgres_cluster.h"
 #include "resources/snapshots.h"
+#include "resources/test_support.h"
 
 namespace adhoc::resources {
 namespace {
@@ -138,49 +139,19 @@ TEST(EnvironmentDatabasesLogicTest, DropRefusesADatabaseOfAnotherEnvironment) {
 
 // ---- Real PostgreSQL -----------------------------------------------------------------
 
-std::string UniqueLoopback() {
-  static std::atomic<int> counter{100};
-  int pid = getpid();
-  return "127." + std::to_string(1 + (pid / 250) % 250) + "." + std::to_string(1 + pid % 250) +
-         "." + std::to_string(counter++);
-}
-
-class EnvironmentDatabasesTest : public ::testing::Test {
+class EnvironmentDatabasesTest : public test_servers::RealClusterTest {
  protected:
   void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "adhoc-db-test-XXXXXX").string();
-    home_ = mkdtemp(tmpl.data());
-    cluster_ = std::make_unique<PostgresCluster>(
-        home_, PostgresClusterOptions{.listen_address = UniqueLoopback()});
-    auto started = cluster_->Start();
-    ASSERT_TRUE(started.ok()) << started.error().message();
-    auto admin = ConnectPostgresAdmin(home_, cluster_->port());
-    ASSERT_TRUE(admin.ok()) << admin.error().message();
-    admin_ = std::move(*admin);
+    RealClusterTest::SetUp();
+    if (HasFatalFailure()) return;
     dbs_ = std::make_unique<EnvironmentDatabases>(*admin_, cluster_->listen_address(),
                                                   cluster_->port());
   }
-  // Runs even when SetUp failed half way: the server is stopped, the home removed.
   void TearDown() override {
     dbs_.reset();
-    admin_.reset();
-    if (cluster_) (void)cluster_->Destroy();
-    std::error_code ec;
-    fs::remove_all(home_, ec);
+    RealClusterTest::TearDown();
   }
 
-  Result<std::unique_ptr<SqlSession>> ConnectAs(const PostgresCredentials& c,
-                                                const std::string& database) {
-    return ConnectPostgres({.host = c.host,
-                            .port = c.port,
-                            .database = database,
-                            .user = c.user,
-                            .password = c.password});
-  }
-
-  fs::path home_;
-  std::unique_ptr<PostgresCluster> cluster_;
-  std::unique_ptr<SqlSession> admin_;
   std::unique_ptr<EnvironmentDatabases> dbs_;
 };
 

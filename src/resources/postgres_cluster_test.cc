@@ -16,9 +16,12 @@
 #include "common/paths.h"
 #include "gtest/gtest.h"
 #include "resources/databases.h"
+#include "resources/test_support.h"
 
 namespace adhoc::resources {
 namespace {
+
+using test_servers::UniqueLoopback;
 namespace fs = std::filesystem;
 
 // A unique temporary home, removed (with anything a test left running stopped first by
@@ -38,14 +41,6 @@ class TempHome {
  private:
   fs::path path_;
 };
-
-// A loopback address no other test process uses: 127.<from pid>.<from pid>.<counter>.
-std::string UniqueLoopback() {
-  static std::atomic<int> counter{2};
-  int pid = getpid();
-  return "127." + std::to_string(1 + (pid / 250) % 250) + "." + std::to_string(1 + pid % 250) +
-         "." + std::to_string(counter++);
-}
 
 class ClusterGuard {
  public:

@@ -13,10 +13,13 @@
 #include "common/paths.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "resources/test_support.h"
 #include "runtime/process.h"
 
 namespace adhoc::resources {
 namespace {
+
+using test_servers::UniqueLoopback;
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
@@ -96,13 +99,6 @@ TEST(ProcessStartTimeTest, KnowsLiveProcessesAndForgetsReapedOnes) {
 }
 
 // ---- Real Redis -------------------------------------------------------------------------
-
-std::string UniqueLoopback() {
-  static std::atomic<int> counter{200};
-  int pid = getpid();
-  return "127." + std::to_string(1 + (pid / 250) % 250) + "." + std::to_string(1 + pid % 250) +
-         "." + std::to_string(counter++);
-}
 
 class TempHome {
  public:

@@ -2,27 +2,15 @@
 // database, whose role then owns (and can alter) every object; a failed build leaves nothing.
 #include "resources/templates.h"
 
-#include <unistd.h>
-
-#include <atomic>
-
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "resources/postgres_cluster.h"
+#include "resources/test_support.h"
 
 namespace adhoc::resources {
 namespace {
-namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
 constexpr char kKey[] = "0123456789abcdef";
-
-std::string UniqueLoopback() {
-  static std::atomic<int> counter{200};  // databases_test.cc counts from 100
-  int pid = getpid();
-  return "127." + std::to_string(1 + (pid / 250) % 250) + "." + std::to_string(1 + pid % 250) +
-         "." + std::to_string(counter++);
-}
 
 TEST(TemplateNameTest, OnlyHexKeysMakeNames) {
   EXPECT_EQ(*TemplateName(kKey), "adhoc_tpl_0123456789abcdef");
@@ -31,18 +19,11 @@ TEST(TemplateNameTest, OnlyHexKeysMakeNames) {
   EXPECT_FALSE(TemplateName("01234567\"; DROP DATABASE postgres; --").ok());
 }
 
-class DatabaseTemplatesTest : public ::testing::Test {
+class DatabaseTemplatesTest : public test_servers::RealClusterTest {
  protected:
   void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "adhoc-tpl-test-XXXXXX").string();
-    home_ = mkdtemp(tmpl.data());
-    cluster_ = std::make_unique<PostgresCluster>(
-        home_, PostgresClusterOptions{.listen_address = UniqueLoopback()});
-    auto started = cluster_->Start();
-    ASSERT_TRUE(started.ok()) << started.error().message();
-    auto admin = ConnectPostgresAdmin(home_, cluster_->port());
-    ASSERT_TRUE(admin.ok()) << admin.error().message();
-    admin_ = std::move(*admin);
+    RealClusterTest::SetUp();
+    if (HasFatalFailure()) return;
     dbs_ = std::make_unique<EnvironmentDatabases>(*admin_, cluster_->listen_address(),
                                                   cluster_->port());
     templates_ = std::make_unique<DatabaseTemplates>(
@@ -55,19 +36,7 @@ class DatabaseTemplatesTest : public ::testing::Test {
   void TearDown() override {
     templates_.reset();
     dbs_.reset();
-    admin_.reset();
-    if (cluster_) (void)cluster_->Destroy();
-    std::error_code ec;
-    fs::remove_all(home_, ec);
-  }
-
-  Result<std::unique_ptr<SqlSession>> ConnectAs(const PostgresCredentials& c,
-                                                const std::string& database) {
-    return ConnectPostgres({.host = c.host,
-                            .port = c.port,
-                            .database = database,
-                            .user = c.user,
-                            .password = c.password});
+    RealClusterTest::TearDown();
   }
 
   // A build that does what a migration does: a table with a sequence, an index, rows.
@@ -88,9 +57,6 @@ class DatabaseTemplatesTest : public ::testing::Test {
     last_build_ = *creds;
   }
 
-  fs::path home_;
-  std::unique_ptr<PostgresCluster> cluster_;
-  std::unique_ptr<SqlSession> admin_;
   std::unique_ptr<EnvironmentDatabases> dbs_;
   std::unique_ptr<DatabaseTemplates> templates_;
   PostgresCredentials last_build_;
