@@ -142,6 +142,17 @@ Status DatabaseTemplates::CopyInto(const std::string& key, const std::string& en
   return OkStatus();
 }
 
+Result<int> DatabaseTemplates::RemoveUnfinished() {
+  ADHOC_ASSIGN_OR_RETURN(auto all, List());
+  int removed = 0;
+  for (const DatabaseTemplate& t : all) {
+    if (t.ready) continue;
+    ADHOC_RETURN_IF_ERROR(Remove(t.key));
+    ++removed;
+  }
+  return removed;
+}
+
 Result<std::vector<DatabaseTemplate>> DatabaseTemplates::List() {
   ADHOC_ASSIGN_OR_RETURN(
       auto rows, admin_.Query("SELECT datname, shobj_description(oid, 'pg_database'), "

@@ -66,6 +66,10 @@ class DatabaseTemplates {
   // objects handed to that role, with an environment database's grants.
   Status CopyInto(const std::string& key, const std::string& env, const std::string& database);
 
+  // Removes every template whose build never finished (its builder died); returns how many.
+  // Only for when no build can be running: the control plane's recovery, before any operation.
+  Result<int> RemoveUnfinished();
+
   // Every template of the cluster, ready or not, with its size.
   Result<std::vector<DatabaseTemplate>> List();
 

@@ -135,6 +135,17 @@ TEST_F(DatabaseTemplatesTest, AnUnfinishedBuildIsNotReadyAndIsRemovedByTheNextOn
   EXPECT_TRUE(templates_->Remove(kKey).ok()) << "removing what is gone is fine";
 }
 
+TEST_F(DatabaseTemplatesTest, RemovingUnfinishedBuildsKeepsTheReadyTemplates) {
+  ASSERT_NO_FATAL_FAILURE(Build());
+  ASSERT_TRUE(templates_->BeginBuild("fedcba9876543210", "backend/tree2").ok());
+  auto removed = templates_->RemoveUnfinished();
+  ASSERT_TRUE(removed.ok()) << removed.error().message();
+  EXPECT_EQ(*removed, 1);
+  EXPECT_FALSE(*dbs_->DatabaseExists("adhoc_tpl_fedcba9876543210"));
+  EXPECT_FALSE(*dbs_->RoleExists("adhoc_tpl_fedcba9876543210"));
+  EXPECT_TRUE(*templates_->Ready(kKey));
+}
+
 TEST_F(DatabaseTemplatesTest, CopyingOverAnotherEnvironmentsDatabaseIsAConflict) {
   ASSERT_NO_FATAL_FAILURE(Build());
   ASSERT_TRUE(dbs_->CreateEnvironmentDatabase("owner", "taken-db").ok());

@@ -193,11 +193,15 @@ void ControlPlane::Recover() {
       ServerLog("recovery: router: " + s.error().message());
   // Operations a dead control plane left: finished or undone from their journal.
   auto unfinished = store_->ListUnfinishedOperations();
-  if (unfinished.ok())
+  if (unfinished.ok() && !unfinished->empty()) {
     for (const auto& op : *unfinished) {
       auto result = executor_->Recover(op);
       ServerLog("recovery: " + (result.ok() ? *result : result.error().message()));
     }
+    // An up it died in may have been building a template: nothing builds one now.
+    if (Status s = resources_->RemoveUnfinishedTemplates(); !s.ok())
+      ServerLog("recovery: unfinished templates: " + s.error().message());
+  }
   all = store_->ListEnvironments();
   if (all.ok()) {
     // The order of DESIGN: the database before the services that need it.

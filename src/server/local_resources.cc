@@ -178,6 +178,15 @@ Result<bool> LocalResources::CopyDatabaseTemplate(const std::string& env,
   return built;
 }
 
+Status LocalResources::RemoveUnfinishedTemplates() {
+  std::error_code ec;
+  if (!fs::exists(paths::PostgresData(home_) / "PG_VERSION", ec)) return OkStatus();
+  ADHOC_RETURN_IF_ERROR(EnsurePostgres());
+  ADHOC_ASSIGN_OR_RETURN(auto admin, resources::ConnectPostgresAdmin(home_, postgres_port_));
+  resources::DatabaseTemplates templates(*admin, nullptr, PostgresHost(), postgres_port_);
+  return Status(templates.RemoveUnfinished());
+}
+
 Result<bool> LocalResources::CopyStaticCache(const std::string& env, const std::string& key,
                                              const std::string& release,
                                              const std::function<Status()>& build) {

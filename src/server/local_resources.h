@@ -54,6 +54,10 @@ class LocalResources : public EnvResources {
                                const std::string& release,
                                const std::function<Status()>& build) override;
 
+  // Templates whose build a dead control plane left unfinished, removed (recovery only: no
+  // build runs then). Nothing to do when the home has no cluster.
+  Status RemoveUnfinishedTemplates();
+
   // Stops the cluster (base down).
   Status StopPostgres();
 
