@@ -126,6 +126,8 @@ const Command kCommands[] = {
        NoWait(c, a);
      },
      adhoc::cli::RunDestroy},
+    {"dashboard", "the dashboard's URL, a sign-in link for a browser, and the API's token",
+     [](CLI::App*, Args&) {}, adhoc::cli::RunDashboard},
     {"gc", "destroy what is past its TTL and anything no environment owns",
      [](CLI::App* c, Args& a) { c->add_flag("--dry-run", a.dry_run, "only say what would go"); },
      adhoc::cli::RunGc},

@@ -231,6 +231,24 @@ int RunGc(const Args& args, const Output& out) {
   return 0;
 }
 
+int RunDashboard(const Args&, const Output& out) {
+  auto client = Connect();
+  if (!client.ok()) return out.Fail(client.error());
+  auto r = client->Call("GET", "/v1/dashboard");
+  if (!r.ok()) return out.Fail(r.error());
+  if (out.json()) {
+    out.Document(*r);
+    return 0;
+  }
+  const std::string url = r->value("url", "");
+  out.Line("dashboard:  " + url);
+  out.Line("sign in:    " + r->value("token_url", "") + "  (a browser keeps it for 7 days)");
+  out.Line("API token:  " + r->value("token", "") +
+           "  (keep it secret: it can do all that this home's owner can)");
+  out.Line("  curl -H \"Authorization: Bearer $ADHOC_TOKEN\" " + url + "v1/environments");
+  return 0;
+}
+
 int RunLs(const Args& args, const Output& out) {
   auto client = Connect();
   if (!client.ok()) return out.Fail(client.error());

@@ -54,6 +54,7 @@ int RunReset(const Args& args, const Output& out);
 int RunSnapshots(const Args& args, const Output& out);
 int RunDestroy(const Args& args, const Output& out);
 int RunGc(const Args& args, const Output& out);
+int RunDashboard(const Args& args, const Output& out);
 int RunBase(const Args& args, const Output& out);
 int RunServe(const Args& args, const Output& out);
 int RunRender(const Args& args, const Output& out);

@@ -9,6 +9,7 @@
 //     server.sock                  the control plane's API (HTTP+JSON), mode 0660
 //     server.log                   the control plane's own log
 //     secrets.key                  key that encrypts {secret.*} values, mode 0600
+//     api-token                    the token of the API over TCP (adhoc.<domain>), mode 0600
 //     router/
 //       router.sock                the router's feed socket (control plane -> router)
 //       router.pid, router.log
@@ -55,6 +56,7 @@ inline fs::path ServerLock(const fs::path& home) { return home / "server.lock"; 
 inline fs::path ServerSocket(const fs::path& home) { return home / "server.sock"; }
 inline fs::path ServerLog(const fs::path& home) { return home / "server.log"; }
 inline fs::path SecretsKey(const fs::path& home) { return home / "secrets.key"; }
+inline fs::path ApiToken(const fs::path& home) { return home / "api-token"; }
 
 inline fs::path RouterDir(const fs::path& home) { return home / "router"; }
 inline fs::path RouterSocket(const fs::path& home) { return RouterDir(home) / "router.sock"; }

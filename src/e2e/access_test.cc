@@ -4,8 +4,11 @@
 // app, serves public paths openly, and leaves other environments alone. The app is
 // src/e2e/testdata/miniapp; its /api/headers answers with the headers that reached it.
 #include <gtest/gtest.h>
+#include <signal.h>
 
+#include <chrono>
 #include <fstream>
+#include <thread>
 
 #include "e2e/sandbox.h"
 
@@ -161,6 +164,70 @@ TEST_F(AccessTest, RulesThatCannotBeRenderedStopUpBeforeAnythingIsMade) {
   json ls = box_.AdhocJson({"ls"});
   EXPECT_TRUE(ls["environments"].empty()) << ls;
   EXPECT_FALSE(fs::exists(box_.home() / "envs" / "short"));
+}
+
+// The control plane's API and dashboard through the router at adhoc.localhost: nothing without
+// the home's token; the bearer token, the sign-in link and its cookie let in; a change needs
+// more than the cookie; gc leaves the route alone; a restarted control plane is reached again.
+TEST_F(AccessTest, TheControlPlaneBehindTheRouterNeedsTheHomesToken) {
+  WriteEnvFile("alpha", "");
+  CommandResult up = box_.Adhoc({"up", "alpha"});
+  ASSERT_EQ(up.exit_code, 0) << up.output;
+  json dashboard = box_.AdhocJson({"dashboard"});
+  const std::string url = "http://adhoc.localhost:" + std::to_string(box_.router_port()) + "/";
+  ASSERT_EQ(dashboard["url"], url) << dashboard;
+  const std::string token = dashboard["token"];
+  EXPECT_EQ(token.size(), 64u);
+  EXPECT_EQ(dashboard["token_url"], url + "?adhoc_token=" + token);
+  EXPECT_EQ(fs::status(box_.home() / "api-token").permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
+
+  HttpAnswer none = box_.Http("adhoc", "GET", "/v1/environments");
+  EXPECT_EQ(none.status, 401) << none.body;
+  EXPECT_EQ(box_.Http("adhoc", "GET", "/").status, 401);
+  EXPECT_EQ(box_.Http("adhoc", "POST", "/v1/shutdown").status, 401);
+  EXPECT_EQ(box_.Http("adhoc", "GET", "/v1/environments", "",
+                      {{"Authorization", "Bearer " + std::string(64, '0')}})
+                .status,
+            401);
+
+  const std::map<std::string, std::string> bearer = {{"Authorization", "Bearer " + token}};
+  HttpAnswer list = box_.Http("adhoc", "GET", "/v1/environments", "", bearer);
+  ASSERT_EQ(list.status, 200) << list.body;
+  json envs = json::parse(list.body)["environments"];
+  ASSERT_EQ(envs.size(), 1u) << list.body;
+  EXPECT_EQ(envs[0]["name"], "alpha");
+
+  // The sign-in link, then the dashboard with its cookie.
+  HttpAnswer link = box_.Http("adhoc", "GET", "/?adhoc_token=" + token);
+  EXPECT_EQ(link.status, 303) << link.body;
+  EXPECT_EQ(link.headers["location"], "/");
+  EXPECT_NE(link.headers["set-cookie"].find("adhoc_api=" + token), std::string::npos);
+  const std::map<std::string, std::string> cookie = {{"Cookie", "adhoc_api=" + token}};
+  HttpAnswer page = box_.Http("adhoc", "GET", "/", "", cookie);
+  EXPECT_EQ(page.status, 200);
+  EXPECT_NE(page.body.find("<title>adhoc</title>"), std::string::npos);
+  EXPECT_EQ(box_.Http("adhoc", "GET", "/v1/environments/alpha", "", cookie).status, 200);
+  // A change with the cookie alone is refused, and nothing happens to alpha.
+  EXPECT_EQ(box_.Http("adhoc", "POST", "/v1/environments/alpha/sleep", "{}", cookie).status, 403);
+  EXPECT_EQ(box_.AdhocJson({"status", "alpha"})["status"], "running");
+
+  // gc does not take the control plane's route for an orphan.
+  json gc = box_.AdhocJson({"gc", "--dry-run"});
+  for (const auto& g : gc["garbage"]) EXPECT_NE(g["env"], "adhoc") << gc;
+
+  // A restarted control plane listens on another port; the router is told.
+  pid_t old = box_.ControlPlanePid();
+  ASSERT_GT(old, 0);
+  kill(old, SIGKILL);
+  int status = 0;
+  for (int i = 0; i < 100 && status != 200; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    status = box_.ControlPlanePid() != old
+                 ? box_.Http("adhoc", "GET", "/v1/health", "", bearer).status
+                 : 0;
+  }
+  EXPECT_EQ(status, 200) << "the router does not reach the restarted control plane";
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <charconv>
 
 #include "server/control_plane.h"
+#include "server/dashboard.h"
 #include "server/log_stream.h"
 #include "spec/names.h"
 
@@ -143,6 +144,13 @@ void RegisterApi(ApiServer& api, ControlPlane& cp) {
              {"pid", getpid()},
              {"home", o.home.string()},
              {"router", o.router.listen_address + ":" + std::to_string(o.router.listen_port)}});
+  });
+  api.Handle("GET", "/", [](const ApiRequest&, ApiResponder& r) {
+    r.ReplyBody(200, "text/html; charset=utf-8", DashboardPage());
+  });
+  api.Handle("GET", "/v1/dashboard", [&cp](const ApiRequest&, ApiResponder& r) {
+    auto j = cp.DashboardJson();
+    j.ok() ? r.Reply(200, *j) : r.Fail(j.error());
   });
   api.Handle("GET", "/v1/environments", [&cp](const ApiRequest&, ApiResponder& r) {
     auto j = cp.ListJson();

@@ -1,13 +1,15 @@
 #include "server/api_server.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
@@ -15,12 +17,15 @@
 #include <cstring>
 #include <sstream>
 
+#include "server/api_auth.h"
+
 namespace adhoc::server {
 namespace {
 
 namespace asio = boost::asio;
 namespace http = boost::beast::http;
-using Socket = asio::local::stream_protocol::socket;
+// Unix and TCP connections alike.
+using Socket = asio::generic::stream_protocol::socket;
 
 std::vector<std::string> SplitPath(const std::string& path) {
   std::vector<std::string> out;
@@ -81,6 +86,28 @@ class Responder : public ApiResponder {
     res.set(http::field::content_type, "application/json");
     res.keep_alive(keep_alive_);
     res.body() = body.dump() + "\n";
+    res.prepare_payload();
+    boost::system::error_code ec;
+    http::write(socket_, res, ec);
+    if (ec) gone_ = true;
+  }
+
+  void ReplyBody(int http_status, const std::string& content_type,
+                 const std::string& body) override {
+    if (answered_) return;
+    answered_ = true;
+    http::response<http::string_body> res{static_cast<http::status>(http_status), 11};
+    res.set(http::field::content_type, content_type);
+    res.set(http::field::cache_control, "no-store");
+    res.set("X-Content-Type-Options", "nosniff");
+    // A page holds only its own inline script and style, talks only to this API, and is
+    // never framed (no clickjacking of the dashboard's buttons).
+    if (content_type.rfind("text/html", 0) == 0)
+      res.set("Content-Security-Policy",
+              "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+              "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'");
+    res.keep_alive(keep_alive_);
+    res.body() = body;
     res.prepare_payload();
     boost::system::error_code ec;
     http::write(socket_, res, ec);
@@ -158,9 +185,16 @@ int HttpStatusFor(ErrorKind kind) {
 }
 
 struct ApiServer::Connection {
-  explicit Connection(int fd_in) : io(), socket(io, asio::local::stream_protocol(), fd_in) {}
+  Connection(int fd_in, bool tcp_in)
+      : io(),
+        socket(io,
+               tcp_in ? asio::generic::stream_protocol(AF_INET, IPPROTO_TCP)
+                      : asio::generic::stream_protocol(AF_UNIX, 0),
+               fd_in),
+        tcp(tcp_in) {}
   asio::io_context io;
   Socket socket;
+  bool tcp;                          // every request needs the token
   boost::beast::flat_buffer buffer;  // bytes read past the last request (pipelining)
   std::chrono::steady_clock::time_point idle_since = std::chrono::steady_clock::now();
   int fd() { return socket.native_handle(); }
@@ -200,6 +234,29 @@ Status ApiServer::Start(const std::filesystem::path& socket_path) {
   return OkStatus();
 }
 
+Result<int> ApiServer::ListenTcp(const std::string& address, int port, std::string token) {
+  if (token.empty()) return BadInput("the API over TCP needs a token");
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  if (inet_pton(AF_INET, address.c_str(), &addr.sin_addr) != 1)
+    return BadInput("not an IPv4 address: " + address);
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return Failed(std::string("socket: ") + strerror(errno));
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  socklen_t len = sizeof addr;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(fd, 128) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    std::string why = strerror(errno);
+    close(fd);
+    return Failed("listening on " + address + ":" + std::to_string(port) + ": " + why);
+  }
+  tcp_listen_fd_ = fd;
+  token_ = std::move(token);
+  return static_cast<int>(ntohs(addr.sin_port));
+}
+
 void ApiServer::Wake() {
   char b = 1;
   (void)!write(wake_fds_[1], &b, 1);
@@ -210,6 +267,7 @@ void ApiServer::Stop() {
   Wake();
   if (poll_thread_.joinable()) poll_thread_.join();
   if (listen_fd_ >= 0) close(listen_fd_);
+  if (tcp_listen_fd_ >= 0) close(tcp_listen_fd_);
   work_cv_.notify_all();
   // Requests in flight finish their current answer; bounded so Stop cannot hang forever.
   std::vector<std::thread> workers;
@@ -244,6 +302,7 @@ void ApiServer::PollLoop() {
     std::vector<pollfd> fds;
     fds.push_back({listen_fd_, POLLIN, 0});
     fds.push_back({wake_fds_[0], POLLIN, 0});
+    fds.push_back({tcp_listen_fd_, POLLIN, 0});  // ignored by poll when -1
     {
       std::lock_guard lock(mu_);
       for (auto& c : idle_) fds.push_back({c->fd(), POLLIN, 0});
@@ -261,7 +320,7 @@ void ApiServer::PollLoop() {
       std::lock_guard lock(mu_);
       // Readable (a request, or a close) goes to a worker; too long idle is closed.
       std::vector<int> readable;
-      for (size_t i = 2; i < fds.size(); ++i)
+      for (size_t i = 3; i < fds.size(); ++i)
         if (fds[i].revents) readable.push_back(fds[i].fd);
       for (auto it = idle_.begin(); it != idle_.end();) {
         bool ready = std::find(readable.begin(), readable.end(), (*it)->fd()) != readable.end();
@@ -276,27 +335,8 @@ void ApiServer::PollLoop() {
         }
       }
     }
-    if (fds[0].revents) {
-      for (;;) {
-        int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-        if (fd < 0) break;
-        std::lock_guard lock(mu_);
-        if (open_connections_ >= limits_.max_connections) {
-          static const std::string kBody =
-              ErrorJson(Failed("too many connections to the control plane")).dump() + "\n";
-          static const std::string kBusy =
-              "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-              "Connection: close\r\nContent-Length: " +
-              std::to_string(kBody.size()) + "\r\n\r\n" + kBody;
-          (void)!send(fd, kBusy.data(), kBusy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-          close(fd);
-          continue;
-        }
-        ++open_connections_;
-        // Watched until a request arrives: a connection holds a worker only while it is served.
-        idle_.push_back(std::make_unique<Connection>(fd));
-      }
-    }
+    if (fds[0].revents) AcceptAll(listen_fd_, false);
+    if (fds[2].revents) AcceptAll(tcp_listen_fd_, true);
     std::lock_guard lock(mu_);
     // Enough workers for what waits, up to the bound.
     int idle_workers = static_cast<int>(workers_.size()) - busy_workers_;
@@ -304,6 +344,28 @@ void ApiServer::PollLoop() {
     for (int i = 0; i < missing && static_cast<int>(workers_.size()) < limits_.max_workers; ++i)
       workers_.emplace_back([this] { WorkerLoop(); });
     if (!ready_.empty()) work_cv_.notify_all();
+  }
+}
+
+void ApiServer::AcceptAll(int listen_fd, bool tcp) {
+  for (;;) {
+    int fd = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) break;
+    std::lock_guard lock(mu_);
+    if (open_connections_ >= limits_.max_connections) {
+      static const std::string kBody =
+          ErrorJson(Failed("too many connections to the control plane")).dump() + "\n";
+      static const std::string kBusy =
+          "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+          "Connection: close\r\nContent-Length: " +
+          std::to_string(kBody.size()) + "\r\n\r\n" + kBody;
+      (void)!send(fd, kBusy.data(), kBusy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      close(fd);
+      continue;
+    }
+    ++open_connections_;
+    // Watched until a request arrives: a connection holds a worker only while it is served.
+    idle_.push_back(std::make_unique<Connection>(fd, tcp));
   }
 }
 
@@ -408,6 +470,53 @@ void ReadRequest(Socket& socket, boost::beast::flat_buffer& buffer,
   socket.non_blocking(false, ignored);
 }
 
+// Answers a request over TCP that brings no valid token (401/403, closing) or the token link
+// (a redirect setting the cookie); true when the request may go on to its handler.
+bool Authorized(Socket& socket, const http::request<http::string_body>& req,
+                const ApiRequest& request, const std::string& target, const std::string& token) {
+  auto view = [](boost::beast::string_view v) { return std::string_view(v.data(), v.size()); };
+  auto param = request.query.find(std::string(kApiTokenParam));
+  ApiCredentials credentials{
+      .method = view(req.method_string()),
+      .authorization = view(req[http::field::authorization]),
+      .cookie = view(req[http::field::cookie]),
+      .has_token_param = param != request.query.end(),
+      .token_param = param != request.query.end() ? std::string_view(param->second) : "",
+      .dashboard_header =
+          view(req[boost::beast::string_view(kDashboardHeader.data(), kDashboardHeader.size())]) ==
+          "1"};
+  ApiAuthDecision decision = CheckApiAuth(credentials, token);
+  if (decision.verdict == ApiAuth::kAllowed) return true;
+  boost::system::error_code ec;
+  if (decision.verdict == ApiAuth::kTokenLink) {
+    size_t q = target.find('?');
+    std::string query =
+        q == std::string::npos ? "" : QueryWithoutApiToken(std::string_view(target).substr(q + 1));
+    http::response<http::string_body> res{http::status::see_other, 11};
+    res.set(http::field::location, request.path + (query.empty() ? "" : "?" + query));
+    bool https = req["X-Forwarded-Proto"] == "https";
+    res.set(http::field::set_cookie, ApiSessionCookie(token, https));
+    res.set(http::field::cache_control, "no-store");
+    res.set("Referrer-Policy", "no-referrer");
+    res.keep_alive(false);
+    res.prepare_payload();
+    http::write(socket, res, ec);
+    return false;
+  }
+  bool forbidden = decision.verdict == ApiAuth::kForbidden;
+  http::response<http::string_body> res{
+      forbidden ? http::status::forbidden : http::status::unauthorized, 11};
+  res.set(http::field::content_type, "application/json");
+  if (!forbidden) res.set(http::field::www_authenticate, "Bearer realm=\"adhoc\"");
+  res.keep_alive(false);
+  nlohmann::json error = {{"kind", forbidden ? "forbidden" : "unauthorized"},
+                          {"message", decision.why}};
+  res.body() = nlohmann::json{{"error", error}}.dump() + "\n";
+  res.prepare_payload();
+  http::write(socket, res, ec);
+  return false;
+}
+
 }  // namespace
 
 bool ApiServer::ServeOne(Connection& c) {
@@ -441,6 +550,8 @@ bool ApiServer::ServeOne(Connection& c) {
   }
   request.wants_stream =
       std::string(req[http::field::accept]).find("application/x-ndjson") != std::string::npos;
+  request.over_tcp = c.tcp;
+  if (c.tcp && !Authorized(c.socket, req, request, target, token_)) return false;
   Responder responder(c.socket, req.keep_alive());
   if (!req.body().empty()) {
     request.body = nlohmann::json::parse(req.body(), nullptr, false);

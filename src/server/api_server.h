@@ -1,6 +1,7 @@
 // The HTTP+JSON transport of the control plane's API (docs/api.md): a small HTTP/1.1 server on a
-// Unix socket. It knows routes and bodies, not environments: handlers are registered by the
-// control plane.
+// Unix socket and, optionally, on TCP, where every request needs the home's token (api_auth.h;
+// the router serves that listener at adhoc.<domain>). It knows routes and bodies, not
+// environments: handlers are registered by the control plane.
 //
 // Threading: one thread accepts connections and watches the idle ones (poll); a bounded pool
 // of worker threads serves requests as they arrive, with plain blocking handlers (long
@@ -36,6 +37,7 @@ struct ApiRequest {
   std::map<std::string, std::string> params;  // from the route pattern: {env} -> "demo"
   nlohmann::json body;                        // null when the request had no body
   bool wants_stream = false;                  // Accept: application/x-ndjson
+  bool over_tcp = false;                      // came through the TCP listener (token checked)
 };
 
 // How a handler answers: exactly one of Reply, Fail or a stream (Event... then the stream ends
@@ -45,6 +47,9 @@ class ApiResponder {
   virtual ~ApiResponder() = default;
   virtual void Reply(int http_status, const nlohmann::json& body) = 0;
   virtual void Fail(const Error& error, const nlohmann::json& extra = nullptr) = 0;
+  // A body that is not JSON (the dashboard's page).
+  virtual void ReplyBody(int http_status, const std::string& content_type,
+                         const std::string& body) = 0;
   // Sends one ndjson event; the first call sends the 200 header. Returns false once the client
   // has gone (the handler should carry on with its operation regardless).
   virtual bool Event(const nlohmann::json& event) = 0;
@@ -75,6 +80,9 @@ class ApiServer {
 
   // Binds the socket (replacing a stale file), mode 0660, and starts accepting.
   Status Start(const std::filesystem::path& socket_path);
+  // Also listens on TCP at `address` ("127.0.0.1") and `port` (0: any free one), where every
+  // request must bring `token` (api_auth.h). Before Start. Returns the port it listens on.
+  Result<int> ListenTcp(const std::string& address, int port, std::string token);
   // Stops accepting and waits for connections in flight to finish. Idempotent.
   void Stop();
 
@@ -86,6 +94,7 @@ class ApiServer {
   };
   struct Connection;
   void PollLoop();
+  void AcceptAll(int listen_fd, bool tcp);  // needs the poll thread
   void WorkerLoop();
   // Serves one request of `c`; false when the connection is done (closed or streamed).
   bool ServeOne(Connection& c);
@@ -96,6 +105,8 @@ class ApiServer {
   ApiServerLimits limits_;
   std::vector<Route> routes_;
   int listen_fd_ = -1;
+  int tcp_listen_fd_ = -1;
+  std::string token_;  // of the TCP listener
   int wake_fds_[2] = {-1, -1};
   std::filesystem::path socket_path_;
   std::atomic<bool> stopping_{false};

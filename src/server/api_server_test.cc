@@ -5,6 +5,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -172,6 +174,105 @@ TEST_F(ApiServerTest, AStalledRequestIsDroppedAndAThrowingHandlerIsA500) {
   }
   EXPECT_TRUE(served);
   small.Stop();
+}
+
+// One request over TCP to 127.0.0.1:port, read until the server closes (Connection: close).
+std::string TcpExchange(int port, const std::string& request) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    return "";
+  }
+  (void)!send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+  std::string answer = ReadAll(fd);
+  close(fd);
+  return answer;
+}
+
+std::string Get(const std::string& target, const std::string& headers = "") {
+  return "GET " + target + " HTTP/1.1\r\nHost: adhoc.localhost\r\nConnection: close\r\n" +
+         headers + "\r\n";
+}
+
+std::string Post(const std::string& target, const std::string& headers) {
+  return "POST " + target +
+         " HTTP/1.1\r\nHost: adhoc.localhost\r\nConnection: close\r\nContent-Length: 2\r\n" +
+         headers + "\r\n{}";
+}
+
+TEST_F(ApiServerTest, OverTcpEveryRequestNeedsTheTokenAndTheSocketDoesNot) {
+  const std::string token(64, 'a');
+  ApiServer tcp;
+  int changes = 0;
+  tcp.Handle("GET", "/v1/health", [](const ApiRequest& req, ApiResponder& r) {
+    r.Reply(200, {{"ok", true}, {"over_tcp", req.over_tcp}});
+  });
+  tcp.Handle("POST", "/v1/environments/{env}/sleep", [&](const ApiRequest&, ApiResponder& r) {
+    ++changes;
+    r.Reply(200, {{"status", "sleeping"}});
+  });
+  tcp.Handle("GET", "/", [](const ApiRequest&, ApiResponder& r) {
+    r.ReplyBody(200, "text/html; charset=utf-8", "<p>hi</p>");
+  });
+  EXPECT_FALSE(tcp.ListenTcp("127.0.0.1", 0, "").ok());
+  EXPECT_FALSE(tcp.ListenTcp("localhost", 0, token).ok());
+  auto port = tcp.ListenTcp("127.0.0.1", 0, token);
+  ASSERT_TRUE(port.ok()) << port.error().message();
+  fs::path sock = dir_ / "tcp.sock";
+  ASSERT_TRUE(tcp.Start(sock).ok());
+
+  std::string none = TcpExchange(*port, Get("/v1/health"));
+  EXPECT_EQ(none.rfind("HTTP/1.1 401", 0), 0u) << none;
+  EXPECT_NE(none.find("WWW-Authenticate: Bearer realm=\"adhoc\""), std::string::npos);
+  EXPECT_NE(none.find("\"kind\":\"unauthorized\""), std::string::npos);
+  std::string wrong = TcpExchange(*port, Get("/v1/health", "Authorization: Bearer nope\r\n"));
+  EXPECT_EQ(wrong.rfind("HTTP/1.1 401", 0), 0u) << wrong;
+
+  std::string bearer = "Authorization: Bearer " + token + "\r\n";
+  std::string ok = TcpExchange(*port, Get("/v1/health", bearer));
+  EXPECT_EQ(ok.rfind("HTTP/1.1 200", 0), 0u) << ok;
+  EXPECT_NE(ok.find("\"over_tcp\":true"), std::string::npos) << ok;
+
+  // The sign-in link: a redirect without the token, setting the cookie.
+  std::string link = TcpExchange(*port, Get("/?x=1&adhoc_token=" + token));
+  EXPECT_EQ(link.rfind("HTTP/1.1 303", 0), 0u) << link;
+  EXPECT_NE(link.find("Location: /?x=1\r\n"), std::string::npos) << link;
+  EXPECT_NE(link.find("Set-Cookie: adhoc_api=" + token + "; Path=/"), std::string::npos) << link;
+  EXPECT_NE(link.find("HttpOnly; SameSite=Strict"), std::string::npos);
+  std::string cookie = "Cookie: adhoc_api=" + token + "\r\n";
+  std::string page = TcpExchange(*port, Get("/", cookie));
+  EXPECT_EQ(page.rfind("HTTP/1.1 200", 0), 0u) << page;
+  EXPECT_NE(page.find("Content-Type: text/html"), std::string::npos);
+  EXPECT_NE(page.find("frame-ancestors 'none'"), std::string::npos);
+  EXPECT_NE(page.find("<p>hi</p>"), std::string::npos);
+
+  // A change with the cookie alone is refused; with the dashboard's header it is made.
+  std::string forbidden = TcpExchange(*port, Post("/v1/environments/demo/sleep", cookie));
+  EXPECT_EQ(forbidden.rfind("HTTP/1.1 403", 0), 0u) << forbidden;
+  EXPECT_EQ(changes, 0);
+  std::string made =
+      TcpExchange(*port, Post("/v1/environments/demo/sleep", cookie + "X-Adhoc-Dashboard: 1\r\n"));
+  EXPECT_EQ(made.rfind("HTTP/1.1 200", 0), 0u) << made;
+  EXPECT_EQ(changes, 1);
+  std::string link_post = TcpExchange(*port, Post("/v1/environments/demo/sleep?adhoc_token=" + token, ""));
+  EXPECT_EQ(link_post.rfind("HTTP/1.1 401", 0), 0u) << link_post;
+  EXPECT_EQ(changes, 1);
+
+  // Garbage is answered or dropped, and the server lives on.
+  TcpExchange(*port, std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n", 24));
+  TcpExchange(*port, "GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + std::string(70000, 'b') +
+                         "\r\n\r\n");
+  EXPECT_EQ(TcpExchange(*port, Get("/v1/health", bearer)).rfind("HTTP/1.1 200", 0), 0u);
+
+  // The Unix socket is guarded by its mode, not by the token.
+  auto local = ApiClient(sock).Call("GET", "/v1/health");
+  ASSERT_TRUE(local.ok()) << local.error().message();
+  EXPECT_EQ((*local)["over_tcp"], false);
+  tcp.Stop();
 }
 
 TEST(ApiClientTest, NothingListening) {

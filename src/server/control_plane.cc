@@ -13,6 +13,7 @@
 #include "common/proc_files.h"
 #include "plan/recorded.h"
 #include "runtime/addresses.h"
+#include "server/api_auth.h"
 #include "server/api_routes.h"
 #include "server/data_ops.h"
 #include "server/garbage.h"
@@ -121,8 +122,10 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::Open(ControlPlaneOptions opt
   c.runtime_ = std::make_unique<runtime::LocalRuntime>(ro);
   c.options_.router.adhoc_binary = c.options_.adhoc_binary;
   c.router_ = std::make_unique<RouterLink>(c.options_.home, *c.runtime_, c.options_.router);
+  c.api_route_ = std::make_unique<ApiRouteSink>(
+      *c.router_, std::vector<std::string>{c.options_.router.tls_domain});
   c.factory_ = std::make_unique<LocalTaskFactory>(*c.store_);
-  c.fleet_ = std::make_unique<Fleet>(*c.runtime_, c.clock_, *c.store_, *c.router_, *c.factory_,
+  c.fleet_ = std::make_unique<Fleet>(*c.runtime_, c.clock_, *c.store_, *c.api_route_, *c.factory_,
                                      FleetOptions{.home = c.options_.home});
   c.resources_ =
       std::make_unique<LocalResources>(c.options_.home, c.options_.postgres_port, *c.router_, [&c] {
@@ -143,7 +146,22 @@ Status ControlPlane::Serve() {
   ServerLog(fmt::format("adhoc serve: pid {}, home {}", getpid(), options_.home.string()));
   if (options_.keeper) AllowKeeper(options_.home);
   // The API first: ls and status answer while recovery runs.
+  int tcp_port = 0;
+  if (options_.api_over_tcp) {
+    // Without its token the API stays on the Unix socket alone: the CLI still works.
+    auto token = LoadOrCreateApiToken(options_.home);
+    auto port = token.ok() ? api_.ListenTcp("127.0.0.1", 0, *token) : Result<int>(token.error());
+    if (port.ok()) {
+      api_token_ = *token;
+      tcp_port = *port;
+    } else {
+      ServerLog("warning: the API is not served through the router (adhoc." +
+                options_.router.tls_domain + "): " + port.error().message());
+    }
+  }
   ADHOC_RETURN_IF_ERROR(api_.Start(paths::ServerSocket(options_.home)));
+  // No router yet is fine: the whole table it gets when it starts has the entry.
+  if (tcp_port) (void)api_route_->SetApiAddress("127.0.0.1:" + std::to_string(tcp_port));
   if (options_.keeper)
     if (Status k = EnsureKeeper(options_.home, options_.adhoc_binary); !k.ok())
       ServerLog("keeper: " + k.error().message());
@@ -277,7 +295,8 @@ void ControlPlane::LoopOnce() {
 }
 
 void ControlPlane::CheckBase() {
-  if (options_.keeper && !stop_ && !KeeperRunning(options_.home))
+  if (options_.keeper && !stop_ && !KeeperStopRequested(options_.home) &&
+      !KeeperRunning(options_.home))
     if (Status k = EnsureKeeper(options_.home, options_.adhoc_binary); !k.ok())
       ServerLog("keeper: " + k.error().message());
   bool postgres = false;
@@ -651,6 +670,31 @@ Result<json> ControlPlane::ListJson() {
   // While a restarted control plane recovers, what it lists may still change.
   out["recovering"] = !recovered;
   return out;
+}
+
+Result<json> ControlPlane::DashboardJson() {
+  if (api_token_.empty())
+    return NotFound("the API is not served on TCP (see the control plane's log: adhoc logs)");
+  const RouterOptions& r = options_.router;
+  bool https = !r.tls_listen.empty();
+  int port = r.listen_port;
+  if (https) port = std::stoi(r.tls_listen.substr(r.tls_listen.rfind(':') + 1));
+  bool default_port = port == (https ? 443 : 80);
+  std::vector<std::string> hosts = api_route_->Hosts();
+  // The TLS domain when served over HTTPS; else the first domain an environment uses.
+  std::string host = hosts.empty() ? std::string(kApiRouteName) + ".localhost" : hosts.front();
+  if (!https)
+    for (const auto& h : hosts)
+      if (h != std::string(kApiRouteName) + ".localhost") {
+        host = h;
+        break;
+      }
+  std::string url = fmt::format("{}://{}{}/", https ? "https" : "http", host,
+                                default_port ? "" : ":" + std::to_string(port));
+  return json{{"url", url},
+              {"token", api_token_},
+              {"token_url", url + "?" + std::string(kApiTokenParam) + "=" + api_token_},
+              {"hosts", hosts}};
 }
 
 Status ControlPlane::BaseUp(Progress& progress) {

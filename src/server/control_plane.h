@@ -28,6 +28,7 @@
 #include "common/result.h"
 #include "runtime/clock.h"
 #include "runtime/runtime.h"
+#include "server/api_route.h"
 #include "server/api_server.h"
 #include "server/background_jobs.h"
 #include "server/disk_usage.h"
@@ -49,6 +50,8 @@ struct ControlPlaneOptions {
   int postgres_port = 5432;            // on the home's base address
   std::chrono::milliseconds loop_interval{250};
   bool keeper = true;  // start the keeper (tests of the control plane alone turn it off)
+  // Serve the API on TCP too, behind the router at adhoc.<domain>, with the home's token.
+  bool api_over_tcp = true;
 };
 
 // A timestamped line on the control plane's log (its stderr, which is server.log).
@@ -95,6 +98,9 @@ class ControlPlane {
   Result<nlohmann::json> ExecSpec(const std::string& env, const std::string& service);
   Result<nlohmann::json> EnvironmentJson(const std::string& env);
   Result<nlohmann::json> ListJson();
+  // The dashboard's address and the API's token (docs/api.md "Over TCP"): {url, token, token_url,
+  // hosts}; NotFound when the API is not served on TCP.
+  Result<nlohmann::json> DashboardJson();
   Status BaseUp(Progress& progress);
   // Stops every process of the home (the keeper first); data kept. Then the control plane.
   Status BaseDown(Progress& progress);
@@ -139,6 +145,8 @@ class ControlPlane {
   std::unique_ptr<runtime::Runtime> runtime_;
   runtime::SystemClock clock_;
   std::unique_ptr<RouterLink> router_;
+  std::unique_ptr<ApiRouteSink> api_route_;  // the router as the fleet sees it, with adhoc.<domain>
+  std::string api_token_;                    // empty: the API is not served on TCP
   std::unique_ptr<LocalTaskFactory> factory_;
   std::unique_ptr<Fleet> fleet_;
   std::unique_ptr<LocalResources> resources_;

@@ -10,6 +10,7 @@
 #include "common/paths.h"
 #include "common/proc_files.h"
 #include "resources/env_folders.h"
+#include "server/api_route.h"
 
 namespace adhoc::server {
 
@@ -60,7 +61,10 @@ std::vector<HomeProcess> ProcessesOfEnvironments(const fs::path& home) {
 
 std::vector<Garbage> FindGarbage(const HomeInventory& inv) {
   std::vector<Garbage> out;
-  auto owned = [&](const std::string& env) { return inv.recorded.count(env) > 0; };
+  // The control plane's own route (and its access log) belongs to no environment.
+  auto owned = [&](const std::string& env) {
+    return inv.recorded.count(env) > 0 || env == kApiRouteName;
+  };
   for (const auto& p : inv.processes)
     if (!owned(p.env))
       out.push_back({"process", std::to_string(p.pid), p.env, p.cmdline.substr(0, 120), ""});

@@ -30,9 +30,9 @@ TEST(GarbageTest, OnlyWhatNoRecordedEnvironmentOwnsIsGarbage) {
                    {Kind::kDatabase, "template-abc", "", "postgres"},  // shared: never garbage
                    {Kind::kRole, "env_alpha", "alpha", ""},
                    {Kind::kRole, "env_ghost", "ghost", ""}};
-  inv.routed = {"alpha", "gone"};
+  inv.routed = {"alpha", "gone", "adhoc"};  // adhoc: the control plane's own route
   inv.folders = {"alpha", "beta", "ghost"};
-  inv.access_logs = {"beta", "old"};
+  inv.access_logs = {"beta", "old", "adhoc"};
   inv.releases = {{"backend", "t1", "t1", "/h/releases/backend/t1", {}},
                   {"backend", "t0", "t0", "/h/releases/backend/t0", {}}};
   inv.used_releases = {"/h/releases/backend/t1"};

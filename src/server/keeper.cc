@@ -50,6 +50,10 @@ pid_t RecordedPid(const fs::path& file) {
 }  // namespace
 
 int KeeperMain(const fs::path& home, const fs::path& adhoc_binary, std::chrono::milliseconds poll) {
+  // A keeper that starts late (a slow exec) may find its home stopped or removed already:
+  // taking its lock would make the folder again.
+  std::error_code ec;
+  if (fs::exists(StopMarker(home), ec) || !fs::exists(paths::StateDb(home), ec)) return 0;
   auto lock = HomeLock::Acquire(KeeperLock(home));
   if (!lock.ok()) return 0;  // another keeper keeps this home
   struct sigaction sa {};
@@ -80,6 +84,11 @@ Status EnsureKeeper(const fs::path& home, const fs::path& adhoc_binary) {
                            {"ADHOC_HOME=" + home.string()});
   if (!pid.ok()) return std::move(pid).context("starting the keeper").error();
   return OkStatus();
+}
+
+bool KeeperStopRequested(const fs::path& home) {
+  std::error_code ec;
+  return fs::exists(StopMarker(home), ec);
 }
 
 void AllowKeeper(const fs::path& home) {

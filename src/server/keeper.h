@@ -35,4 +35,8 @@ Status StopKeeper(const std::filesystem::path& home);
 // A control plane that starts clears keeper.stop: its keeper may keep it again.
 void AllowKeeper(const std::filesystem::path& home);
 
+// Whether a deliberate stop left keeper.stop: then nothing may start a keeper (a control plane
+// going down must not start one that outlives the marker and brings a removed home back).
+bool KeeperStopRequested(const std::filesystem::path& home);
+
 }  // namespace adhoc::server
