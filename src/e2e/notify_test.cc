@@ -66,7 +66,9 @@ TEST(NotifyTest, ExpiringThenExpiredExactlyOnceEachAndTheEnvironmentIsGone) {
   state::EventQuery q;
   q.env = "brief";
   std::vector<std::string> notices;
-  for (const auto& e : *(*store)->ListEvents(q))
+  auto events = (*store)->ListEvents(q);
+  ASSERT_TRUE(events.ok()) << events.error().message();
+  for (const auto& e : *events)
     if (e.kind == "notified" || e.kind == "notify-failed") notices.push_back(e.message);
   EXPECT_EQ(notices,
             (std::vector<std::string>{"expiring notice sent to " + receiver.Url("/adhoc-hook"),

@@ -60,7 +60,9 @@ class NotifierTest : public ::testing::Test {
     state::EventQuery q;
     q.env = env;
     std::vector<std::string> out;
-    for (const auto& e : *store_->ListEvents(q)) out.push_back(e.kind + ": " + e.message);
+    auto events = store_->ListEvents(q);
+    if (!events.ok()) return {events.error().message()};
+    for (const auto& e : *events) out.push_back(e.kind + ": " + e.message);
     return out;
   }
 
