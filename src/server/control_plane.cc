@@ -136,6 +136,7 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::Open(ControlPlaneOptions opt
       *c.store_, *c.fleet_, *c.resources_,
       ExecutorOptions{.home = c.options_.home, .router_port = c.options_.router.listen_port});
   c.disk_ = std::make_unique<DiskUsage>(c.options_.home, c.options_.postgres_port);
+  c.notifier_ = std::make_unique<Notifier>(*c.store_);
   RegisterApi(c.api_, c);
   c.started_ms_ = c.store_->Now();
   return cp;
@@ -360,6 +361,7 @@ void ControlPlane::CollectDue() {
   auto all = store_->ListEnvironments();
   if (!all.ok()) return;
   const state::Millis now = store_->Now();
+  notifier_->Tick(*all, now);
   for (const auto& e : *all) {
     Due due = WhatIsDue(e, now, AwakeSince(e.name));
     if (due == Due::kNothing) continue;
@@ -389,6 +391,8 @@ void ControlPlane::Expire(const std::string& env) {
   if (Status s = executor_->Destroy(env, quiet); !s.ok()) {
     ServerLog("ttl: destroying " + env + ": " + s.error().message());
     (void)store_->AppendEvent(env, "expiry-failed", s.error().message());
+  } else {
+    notifier_->Expired(**record);
   }
   std::lock_guard lock(awake_mu_);
   awake_since_.erase(env);
@@ -470,6 +474,8 @@ Result<json> ControlPlane::Gc(bool dry_run, Progress& progress) {
       (void)store_->AppendEvent(e.name, "expired", ExpiryReason(**again) + "; destroyed by gc");
       if (Status s = executor_->Destroy(e.name, progress); !s.ok())
         item["error"] = s.error().message();
+      else
+        notifier_->Expired(**again);
     }
     expired.push_back(item);
   }

@@ -36,6 +36,7 @@
 #include "server/executor.h"
 #include "server/fleet.h"
 #include "server/local_resources.h"
+#include "server/notifier.h"
 #include "server/progress.h"
 #include "server/router_link.h"
 #include "server/task_launch.h"
@@ -174,7 +175,8 @@ class ControlPlane {
   // `up` and `deploy` hold it shared while they choose and use releases; gc holds it alone
   // while it decides which releases nobody uses and removes them.
   std::shared_mutex releases_mu_;
-  std::mutex gc_mu_;  // one gc at a time
+  std::mutex gc_mu_;                    // one gc at a time
+  std::unique_ptr<Notifier> notifier_;  // [notify]: expiring and expired notices
   // Last: its jobs use everything above, so it is joined (destroyed) first.
   BackgroundJobs jobs_;
 };

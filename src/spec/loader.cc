@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "spec/duration.h"
+#include "spec/http_url.h"
 #include "spec/names.h"
 #include "spec/placeholders.h"
 
@@ -611,7 +612,7 @@ class ProjectReader {
     p_.where = SourceLocation{r_.file(), 1, 1};
     r_.CheckKeys(root, "",
                  {"name", "domain", "sleep_after", "images", "postgres", "redis", "static", "env",
-                  "services", "tasks", "targets", "access"},
+                  "services", "tasks", "targets", "access", "notify"},
                  "the top level of " + r_.file());
     if (auto* v = r_.String(root, "name", "", true)) {
       p_.name = v->get();
@@ -661,6 +662,7 @@ class ProjectReader {
       CheckPublicPaths(r_, *p_.access, p_.access->Where("public_paths"),
                        "public_paths needs basic_auth or token");
     }
+    if (const toml::table* t = r_.Table(root, "notify", "")) ReadNotify(*t);
     CheckImagesUsed();
     CheckDuplicateRoutes();
   }
@@ -712,6 +714,19 @@ class ProjectReader {
       }
       p_.images.push_back(std::move(image));
     }
+  }
+
+  void ReadNotify(const toml::table& t) {
+    r_.CheckKeys(t, "notify", {"url", "before"}, "[notify]");
+    Notify n;
+    n.where = r_.Where(t);
+    if (auto* v = r_.String(t, "url", "notify", true)) {
+      n.url = v->get();
+      if (auto url = ParseHttpUrl(n.url); !url.ok())
+        r_.Error(*v, "notify.url", url.error().message());
+    }
+    if (auto d = r_.Duration(t, "before", "notify", false)) n.before = *d;
+    p_.notify = std::move(n);
   }
 
   void ReadPostgres(const toml::table& t) {

@@ -626,6 +626,50 @@ TEST(LoaderTest, ProjectSleepAfterIsTheDefault) {
   EXPECT_FALSE(ParseProject(kBase).value.sleep_after.has_value());
 }
 
+TEST(LoaderTest, NotifyHasAUrlAndADayBeforeByDefault) {
+  auto absent = ParseProject(kBase);
+  EXPECT_FALSE(absent.value.notify.has_value());
+  auto loaded =
+      ParseProject(std::string(kBase) + "\n[notify]\nurl = \"https://hooks.example.com/adhoc\"\n");
+  ASSERT_TRUE(loaded.ok()) << FormatDiagnostics(loaded.diagnostics);
+  ASSERT_TRUE(loaded.value.notify.has_value());
+  EXPECT_EQ(loaded.value.notify->url, "https://hooks.example.com/adhoc");
+  EXPECT_EQ(loaded.value.notify->before, std::chrono::hours(24));
+  EXPECT_EQ(loaded.value.notify->where.line, 11);
+  auto early = ParseProject(std::string(kBase) +
+                            "\n[notify]\nurl = \"http://127.0.0.1:9000/x\"\nbefore = \"2h30m\"\n");
+  ASSERT_TRUE(early.ok()) << FormatDiagnostics(early.diagnostics);
+  EXPECT_EQ(early.value.notify->before, std::chrono::minutes(150));
+}
+
+TEST(LoaderTest, NotifyErrorsNameFileLineAndKey) {
+  const std::string base = std::string(kBase) + "\n[notify]\n";
+  EXPECT_EQ(Errors(base + "url = \"ftp://hooks.example.com/\"\n"),
+            (std::vector<std::string>{"adhoc.toml:12:7: notify.url: 'ftp://hooks.example.com/': "
+                                      "only http:// and https:// URLs are allowed"}));
+  EXPECT_EQ(Errors(base + "url = \"https://\"\n"),
+            (std::vector<std::string>{"adhoc.toml:12:7: notify.url: 'https://': the host is "
+                                      "missing"}));
+  EXPECT_EQ(Errors(base + "url = \"https://h.example.com\"\nbefore = \"1 day\"\n"),
+            (std::vector<std::string>{
+                "adhoc.toml:13:10: notify.before: bad duration '1 day': unknown unit ' ' "
+                "(expected a number and a unit s, m, h, d or w, e.g. \"30s\", \"1h30m\")"}));
+  EXPECT_EQ(Errors(base + "url = \"https://h.example.com\"\nbefore = \"0s\"\n"),
+            (std::vector<std::string>{"adhoc.toml:13:10: notify.before: must be longer than 0s"}));
+  EXPECT_EQ(Errors(base + "url = \"https://h.example.com\"\nbefor = \"1h\"\n"),
+            (std::vector<std::string>{"adhoc.toml:13:1: notify.befor: unknown key 'befor' in "
+                                      "[notify] (did you mean 'before'?)"}));
+  EXPECT_EQ(Errors(base + "before = \"1h\"\n"),
+            (std::vector<std::string>{"adhoc.toml:11:1: notify.url: missing, expected a string"}));
+  EXPECT_EQ(Errors(base + "url = 8080\n"),
+            (std::vector<std::string>{"adhoc.toml:12:7: notify.url: expected a string, got an "
+                                      "integer"}));
+  // A bad file is a bad input: the command line exits 2.
+  auto bad = ParseProject(base + "url = \"gopher://x\"\n");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().error().exit_code(), 2);
+}
+
 TEST(LoaderTest, OnlyBeforeDeployTasksAreCachedAsDatabaseOrStatic) {
   const std::string base =
       std::string(kBase) + "\n[tasks.m]\nimage = \"backend\"\ncommand = \"x\"\n";

@@ -188,6 +188,14 @@ struct Access {
   bool guards() const;
 };
 
+// [notify]: a webhook told when an environment nears the end of its TTL (`expiring`, once per
+// expiry time) and when the TTL destroys it (`expired`); see docs/files.md.
+struct Notify {
+  std::string url;                     // http:// or https:// (spec/http_url.h)
+  Seconds before{Seconds(24 * 3600)};  // the `expiring` notice goes this long before the expiry
+  SourceLocation where;
+};
+
 // adhoc.toml
 struct Project {
   std::string name;
@@ -204,6 +212,7 @@ struct Project {
   std::vector<Task> tasks;
   Targets targets;
   std::optional<Access> access;  // every environment's default [access]
+  std::optional<Notify> notify;  // [notify]; absent: no webhook
   SourceLocation where;
 
   // nullptr when absent. Pointers stay valid while the Project is not modified.

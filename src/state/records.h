@@ -153,6 +153,13 @@ struct Snapshot {
   Millis created_at = 0;  // set by the store when 0
 };
 
+// The expiry an environment was last warned of ([notify] `expiring`); `env` is the key.
+struct ExpiryWarning {
+  std::string env;
+  Millis expires_at = 0;  // the expiry the warning announced
+  Millis warned_at = 0;   // set by the store when 0
+};
+
 std::string_view ToString(EnvStatus s);
 std::string_view ToString(TaskStatus s);
 std::string_view ToString(RouteKind k);

@@ -156,12 +156,23 @@ CREATE TABLE snapshots (
 ) STRICT;
 )sql";
 
-constexpr std::array<Migration, 4> kMigrations{{
+// The expiry each environment was last warned of ([notify]'s `expiring` notice), so that a
+// restarted control plane does not warn twice; it goes with its environment.
+constexpr const char* kExpiryWarnings = R"sql(
+CREATE TABLE expiry_warnings (
+  env TEXT PRIMARY KEY REFERENCES environments(name) ON DELETE CASCADE,
+  expires_at INTEGER NOT NULL,
+  warned_at INTEGER NOT NULL
+) STRICT;
+)sql";
+
+constexpr std::array<Migration, 5> kMigrations{{
     {1, "environments, versions, randoms, secrets, credentials, tasks, routes, blocks",
      kCoreRecords},
     {2, "operation journal and events", kJournal},
     {3, "slots for cloud renders", kSlots},
     {4, "data snapshots", kSnapshots},
+    {5, "expiry warnings of [notify]", kExpiryWarnings},
 }};
 
 std::string NewerMessage(const std::string& path, int found) {

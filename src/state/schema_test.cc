@@ -93,6 +93,28 @@ TEST(SchemaTest, MigratesARealSchemaOneFileToCurrentKeepingItsRows) {
   EXPECT_EQ(RawQueryInt(path, "PRAGMA user_version"), CurrentSchemaVersion());
 }
 
+TEST(SchemaTest, MigrationFiveAddsExpiryWarningsToAVersionFourFile) {
+  TempDir dir;
+  auto path = paths::StateDb(dir.path());
+  // What an adhoc that knew migrations 1-4 left behind: an environment.
+  std::string sql;
+  for (const Migration& m : Migrations())
+    if (m.version <= 4) sql += m.sql;
+  RawExec(path, sql +
+                    "PRAGMA user_version = 4;"
+                    "INSERT INTO environments VALUES ('old', 'running', 'brian', 10, 20, NULL, "
+                    "3600, NULL, '127.1.0.0/24', 'old.localhost', 'http://old.localhost:8080', "
+                    "'{}', 'abc');");
+  auto store = Store::Open(path);
+  ASSERT_TRUE(store.ok()) << store.error().message();
+  ASSERT_TRUE((*store)->PutExpiryWarning({"old", 3'600'010, 0}).ok());
+  EXPECT_EQ((*store)->ListExpiryWarnings()->at("old").expires_at, 3'600'010);
+  EXPECT_EQ((*store)->GetEnvironment("old")->owner, "brian");
+  store->reset();
+  EXPECT_EQ(RawQueryInt(path, "PRAGMA user_version"), 5);
+  EXPECT_EQ(RawQueryInt(path, "SELECT count(*) FROM expiry_warnings"), 1);
+}
+
 TEST(SchemaTest, ReopeningACurrentFileChangesNothing) {
   TempDir dir;
   auto path = paths::StateDb(dir.path());

@@ -171,6 +171,13 @@ class Store {
                             const std::string& message);           // stamped now
   Result<std::vector<Event>> ListEvents(const EventQuery& query);  // oldest first
 
+  // --- Expiry warnings (store_notices.cc): which expiry each environment was warned of, so a
+  // restarted control plane does not warn twice. Deleted with the environment. ---
+  // Inserts or replaces the environment's warning (NotFound when it is not recorded); stamps
+  // warned_at when 0.
+  Status PutExpiryWarning(ExpiryWarning warning);
+  Result<std::map<std::string, ExpiryWarning>> ListExpiryWarnings();  // by environment
+
   // --- Snapshots (store_snapshots.cc): saved data, not tied to a live environment ---
   // Records a new snapshot (stamps created_at when 0); Conflict when the name is taken.
   Status PutSnapshot(Snapshot snapshot);
