@@ -71,6 +71,24 @@ Status WritePrivateFile(const fs::path& path, const std::string& content) {
   return OkStatus();
 }
 
+// The `maxmemory` of a redis.conf written by adhoc ("64mb"), in MiB; 0 when it has none.
+int ConfigMemoryMiB(const std::string& conf) {
+  std::istringstream lines(conf);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.rfind("maxmemory ", 0) != 0) continue;
+    std::string value = line.substr(10);
+    int mib = 0;
+    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), mib);
+    if (ec == std::errc() && std::string_view(end) == "mb" && mib > 0) return mib;
+  }
+  return 0;
+}
+
+int MemoryOrDefault(const RedisOptions& o) {
+  return o.memory_mib > 0 ? o.memory_mib : kDefaultRedisMemoryMiB;
+}
+
 Result<sockaddr_storage> ParseAddress(const std::string& host, int port, socklen_t* len) {
   sockaddr_storage addr{};
   auto* v4 = reinterpret_cast<sockaddr_in*>(&addr);
@@ -250,7 +268,12 @@ std::string RenderRedisConfig(const RedisOptions& o, const fs::path& dir, bool a
     << "appenddirname " << RedisQuote(kAppendOnlyDir) << "\n"
     << "save \"\"\n"
     << "shutdown-on-sigterm save\n"
-    << "shutdown-on-sigint save\n";
+    << "shutdown-on-sigint save\n"
+    // Bounds per environment (redis.h): a write past the memory bound fails with OOM instead
+    // of evicting a queued task; "mb" is MiB to Redis.
+    << "maxmemory " << MemoryOrDefault(o) << "mb\n"
+    << "maxmemory-policy noeviction\n"
+    << "maxclients " << kRedisMaxClients << "\n";
   return s.str();
 }
 
@@ -301,6 +324,8 @@ RedisInstance::RedisInstance(fs::path home, std::string env, RedisOptions option
       options_(std::move(options)),
       dir_(paths::RedisDir(home_, env_)) {}
 
+int RedisInstance::memory_mib() const { return MemoryOrDefault(options_); }
+
 RedisCredentials RedisInstance::credentials() const {
   return {options_.host, options_.port, options_.password,
           "redis://:" + UrlEncode(options_.password) + "@" + options_.host + ":" +
@@ -323,7 +348,10 @@ std::optional<ProcessIdentity> RedisInstance::RecordedProcess() const {
 Result<bool> RedisInstance::Running() { return RecordedProcess().has_value(); }
 
 Status RedisInstance::LoadPasswordFromConfig() {
-  std::istringstream conf(ReadFile(dir_ / "redis.conf"));
+  const std::string text = ReadFile(dir_ / "redis.conf");
+  config_memory_mib_ = ConfigMemoryMiB(text);
+  if (options_.memory_mib == 0) options_.memory_mib = config_memory_mib_;
+  std::istringstream conf(text);
   std::string line;
   bool found = false;
   while (std::getline(conf, line)) {
@@ -368,6 +396,7 @@ Status RedisInstance::Start() {
   if (options_.host.empty()) return fail(BadInput("no address given"));
   if (RecordedProcess()) {
     (void)LoadPasswordFromConfig();
+    if (auto s = ApplyMemoryBound(); !s.ok()) return fail(s.error());
     return OkStatus();
   }
   if (auto s = runtime::BindProbe().CheckFree(options_.host, options_.port); !s.ok())
@@ -379,6 +408,8 @@ Status RedisInstance::Start() {
   fs::permissions(dir_, fs::perms(0700), ec);
   if (options_.password.empty()) (void)LoadPasswordFromConfig();
   if (options_.password.empty()) options_.password = RandomPassword();
+  if (options_.memory_mib == 0)
+    options_.memory_mib = ConfigMemoryMiB(ReadFile(dir_ / "redis.conf"));
   // Data saved by an older adhoc (dump.rdb, no append-only file) is loaded first.
   const bool from_snapshot = !fs::exists(dir_ / kAppendOnlyDir / "appendonly.aof.manifest", ec) &&
                              fs::exists(dir_ / "dump.rdb", ec);
@@ -452,6 +483,24 @@ Status RedisInstance::Start() {
   }
   return give_up(Failed("no answer to PING within " +
                         std::to_string(options_.start_timeout.count()) + " ms" + log_tail()));
+}
+
+Status RedisInstance::ApplyMemoryBound() {
+  if (options_.memory_mib == 0 || options_.memory_mib == config_memory_mib_) return OkStatus();
+  const std::string bound = std::to_string(options_.memory_mib) + "mb";
+  auto replies = RedisPipeline(options_.host, options_.port, options_.password,
+                               {{"CONFIG", "SET", "maxmemory", bound},
+                                {"CONFIG", "SET", "maxmemory-policy", "noeviction"},
+                                {"CONFIG", "SET", "maxclients", std::to_string(kRedisMaxClients)}},
+                               options_.start_timeout);
+  if (!replies.ok()) return std::move(replies).error().context("setting its memory to " + bound);
+  for (const RespReply& r : *replies)
+    if (r.type == RespReply::Type::kError)
+      return Failed("setting its memory to " + bound + ": " + r.text);
+  ADHOC_RETURN_IF_ERROR(
+      WritePrivateFile(dir_ / "redis.conf", RenderRedisConfig(options_, dir_, true)));
+  config_memory_mib_ = options_.memory_mib;
+  return OkStatus();
 }
 
 Status RedisInstance::SwitchToAppendOnly() {

@@ -35,10 +35,22 @@
 
 namespace adhoc::resources {
 
+// What one environment's Redis may take (docs/files.md#redis). Memory is bounded with
+// `maxmemory-policy noeviction`: Redis is Celery's broker, and an evicted key would be a task
+// lost without a word, where a refused write (OOM) fails loudly. Clients are bounded far below
+// Redis's default of 10,000: an environment's processes need some tens, and Redis raises its
+// own open-files limit to maxclients + 32 at start (10,032 by default, half the machine's hard
+// limit of 20,000 per process; 544 with this bound).
+inline constexpr int kDefaultRedisMemoryMiB = 64;  // as spec::Redis's default
+inline constexpr int kRedisMaxClients = 512;
+
 struct RedisOptions {
   std::string host;  // required: the environment's address; Redis binds only there
   int port = 6379;
   std::string password;  // empty: the one in an existing redis.conf, else a new random one
+  // MiB, Redis's `maxmemory`. 0: the one in an existing redis.conf, else
+  // kDefaultRedisMemoryMiB.
+  int memory_mib = 0;
   std::filesystem::path server_binary = "redis-server";  // searched in /usr/bin:/bin
   std::chrono::milliseconds start_timeout{15000};
   std::chrono::milliseconds stop_timeout{30000};  // for SHUTDOWN SAVE, then SIGTERM, SIGKILL
@@ -62,8 +74,10 @@ class RedisInstance {
   RedisInstance(std::filesystem::path home, std::string env, RedisOptions options);
 
   // Writes redis.conf, starts redis-server and waits until it answers PING with the
-  // password. Idempotent: a server already running for this env is left alone. A Conflict
-  // when the address:port is taken by another process.
+  // password. Idempotent: a server already running for this env keeps running; when
+  // `memory_mib` is given and differs from its config's, its bound is changed live (CONFIG
+  // SET) and written to redis.conf. A Conflict when the address:port is taken by another
+  // process.
   Status Start();
 
   // SHUTDOWN SAVE over the protocol; if that fails, SIGTERM then SIGKILL to the recorded
@@ -83,11 +97,16 @@ class RedisInstance {
 
   // Valid after Start() or Adopt().
   RedisCredentials credentials() const;
+  // The memory bound in MiB the server runs with. Valid after Start() or Adopt().
+  int memory_mib() const;
   const std::filesystem::path& dir() const { return dir_; }
 
  private:
   std::optional<ProcessIdentity> RecordedProcess() const;
+  // Reads redis.conf: the password, address and memory bound where options_ leave them open.
   Status LoadPasswordFromConfig();
+  // A running server's bound changed to options_.memory_mib when its config says otherwise.
+  Status ApplyMemoryBound();
   Status WaitUntilGone(const ProcessIdentity& p, std::chrono::milliseconds timeout);
   // Turns on the append-only file of a server started without it, waiting until the file
   // holds the whole dataset, then writes redis.conf with it on.
@@ -97,6 +116,7 @@ class RedisInstance {
   std::string env_;
   RedisOptions options_;
   std::filesystem::path dir_;
+  int config_memory_mib_ = 0;  // as redis.conf says; 0: it says nothing (an older adhoc's)
 };
 
 // The redis.conf of an instance. Pure, for tests. `append_only` false only for the one start

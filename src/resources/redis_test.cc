@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <fstream>
+#include <optional>
 
 #include "common/paths.h"
 #include "gmock/gmock.h"
@@ -44,6 +45,16 @@ TEST(RedisConfigTest, KeepsAnAppendOnlyFileSyncedEverySecond) {
   EXPECT_THAT(conf, HasSubstr("appendfsync everysec\n"));
   EXPECT_THAT(conf, HasSubstr("appenddirname \"appendonlydir\"\n"));
   EXPECT_EQ(conf.find("appendonly no"), std::string::npos);
+}
+
+TEST(RedisConfigTest, BoundsMemoryWithoutEvictingAndBoundsClients) {
+  std::string conf = RenderRedisConfig({.host = "127.9.0.3", .password = "p"}, "/h/r");
+  EXPECT_THAT(conf, HasSubstr("maxmemory " + std::to_string(kDefaultRedisMemoryMiB) + "mb\n"));
+  EXPECT_THAT(conf, HasSubstr("maxmemory-policy noeviction\n"));
+  EXPECT_THAT(conf, HasSubstr("maxclients 512\n"));
+  std::string sized =
+      RenderRedisConfig({.host = "127.9.0.3", .password = "p", .memory_mib = 256}, "/h/r");
+  EXPECT_THAT(sized, HasSubstr("maxmemory 256mb\n"));
 }
 
 TEST(RespTest, EncodesCommandsAsArraysOfBulkStrings) {
@@ -353,6 +364,82 @@ TEST(RedisInstanceTest, DataSavedBeforeTheAppendOnlyFileIsKept) {
   for (int i = 0; i < 200 && runtime::ProcessStartTime(pid).has_value(); ++i) usleep(10 * 1000);
   ASSERT_TRUE(r.Start().ok());
   EXPECT_EQ(MissingKey(c, 20), "");
+}
+
+std::string ConfigValue(const RedisCredentials& c, const std::string& key) {
+  auto reply = Ask(c, {"CONFIG", "GET", key}, c.password);
+  if (!reply.ok() || reply->elements.size() != 2) return "?";
+  return reply->elements[1].text;
+}
+
+TEST(RedisInstanceTest, RunsWithItsMemoryBoundAndBoundedClients) {
+  TempHome home;
+  RedisInstance r(home.path(), "sized", {.host = UniqueLoopback(), .memory_mib = 8});
+  RedisGuard guard(r);
+  auto started = r.Start();
+  ASSERT_TRUE(started.ok()) << started.error().message();
+  RedisCredentials c = r.credentials();
+  EXPECT_EQ(ConfigValue(c, "maxmemory"), std::to_string(8 * 1024 * 1024));
+  EXPECT_EQ(ConfigValue(c, "maxmemory-policy"), "noeviction");
+  EXPECT_EQ(ConfigValue(c, "maxclients"), "512");
+  EXPECT_EQ(r.memory_mib(), 8);
+}
+
+TEST(RedisInstanceTest, AWritePastTheBoundFailsWithOomAndEvictsNothing) {
+  TempHome home;
+  RedisInstance r(home.path(), "full", {.host = UniqueLoopback(), .memory_mib = 4});
+  RedisGuard guard(r);
+  ASSERT_TRUE(r.Start().ok());
+  RedisCredentials c = r.credentials();
+  const std::string value(256 * 1024, 'x');
+  int stored = 0;
+  std::optional<RespReply> refused;
+  for (int i = 0; i < 64 && !refused; ++i) {  // 16 MiB at most: four times the bound
+    auto set = Ask(c, {"SET", "key" + std::to_string(i), value}, c.password);
+    ASSERT_TRUE(set.ok()) << set.error().message();
+    if (set->type == RespReply::Type::kError)
+      refused = *set;
+    else
+      ++stored;
+  }
+  ASSERT_TRUE(refused.has_value()) << "64 values of 256 KiB were all accepted under 4 MiB";
+  EXPECT_THAT(refused->text, HasSubstr("OOM"));
+  EXPECT_GT(stored, 0);
+  // Nothing was evicted to make room: every key written before the refusal is still there.
+  auto size = Ask(c, {"DBSIZE"}, c.password);
+  ASSERT_TRUE(size.ok());
+  EXPECT_EQ(size->integer, stored);
+  // Reads and deletes still work, and free room again.
+  auto del = Ask(c, {"DEL", "key0"}, c.password);
+  ASSERT_TRUE(del.ok());
+  EXPECT_EQ(del->integer, 1);
+}
+
+TEST(RedisInstanceTest, TheBoundIsKeptAcrossRestartsAndChangedLive) {
+  TempHome home;
+  std::string host = UniqueLoopback();
+  RedisInstance r(home.path(), "resize", {.host = host, .memory_mib = 16});
+  RedisGuard guard(r);
+  ASSERT_TRUE(r.Start().ok());
+  ASSERT_TRUE(r.Stop().ok());
+  // Started again by a caller without the files (memory_mib 0): the config's bound stays.
+  RedisInstance again(home.path(), "resize", {.host = host});
+  ASSERT_TRUE(again.Start().ok());
+  RedisCredentials c = again.credentials();
+  EXPECT_EQ(ConfigValue(c, "maxmemory"), std::to_string(16 * 1024 * 1024));
+  EXPECT_EQ(again.memory_mib(), 16);
+  pid_t pid = RecordedPid(again);
+
+  // A new bound for the running server: changed live, and written for its next start.
+  RedisInstance resized(home.path(), "resize", {.host = host, .memory_mib = 32});
+  auto applied = resized.Start();
+  ASSERT_TRUE(applied.ok()) << applied.error().message();
+  EXPECT_EQ(RecordedPid(resized), pid) << "not restarted";
+  EXPECT_EQ(ConfigValue(c, "maxmemory"), std::to_string(32 * 1024 * 1024));
+  EXPECT_THAT(ReadWhole(r.dir() / "redis.conf"), HasSubstr("maxmemory 32mb\n"));
+  RedisInstance later(home.path(), "resize", {.host = host});
+  ASSERT_TRUE(later.Adopt().ok());
+  EXPECT_EQ(later.memory_mib(), 32);
 }
 
 TEST(RedisInstanceTest, ItsFilesAreReadableByItsOwnerOnly) {

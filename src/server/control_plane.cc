@@ -301,12 +301,17 @@ void ControlPlane::CheckBase() {
     if (Status k = EnsureKeeper(options_.home, options_.adhoc_binary); !k.ok())
       ServerLog("keeper: " + k.error().message());
   bool postgres = false;
-  std::vector<std::pair<std::string, std::string>> redis;  // env, address
+  struct RedisOf {
+    std::string env, address;
+    int memory_mib = 0;
+  };
+  std::vector<RedisOf> redis;
   for (const auto& env : fleet_->Envs()) {
     auto context = fleet_->Context(env);
     if (!context) continue;
     postgres |= context->project->postgres.has_value();
-    if (context->project->redis) redis.push_back({env, context->facts.redis_host});
+    if (context->project->redis)
+      redis.push_back({env, context->facts.redis_host, context->project->redis->memory});
   }
   // PostgreSQL and each environment's Redis are their own daemons: if one died, start it again.
   if (postgres)
@@ -323,9 +328,9 @@ void ControlPlane::CheckBase() {
       disk_->Refresh(names);
     });
   }
-  for (const auto& [env, address] : redis)
-    if (auto r = resources_->EnsureRedis(env, address); !r.ok())
-      ServerLog("redis of " + env + ": " + r.error().message());
+  for (const RedisOf& r : redis)
+    if (auto e = resources_->EnsureRedis(r.env, r.address, r.memory_mib); !e.ok())
+      ServerLog("redis of " + r.env + ": " + e.error().message());
 }
 
 void ControlPlane::RecordRequests() {

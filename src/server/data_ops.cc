@@ -179,7 +179,8 @@ Result<std::string> DataOps::LoadRedis(const spec::DataSource& source, const std
     ADHOC_ASSIGN_OR_RETURN(auto other, OtherEnvironment(source.argument));
     ADHOC_ASSIGN_OR_RETURN(auto record, store_.GetEnvironment(other.env));
     ADHOC_ASSIGN_OR_RETURN(auto block, runtime::ParseBlock(record.address_block));
-    ADHOC_ASSIGN_OR_RETURN(auto endpoint, resources_.EnsureRedis(other.env, block.RedisAddress()));
+    ADHOC_ASSIGN_OR_RETURN(auto endpoint, resources_.EnsureRedis(other.env, block.RedisAddress(),
+                                                                 /*memory_mib=*/0));
     ADHOC_ASSIGN_OR_RETURN(fs::path scratch, Scratch(env + "-from-" + other.env));
     fs::path file = scratch / kRedisFile;
     auto dumped = resources_.DumpRedis(endpoint, file);

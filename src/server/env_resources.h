@@ -56,8 +56,11 @@ class EnvResources {
   // Every database of the environment, then its role.
   virtual Status DropDatabases(const std::string& env) = 0;
 
-  // The environment's Redis on `address`, started unless it runs (data kept across restarts).
-  virtual Result<RedisEndpoint> EnsureRedis(const std::string& env, const std::string& address) = 0;
+  // The environment's Redis on `address`, started unless it runs (data kept across restarts),
+  // bounded to `memory_mib` ([redis] memory; a running one is changed live); 0 keeps the bound
+  // it has (for a caller without the environment's files).
+  virtual Result<RedisEndpoint> EnsureRedis(const std::string& env, const std::string& address,
+                                            int memory_mib) = 0;
   // Stopped after saving its data (a sleep); a no-op when it does not run.
   virtual Status StopRedis(const std::string& env, const std::string& address) = 0;
   // Stopped and its data removed.

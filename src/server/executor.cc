@@ -171,7 +171,8 @@ Result<EnvironmentFacts> Executor::LoadFacts(const state::Environment& env,
   }
   if (project.redis) {
     ADHOC_ASSIGN_OR_RETURN(auto block, runtime::ParseBlock(env.address_block));
-    ADHOC_ASSIGN_OR_RETURN(auto redis, resources_.EnsureRedis(env.name, block.RedisAddress()));
+    ADHOC_ASSIGN_OR_RETURN(
+        auto redis, resources_.EnsureRedis(env.name, block.RedisAddress(), project.redis->memory));
     f.redis_host = redis.host;
     f.redis_port = redis.port;
     f.redis_password = redis.password;
@@ -271,7 +272,8 @@ Result<std::string> Executor::CreateDatabase(Run& run, const plan::Step& step) {
 
 Result<std::string> Executor::StartRedis(Run& run, const plan::Step&) {
   ADHOC_ASSIGN_OR_RETURN(auto redis,
-                         resources_.EnsureRedis(run.prepared.env, run.block.RedisAddress()));
+                         resources_.EnsureRedis(run.prepared.env, run.block.RedisAddress(),
+                                                run.prepared.project->redis->memory));
   ADHOC_ASSIGN_OR_RETURN(std::string data, LoadDataIntoRedis(run, redis));
   return fmt::format("{}:{}, own password{}", redis.host, redis.port, data);
 }

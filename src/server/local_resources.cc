@@ -104,9 +104,10 @@ Status LocalResources::DropDatabases(const std::string& env) {
 }
 
 Result<RedisEndpoint> LocalResources::EnsureRedis(const std::string& env,
-                                                  const std::string& address) {
-  resources::RedisInstance redis(home_, env, {.host = address});
-  if (!redis.Adopt().ok()) ADHOC_RETURN_IF_ERROR(redis.Start());
+                                                  const std::string& address, int memory_mib) {
+  // Start() adopts a running server (changing its bound when it differs) or starts one.
+  resources::RedisInstance redis(home_, env, {.host = address, .memory_mib = memory_mib});
+  ADHOC_RETURN_IF_ERROR(redis.Start());
   auto c = redis.credentials();
   return RedisEndpoint{c.host, c.port, c.password};
 }

@@ -34,7 +34,8 @@ class LocalResources : public EnvResources {
   Result<state::DatabaseCredentials> CreateRole(const std::string& env,
                                                 const std::string& database) override;
   Status DropDatabases(const std::string& env) override;
-  Result<RedisEndpoint> EnsureRedis(const std::string& env, const std::string& address) override;
+  Result<RedisEndpoint> EnsureRedis(const std::string& env, const std::string& address,
+                                    int memory_mib) override;
   Status StopRedis(const std::string& env, const std::string& address) override;
   Status DestroyRedis(const std::string& env, const std::string& address) override;
   Status CreateFolders(const std::string& env) override;

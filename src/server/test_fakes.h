@@ -227,7 +227,8 @@ class FakeResources : public EnvResources {
     return state::DatabaseCredentials{env, "env_" + env, "secret", database};
   }
   Status DropDatabases(const std::string& env) override { return Maybe("drop-databases " + env); }
-  Result<RedisEndpoint> EnsureRedis(const std::string& env, const std::string& address) override {
+  Result<RedisEndpoint> EnsureRedis(const std::string& env, const std::string& address,
+                                    int) override {
     ADHOC_RETURN_IF_ERROR(Maybe("redis " + env));
     return RedisEndpoint{address, 6379, "pw"};
   }

@@ -630,8 +630,11 @@ class ProjectReader {
     for (const Image& image : p_.images) scope_images_.insert(image.name);
     if (const toml::table* t = r_.Table(root, "postgres", "")) ReadPostgres(*t);
     if (const toml::table* t = r_.Table(root, "redis", "")) {
-      r_.CheckKeys(*t, "redis", {}, "[redis]");
-      p_.redis = Redis{r_.Where(*t)};
+      r_.CheckKeys(*t, "redis", {"memory"}, "[redis]");
+      p_.redis = Redis{.where = r_.Where(*t)};
+      // Under 4 MiB an empty Redis is already near its bound (about 1 MiB of its own).
+      r_.Int(*t, "memory", "redis", 4, 1024 * 1024, "must be between 4 and 1048576 (MiB)",
+             &p_.redis->memory);
     }
     if (const toml::table* t = r_.Table(root, "static", "")) ReadStatic(*t);
     if (const toml::table* t = r_.Table(root, "env", ""))

@@ -292,6 +292,34 @@ TEST(LoaderTest, BadEnumValuesAndLimits) {
   EXPECT_EQ(sig.value.services[0].stop_signal_number, 3);
 }
 
+TEST(LoaderTest, RedisMemoryDefaultsAndIsRead) {
+  auto plain = ParseProject(std::string(kBase) + "\n[redis]\n");
+  ASSERT_TRUE(plain.ok()) << FormatDiagnostics(plain.diagnostics);
+  ASSERT_TRUE(plain.value.redis.has_value());
+  EXPECT_EQ(plain.value.redis->memory, 64);
+  EXPECT_EQ(plain.value.redis->where.line, 11);
+  auto sized = ParseProject(std::string(kBase) + "\n[redis]\nmemory = 256\n");
+  ASSERT_TRUE(sized.ok()) << FormatDiagnostics(sized.diagnostics);
+  EXPECT_TRUE(sized.diagnostics.empty());
+  EXPECT_EQ(sized.value.redis->memory, 256);
+}
+
+TEST(LoaderTest, RedisMemoryErrorsNameFileLineAndKey) {
+  EXPECT_EQ(Errors(std::string(kBase) + "\n[redis]\nmemory = 2\n"),
+            (std::vector<std::string>{
+                "adhoc.toml:12:10: redis.memory: must be between 4 and 1048576 (MiB), got 2"}));
+  EXPECT_EQ(Errors(std::string(kBase) + "\n[redis]\nmemory = \"64mb\"\n"),
+            (std::vector<std::string>{
+                "adhoc.toml:12:10: redis.memory: expected an integer, got a string"}));
+  auto unknown = Errors(std::string(kBase) + "\n[redis]\nmaxmemory = 64\n");
+  ASSERT_EQ(unknown.size(), 1u);
+  EXPECT_EQ(unknown[0].rfind("adhoc.toml:12:1: redis.maxmemory: unknown key 'maxmemory' in "
+                             "[redis]",
+                             0),
+            0u)
+      << unknown[0];
+}
+
 TEST(LoaderTest, InvalidEnvVarNamesAndValues) {
   auto errors = Errors(std::string(kBase) + "\n[env]\nGOOD = \"1\"\n1BAD = \"x\"\nNUM = 3\n");
   EXPECT_EQ(errors, (std::vector<std::string>{

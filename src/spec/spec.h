@@ -59,6 +59,10 @@ struct Postgres {
 };
 
 struct Redis {
+  // MiB: Redis's `maxmemory`, with `maxmemory-policy noeviction` (a write past it fails with
+  // OOM; nothing is evicted, since a broker's evicted key is a lost task). Bounds what one
+  // environment's Redis may take of the machine (docs/files.md#redis).
+  int memory = 64;
   SourceLocation where;
 };
 
