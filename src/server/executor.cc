@@ -887,34 +887,39 @@ Status Executor::Wake(const std::string& env, Progress& progress) {
   return OkStatus();
 }
 
+std::string Executor::FinishRecovery(const state::Operation& op, state::OperationStatus status,
+                                     const std::string& message) {
+  (void)store_.FinishOperation(op.id, status, message);
+  return fmt::format("{} #{} of {}: {}", op.kind, op.id, op.env, message);
+}
+
 Result<std::string> Executor::Recover(const state::Operation& op) {
   auto record = store_.FindEnvironment(op.env);
   bool exists = record.ok() && *record;
-  auto finish = [&](state::OperationStatus status, const std::string& message) {
-    (void)store_.FinishOperation(op.id, status, message);
-    return fmt::format("{} #{} of {}: {}", op.kind, op.id, op.env, message);
-  };
   if (op.kind == "destroy") {
     Status s = RemoveEverything(op.env);
-    return finish(s.ok() ? state::OperationStatus::kDone : state::OperationStatus::kFailed,
-                  s.ok() ? "interrupted; finished by recovery" : s.error().message());
+    return FinishRecovery(op,
+                          s.ok() ? state::OperationStatus::kDone : state::OperationStatus::kFailed,
+                          s.ok() ? "interrupted; finished by recovery" : s.error().message());
   }
   if (op.kind == "snapshot" || op.kind == "reset") return RecoverData(op);
   if (op.kind == "sleep") {
     // Forward: what a sleep stops can always be stopped; its data stays.
     if (!exists)
-      return finish(state::OperationStatus::kDone, "interrupted; the environment is gone");
+      return FinishRecovery(op, state::OperationStatus::kDone,
+                            "interrupted; the environment is gone");
     (void)store_.SetEnvironmentStatus(op.env, state::EnvStatus::kSleeping);
     Status s = StopProcesses(op.env, (*record)->address_block);
-    return finish(s.ok() ? state::OperationStatus::kDone : state::OperationStatus::kFailed,
-                  s.ok() ? "interrupted; finished by recovery (asleep)" : s.error().message());
+    return FinishRecovery(
+        op, s.ok() ? state::OperationStatus::kDone : state::OperationStatus::kFailed,
+        s.ok() ? "interrupted; finished by recovery (asleep)" : s.error().message());
   }
   if (op.kind == "wake") {
     // Forward: the environment is restored as any running one (adopting the tasks the wake
     // started, starting the others) right after recovery.
     if (exists) (void)store_.SetEnvironmentStatus(op.env, state::EnvStatus::kRunning);
-    return finish(state::OperationStatus::kDone,
-                  "interrupted; finished by recovery (its services are restored)");
+    return FinishRecovery(op, state::OperationStatus::kDone,
+                          "interrupted; finished by recovery (its services are restored)");
   }
   bool recorded = false, allocated = false;
   for (const auto& s : op.steps) {
@@ -923,14 +928,16 @@ Result<std::string> Executor::Recover(const state::Operation& op) {
   }
   if (recorded) {
     if (exists) (void)store_.SetEnvironmentStatus(op.env, state::EnvStatus::kRunning);
-    return finish(state::OperationStatus::kDone, "interrupted after it was recorded; done");
+    return FinishRecovery(op, state::OperationStatus::kDone,
+                          "interrupted after it was recorded; done");
   }
   if (allocated || (exists && (*record)->status == state::EnvStatus::kCreating)) {
     // A new environment half made: every trace of it goes.
     Status s = RemoveEverything(op.env);
-    return finish(s.ok() ? state::OperationStatus::kUndone : state::OperationStatus::kFailed,
-                  s.ok() ? "interrupted; undone by recovery (nothing of it was left)"
-                         : "interrupted; undoing failed: " + s.error().message());
+    return FinishRecovery(
+        op, s.ok() ? state::OperationStatus::kUndone : state::OperationStatus::kFailed,
+        s.ok() ? "interrupted; undone by recovery (nothing of it was left)"
+               : "interrupted; undoing failed: " + s.error().message());
   }
   // An update: undo its started steps, newest first. Services go back to what the record
   // says when the environment is restored (Restore converges to the recorded generations).
@@ -965,7 +972,7 @@ Result<std::string> Executor::Recover(const state::Operation& op) {
     message.pop_back();
   }
   for (const auto& n : notes) message += ". Note: " + n;
-  return finish(state::OperationStatus::kUndone, message);
+  return FinishRecovery(op, state::OperationStatus::kUndone, message);
 }
 
 Result<std::shared_ptr<const LaunchContext>> Executor::RecordedContext(
@@ -1157,10 +1164,6 @@ Status Executor::Reset(const std::string& env, Progress& progress) {
 }
 
 Result<std::string> Executor::RecoverData(const state::Operation& op) {
-  auto finish = [&](state::OperationStatus status, const std::string& message) {
-    (void)store_.FinishOperation(op.id, status, message);
-    return fmt::format("{} #{} of {}: {}", op.kind, op.id, op.env, message);
-  };
   DataOps data(store_, resources_, options_.home);
   if (op.kind == "snapshot") {
     // Undone: its half-saved files go; a folder moved into place without its record too.
@@ -1174,12 +1177,13 @@ Result<std::string> Executor::RecoverData(const state::Operation& op) {
         fs::remove_all(paths::SnapshotDir(options_.home, name), ec);
       }
     }
-    return finish(state::OperationStatus::kUndone, "interrupted; nothing was kept");
+    return FinishRecovery(op, state::OperationStatus::kUndone, "interrupted; nothing was kept");
   }
   // A reset: forward, from its start again (a half-swapped database is finished).
   auto record = store_.FindEnvironment(op.env);
   if (!record.ok() || !*record)
-    return finish(state::OperationStatus::kDone, "interrupted; the environment is gone");
+    return FinishRecovery(op, state::OperationStatus::kDone,
+                          "interrupted; the environment is gone");
   auto context = RecordedContext(**record);
   Status s = Status(context);
   if (s.ok() && (*context)->project->postgres && (*context)->facts.database)
@@ -1189,10 +1193,11 @@ Result<std::string> Executor::RecoverData(const state::Operation& op) {
     s = Status(resources_.LoadRedis({f.redis_host, f.redis_port, f.redis_password},
                                     data.StartRedisKeys(op.env)));
   }
-  return finish(s.ok() ? state::OperationStatus::kDone : state::OperationStatus::kFailed,
-                s.ok() ? "interrupted; finished by recovery (back to its start data)"
-                       : "interrupted; finishing failed: " + s.error().message() +
-                             " (run `adhoc reset " + op.env + "` again)");
+  return FinishRecovery(op,
+                        s.ok() ? state::OperationStatus::kDone : state::OperationStatus::kFailed,
+                        s.ok() ? "interrupted; finished by recovery (back to its start data)"
+                               : "interrupted; finishing failed: " + s.error().message() +
+                                     " (run `adhoc reset " + op.env + "` again)");
 }
 
 }  // namespace adhoc::server

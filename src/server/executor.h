@@ -161,6 +161,9 @@ class Executor {
   Status KeepStartData(Run& run);
   // Recovery of an interrupted snapshot (undone) or reset (done again).
   Result<std::string> RecoverData(const state::Operation& operation);
+  // Records how recovery ended `operation` and says so in one line for the server log.
+  std::string FinishRecovery(const state::Operation& operation, state::OperationStatus status,
+                             const std::string& message);
 
   state::Store& store_;
   Fleet& fleet_;
