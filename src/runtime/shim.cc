@@ -10,12 +10,14 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <thread>
 
 #include "runtime/cgroups.h"
 #include "runtime/log_writer.h"
 #include "runtime/runtime.h"
 #include "runtime/task.h"
+#include "runtime/warm_start.h"
 
 namespace adhoc::runtime {
 namespace {
@@ -26,6 +28,11 @@ using Clock = std::chrono::steady_clock;
 // the pipe open.
 constexpr auto kDrainGrace = std::chrono::seconds(2);
 constexpr size_t kMaxLineBytes = 64 * 1024;
+// How long a fork server may take to fork; then the task starts by exec.
+constexpr auto kForkServerTimeout = std::chrono::seconds(5);
+// The exit code recorded for a forked task whose fork server died before it: the real one
+// went to nobody.
+constexpr int kUnknownExitCode = 255;
 
 // Splits the pipe's bytes into lines for the log; a very long line is cut into pieces.
 class LineSplitter {
@@ -121,41 +128,71 @@ int ShimMain(int argc, char** argv) {
   int exec_fds[2];
   if (pipe2(exec_fds, O_CLOEXEC) != 0) return Fail(folder, std::string("pipe: ") + strerror(errno));
 
-  pid_t pid = fork();
-  if (pid < 0) return Fail(folder, std::string("fork: ") + strerror(errno));
-  if (pid == 0) {
-    setpgid(0, 0);
-    char pid_text[16];
-    FormatPid(getpid(), pid_text);
+  // A fork server first, when the task names one: it saves the interpreter's start-up.
+  std::optional<WarmStart> warm;
+  if (!spec.fork_server.empty()) {
+    auto started = WarmStart::Begin(spec.fork_server, spec.command, spec.env, cwd, devnull,
+                                    pipe_fds[1], kForkServerTimeout);
+    if (started.ok())
+      warm.emplace(std::move(*started));
+    else
+      fprintf(stderr, "adhoc shim: started by exec: %s\n", started.error().message().c_str());
+  }
+
+  pid_t pid = 0;
+  if (warm) {
+    pid = warm->pid();
+    // Into its cgroups before it runs anything, as the exec path's child does itself.
+    std::string pid_text = std::to_string(pid);
     for (const auto& f : procs_files) {
       int fd = open(f.c_str(), O_WRONLY | O_CLOEXEC);
       if (fd >= 0) {
-        (void)!write(fd, pid_text, strlen(pid_text));
+        (void)!write(fd, pid_text.data(), pid_text.size());
         close(fd);
       }
     }
-    dup2(devnull, 0);
-    dup2(pipe_fds[1], 1);
-    dup2(pipe_fds[1], 2);
-    // Ignored signals survive exec: give the task the defaults.
-    signal(SIGPIPE, SIG_DFL);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    if (chdir(cwd.c_str()) != 0) {
-      (void)!write(2, chdir_error.data(), chdir_error.size());
-      _exit(126);
+    // Without it the child ends itself (status 125), which the loop below records.
+    if (Status s = warm->Go(); !s.ok()) fprintf(stderr, "adhoc shim: %s\n", s.error().message().c_str());
+    close(pipe_fds[1]);
+    close(exec_fds[0]);
+    close(exec_fds[1]);
+  } else {
+    pid = fork();
+    if (pid < 0) return Fail(folder, std::string("fork: ") + strerror(errno));
+    if (pid == 0) {
+      setpgid(0, 0);
+      char pid_text[16];
+      FormatPid(getpid(), pid_text);
+      for (const auto& f : procs_files) {
+        int fd = open(f.c_str(), O_WRONLY | O_CLOEXEC);
+        if (fd >= 0) {
+          (void)!write(fd, pid_text, strlen(pid_text));
+          close(fd);
+        }
+      }
+      dup2(devnull, 0);
+      dup2(pipe_fds[1], 1);
+      dup2(pipe_fds[1], 2);
+      // Ignored signals survive exec: give the task the defaults.
+      signal(SIGPIPE, SIG_DFL);
+      sigset_t none;
+      sigemptyset(&none);
+      sigprocmask(SIG_SETMASK, &none, nullptr);
+      if (chdir(cwd.c_str()) != 0) {
+        (void)!write(2, chdir_error.data(), chdir_error.size());
+        _exit(126);
+      }
+      execve(sh, child_argv, envp.data());
+      _exit(127);
     }
-    execve(sh, child_argv, envp.data());
-    _exit(127);
+    setpgid(pid, pid);  // also here, so it holds before the parent relies on it
+    close(pipe_fds[1]);
+    close(exec_fds[1]);
+    char ignored;
+    while (read(exec_fds[0], &ignored, 1) < 0 && errno == EINTR) {
+    }
+    close(exec_fds[0]);
   }
-  setpgid(pid, pid);  // also here, so it holds before the parent relies on it
-  close(pipe_fds[1]);
-  close(exec_fds[1]);
-  char ignored;
-  while (read(exec_fds[0], &ignored, 1) < 0 && errno == EINTR) {
-  }
-  close(exec_fds[0]);
   if (devnull >= 0) close(devnull);
 
   TaskHandle handle;
@@ -170,36 +207,69 @@ int ShimMain(int argc, char** argv) {
   char buf[16384];
   bool pipe_open = true;
   bool exited = false;
-  int wait_status = 0;
+  // A forked task's parent is its fork server; when that server is gone, the task is only
+  // watched (and its exit status cannot be known).
+  bool orphaned = false;
+  ExitStatus status;
   Clock::time_point drain_deadline;
-  while (pipe_open) {
+  while (true) {
     int timeout_ms = 100;
     if (exited) {
       auto left =
           std::chrono::duration_cast<std::chrono::milliseconds>(drain_deadline - Clock::now());
-      if (left.count() <= 0) break;
+      if (!pipe_open || left.count() <= 0) break;
       timeout_ms = static_cast<int>(std::min<long long>(left.count(), 100));
     }
-    pollfd pfd{pipe_fds[0], POLLIN, 0};
-    int r = poll(&pfd, 1, timeout_ms);
-    if (r > 0) {
+    pollfd pfds[2];
+    nfds_t count = 0;
+    int pipe_index = -1, warm_index = -1;
+    if (pipe_open) {
+      pipe_index = static_cast<int>(count);
+      pfds[count++] = {pipe_fds[0], POLLIN, 0};
+    }
+    if (warm && !exited && !orphaned) {
+      warm_index = static_cast<int>(count);
+      pfds[count++] = {warm->fd(), POLLIN, 0};
+    }
+    // The exec path with its pipe closed waits in waitpid below instead.
+    if (count == 0 && warm) std::this_thread::sleep_for(std::chrono::milliseconds(timeout_ms));
+    if (count > 0 && poll(pfds, count, timeout_ms) > 0 && pipe_index >= 0 &&
+        pfds[pipe_index].revents != 0) {
       ssize_t n = read(pipe_fds[0], buf, sizeof buf);
       if (n > 0)
         lines.Feed(buf, n);
       else if (n == 0 || errno != EINTR)
         pipe_open = false;
     }
-    if (!exited) {
+    if (exited) continue;
+    if (warm) {
+      if (warm_index >= 0 && pfds[warm_index].revents != 0) {
+        if (auto end = warm->ReadExit()) {
+          status = *end;
+          exited = true;
+        } else {
+          orphaned = true;
+          fprintf(stderr, "adhoc shim: the fork server ended before the task; its exit status "
+                          "will not be known\n");
+        }
+      }
+      if (orphaned && !IsAlive(handle.task)) {
+        status = ExitStatus{kUnknownExitCode, 0};
+        exited = true;
+      }
+    } else {
       // Without output the pipe's end is also the moment to wait for the main process.
       int flags = pipe_open ? WNOHANG : 0;
+      int wait_status = 0;
       pid_t w;
       while ((w = waitpid(pid, &wait_status, flags)) < 0 && errno == EINTR) {
       }
       if (w == pid) {
+        status = FromWaitStatus(wait_status);
         exited = true;
-        drain_deadline = Clock::now() + kDrainGrace;
       }
     }
+    if (exited) drain_deadline = Clock::now() + kDrainGrace;
   }
   lines.Flush();
   close(pipe_fds[0]);
@@ -207,7 +277,6 @@ int ShimMain(int argc, char** argv) {
   kill(-pid, SIGKILL);
   // Killed processes leave their groups a moment after they die.
   RemoveTaskCgroups(launch->cgroups, launch->spec.limits_group, std::chrono::seconds(2));
-  ExitStatus status = FromWaitStatus(wait_status);
   if (Status s = WriteExitRecord(folder, status); !s.ok()) {
     fprintf(stderr, "adhoc shim: %s\n", s.error().message().c_str());
     return 1;

@@ -5,6 +5,9 @@
 //  - starts `/bin/sh -c <command>` in a process group of its own, with exactly the given
 //    environment and working folder, stdin from /dev/null, inside its cgroups (the child
 //    joins them before exec, so no instant runs unlimited);
+//    Or, when the launch record names a fork server (warm_start.h) that runs the command:
+//    asks it to fork the task, puts the child into the cgroups, then lets it run; its exit
+//    status then comes from the server;
 //  - writes shim.json (pid + start time of itself and the task) atomically;
 //  - writes every output line (stdout and stderr through one pipe) to the log, stamped
 //    and rotated (RotatingLogWriter);

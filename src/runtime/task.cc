@@ -101,6 +101,7 @@ Status WriteLaunchRecord(const LaunchRecord& record) {
             {"limits_group", s.limits_group},
             {"log_max_bytes", s.log_max_bytes},
             {"log_keep", s.log_keep},
+            {"fork_server", s.fork_server.string()},
             {"cgroups", cgroups}};
   return WriteFileAtomically(s.task_folder / kLaunchFile, j.dump(2) + "\n");
 }
@@ -125,6 +126,7 @@ Result<LaunchRecord> ReadLaunchRecord(const fs::path& task_folder) {
     s.limits_group = j.value("limits_group", std::string());  // absent in older records
     s.log_max_bytes = j.at("log_max_bytes").get<uint64_t>();
     s.log_keep = j.at("log_keep").get<int>();
+    s.fork_server = j.value("fork_server", std::string());  // absent in older records
     for (const auto& c : j.at("cgroups")) r.cgroups.push_back(c.get<std::string>());
     return r;
   } catch (const std::exception& e) {

@@ -50,6 +50,9 @@ struct TaskSpec {
   std::string limits_group;
   uint64_t log_max_bytes = 10 * 1024 * 1024;  // rotate when the log would exceed this
   int log_keep = 2;                           // rotated files kept (<log>.1 newest)
+  // A fork server's socket (warm_start.h). Set: the shim first asks that server to fork the
+  // command; when it is not there or does not run this command, the task starts by exec.
+  fs::path fork_server;
 };
 
 // TaskSpec::limits_group of one environment of one home:
