@@ -8,6 +8,7 @@
 #include <array>
 #include <fstream>
 #include <map>
+#include <regex>
 #include <set>
 #include <sstream>
 
@@ -696,7 +697,8 @@ class ProjectReader {
       }
       const toml::table& t = *node->as_table();
       CheckName("image", *key, prefix);
-      r_.CheckKeys(t, prefix, {"path", "build", "dockerfile"}, "[" + prefix + "]");
+      r_.CheckKeys(t, prefix, {"path", "build", "dockerfile", "python", "preload"},
+                   "[" + prefix + "]");
       Image image;
       image.name = std::string(key->str());
       image.where = r_.Where(key->source());
@@ -715,7 +717,32 @@ class ProjectReader {
           r_.Error(*v, prefix + ".dockerfile",
                    "'" + image.dockerfile + "' must be a file inside the repository");
       }
+      ReadPython(t, prefix, image);
       p_.images.push_back(std::move(image));
+    }
+  }
+
+  void ReadPython(const toml::table& t, const std::string& prefix, Image& image) {
+    if (auto* v = r_.String(t, "python", prefix)) {
+      image.python = v->get();
+      if (image.python.empty() || image.python.front() != '/')
+        r_.Error(*v, prefix + ".python",
+                 "'" + image.python +
+                     "' must be the interpreter's absolute path, like "
+                     "\"/usr/bin/python3\"");
+    }
+    if (auto items = r_.Strings(t, "preload", prefix)) {
+      if (image.python.empty())
+        r_.Error(*t.get("preload"), prefix + ".preload",
+                 "needs " + prefix + ".python, the interpreter to import the modules into");
+      static const std::regex kModule(R"([A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*)");
+      for (auto& item : *items) {
+        if (!std::regex_match(item.value, kModule))
+          r_.Error(item.where, item.key,
+                   "'" + item.value + "' is not a module name like \"django.db\"");
+        else
+          image.preload.push_back(item.value);
+      }
     }
   }
 

@@ -945,3 +945,65 @@ TEST(LoaderTest, EnvFileAwsSlot) {
 
 }  // namespace
 }  // namespace adhoc::spec
+
+namespace adhoc::spec {
+namespace {
+
+TEST(LoaderTest, AnImagesPythonAndPreloadAreRead) {
+  auto loaded = ParseProject(R"(name = "app"
+[images.backend]
+path = "backend"
+python = "/usr/bin/python3"
+preload = ["gunicorn.app.wsgiapp", "celery", "_private.mod2"]
+[services.web]
+image = "backend"
+command = "gunicorn -b {bind} app.wsgi"
+port = 8000
+)");
+  ASSERT_TRUE(loaded.ok()) << FormatDiagnostics(loaded.diagnostics);
+  ASSERT_EQ(loaded.value.images.size(), 1u);
+  EXPECT_EQ(loaded.value.images[0].python, "/usr/bin/python3");
+  EXPECT_EQ(loaded.value.images[0].preload,
+            (std::vector<std::string>{"gunicorn.app.wsgiapp", "celery", "_private.mod2"}));
+  EXPECT_TRUE(ParseProject(kBase).value.images[0].python.empty()) << "off unless asked for";
+}
+
+TEST(LoaderTest, BadPythonAndPreloadNameTheKeyAndValue) {
+  auto errors = Errors(R"(name = "app"
+[images.backend]
+path = "backend"
+python = "python3"
+preload = ["ok.mod", "not a module", "x..y", 7]
+[services.web]
+image = "backend"
+command = "run"
+)");
+  ASSERT_EQ(errors.size(), 4u) << ::testing::PrintToString(errors);
+  EXPECT_EQ(errors[0].rfind("adhoc.toml:4:10: images.backend.python: 'python3' must be the "
+                            "interpreter's absolute path",
+                            0),
+            0u)
+      << errors[0];
+  EXPECT_EQ(errors[1].rfind("adhoc.toml:5:22: images.backend.preload[1]: 'not a module' is not "
+                            "a module name",
+                            0),
+            0u)
+      << errors[1];
+  EXPECT_EQ(errors[2].rfind("adhoc.toml:5:38: images.backend.preload[2]", 0), 0u) << errors[2];
+  EXPECT_EQ(errors[3].rfind("adhoc.toml:5:46: images.backend.preload[3]: expected a string", 0), 0u)
+      << errors[3];
+  auto alone = Errors(R"(name = "app"
+[images.backend]
+path = "backend"
+preload = ["django"]
+[services.web]
+image = "backend"
+command = "run"
+)");
+  ASSERT_EQ(alone.size(), 1u) << ::testing::PrintToString(alone);
+  EXPECT_NE(alone[0].find("images.backend.preload: needs images.backend.python"), std::string::npos)
+      << alone[0];
+}
+
+}  // namespace
+}  // namespace adhoc::spec

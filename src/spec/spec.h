@@ -50,6 +50,11 @@ struct Image {
   std::string path;                // folder of the repository, relative; "." for the root
   std::vector<std::string> build;  // run once per version in the release folder, not templated
   std::string dockerfile;          // cloud targets only; empty: none given
+  // The interpreter of the image's Python programs, absolute. Set: adhoc keeps one of it
+  // running per release (a fork server, runtime/warm_start.h) with `preload` imported, and
+  // starts the programs that run it by fork instead of by exec. Local runs only.
+  std::string python;
+  std::vector<std::string> preload;  // module names, imported once per release
   SourceLocation where;
 };
 
