@@ -23,6 +23,7 @@ Modules imported here are shared by every child until written to (copy on write)
 not read the environment at import time, which is the child's only after the fork.
 """
 
+import ctypes
 import importlib
 import io
 import json
@@ -33,6 +34,7 @@ import shlex
 import signal
 import socket
 import sys
+import threading
 import traceback
 
 MAX_REQUEST = 1 << 20
@@ -108,6 +110,14 @@ def plan(command, env, cwd):
     return "%s is not a program of %s" % (words[0], SELF)
 
 
+def name_process(path):
+    """The child's name in ps and top (its /proc comm): its program's, not the server's."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(15, os.path.basename(path).encode()[:15], 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
 def reopen_stdio(unbuffered):
     sys.stdout.flush()
     sys.stderr.flush()
@@ -159,8 +169,14 @@ def run_child(conn, fds, request, kind, target, argv):
     first = request["cwd"] if kind == "module" else os.path.dirname(os.path.realpath(target))
     sys.path[:] = [first] + extra + [p for p in sys.path[1:] if p not in extra]
     sys.argv = list(argv)
+    name_process(target.split(".")[0] if kind == "module" else target)
     try:
         if kind == "module":
+            # A package imported here runs as `-m` runs it, by its __main__ module: runpy
+            # cannot look the package up again when it replaced itself in sys.modules (Celery).
+            loaded = sys.modules.get(target)
+            if loaded is not None and hasattr(loaded, "__path__"):
+                target += ".__main__"
             runpy.run_module(target, run_name="__main__", alter_sys=True)
         else:
             sys.argv[0] = target
@@ -174,8 +190,9 @@ def run_child(conn, fds, request, kind, target, argv):
 
 
 class Server:
-    def __init__(self, path):
+    def __init__(self, path, refuse_all=None):
         self.path = path
+        self.refuse_all = refuse_all  # why every command starts by exec instead
         self.children = {}  # pid -> the connection its exit is reported on
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         temporary = path + ".new"
@@ -274,7 +291,7 @@ class Server:
             request, fds = self.read_request(conn)
             if len(fds) != 2:
                 raise ValueError("a request brings two file descriptors")
-            what = plan(request["command"], request["env"], request["cwd"])
+            what = self.refuse_all or plan(request["command"], request["env"], request["cwd"])
             if isinstance(what, str):
                 self.reply(conn, {"ok": False, "why": what})
                 conn.close()
@@ -318,6 +335,8 @@ def main():
     if len(sys.argv) < 2:
         log("usage: fork_server.py SOCKET [MODULE ...]")
         return 2
+    # Modules of the release itself (its working folder) can be preloaded too.
+    sys.path[0] = os.getcwd()
     for name in sys.argv[2:]:
         try:
             importlib.import_module(name)
@@ -325,7 +344,13 @@ def main():
             log("preloading %s failed, skipped: %s: %s" % (name, type(e).__name__, e))
             for loaded in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
                 del sys.modules[loaded]
-    server = Server(sys.argv[1])
+    # A fork copies only the calling thread: a thread a module started would be missing, with
+    # whatever locks it held, in every child.
+    refuse_all = None
+    if threading.active_count() > 1:
+        refuse_all = "a preloaded module started a thread; forks of it would be unsafe"
+        log(refuse_all + ": every command starts by exec")
+    server = Server(sys.argv[1], refuse_all)
     server.pid_of_server = os.getpid()
     log("ready: %d modules loaded" % len(sys.modules))
     server.serve()

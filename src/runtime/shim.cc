@@ -29,7 +29,7 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kDrainGrace = std::chrono::seconds(2);
 constexpr size_t kMaxLineBytes = 64 * 1024;
 // How long a fork server may take to fork; then the task starts by exec.
-constexpr auto kForkServerTimeout = std::chrono::seconds(5);
+constexpr auto kForkServerTimeout = std::chrono::seconds(10);
 // The exit code recorded for a forked task whose fork server died before it: the real one
 // went to nobody.
 constexpr int kUnknownExitCode = 255;
@@ -152,7 +152,8 @@ int ShimMain(int argc, char** argv) {
       }
     }
     // Without it the child ends itself (status 125), which the loop below records.
-    if (Status s = warm->Go(); !s.ok()) fprintf(stderr, "adhoc shim: %s\n", s.error().message().c_str());
+    if (Status s = warm->Go(); !s.ok())
+      fprintf(stderr, "adhoc shim: %s\n", s.error().message().c_str());
     close(pipe_fds[1]);
     close(exec_fds[0]);
     close(exec_fds[1]);
@@ -249,8 +250,9 @@ int ShimMain(int argc, char** argv) {
           exited = true;
         } else {
           orphaned = true;
-          fprintf(stderr, "adhoc shim: the fork server ended before the task; its exit status "
-                          "will not be known\n");
+          fprintf(stderr,
+                  "adhoc shim: the fork server ended before the task; its exit status "
+                  "will not be known\n");
         }
       }
       if (orphaned && !IsAlive(handle.task)) {

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 namespace adhoc::runtime {
 
@@ -100,6 +101,13 @@ std::optional<std::string> ReadLine(int fd, std::string& buffer, Clock::time_poi
   }
 }
 
+// The server of `socket_path` runs (its task folder is the socket's folder) but does not
+// listen yet.
+bool ServerStarting(const std::filesystem::path& socket_path) {
+  auto server = ReadShimRecord(socket_path.parent_path());
+  return server.ok() && IsAlive(server->task) && !std::filesystem::exists(socket_path);
+}
+
 std::optional<json> ParseObject(const std::string& line) {
   json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object()) return std::nullopt;
@@ -113,23 +121,32 @@ Result<WarmStart> WarmStart::Begin(const std::filesystem::path& socket_path,
                                    const std::map<std::string, std::string>& env,
                                    const std::filesystem::path& cwd, int stdin_fd, int output_fd,
                                    std::chrono::milliseconds timeout) {
-  ADHOC_ASSIGN_OR_RETURN(int fd, Connect(socket_path));
-  FdCloser closer(fd);
+  const auto deadline = Clock::now() + timeout;
+  auto connected = Connect(socket_path);
+  // A server still importing is waited for: its imports are already under way, an exec
+  // would start them from nothing (and compete with it for the same cores).
+  while (!connected.ok() && Clock::now() < deadline && ServerStarting(socket_path)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    connected = Connect(socket_path);
+  }
+  if (!connected.ok()) return connected.error();
+  FdCloser closer(*connected);
+  const int fd = *connected;
   json request = {{"command", command}, {"env", env}, {"cwd", cwd.string()}};
   // dump() escapes newlines inside strings: the request is exactly one line.
-  ADHOC_RETURN_IF_ERROR(SendWithFds(
-      fd, request.dump(-1, ' ', false, json::error_handler_t::replace) + "\n", stdin_fd,
-      output_fd));
+  ADHOC_RETURN_IF_ERROR(
+      SendWithFds(fd, request.dump(-1, ' ', false, json::error_handler_t::replace) + "\n", stdin_fd,
+                  output_fd));
   std::string buffer;
-  auto line = ReadLine(fd, buffer, Clock::now() + timeout);
+  auto line = ReadLine(fd, buffer, std::max(deadline, Clock::now() + std::chrono::seconds(1)));
   if (!line) return Failed("the fork server did not answer");
   auto reply = ParseObject(*line);
   if (!reply) return Failed("the fork server answered nonsense");
   if (reply->value("ok", false) != true) {
     auto why = reply->find("why");
-    return Failed("the fork server declined: " +
-                  (why != reply->end() && why->is_string() ? why->get<std::string>()
-                                                           : std::string("no reason given")));
+    return Failed("the fork server declined: " + (why != reply->end() && why->is_string()
+                                                      ? why->get<std::string>()
+                                                      : std::string("no reason given")));
   }
   auto pid = reply->find("pid");
   if (pid == reply->end() || !pid->is_number_integer() || pid->get<int64_t>() <= 1 ||
@@ -139,9 +156,7 @@ Result<WarmStart> WarmStart::Begin(const std::filesystem::path& socket_path,
 }
 
 WarmStart::WarmStart(WarmStart&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)),
-      pid_(other.pid_),
-      buffer_(std::move(other.buffer_)) {}
+    : fd_(std::exchange(other.fd_, -1)), pid_(other.pid_), buffer_(std::move(other.buffer_)) {}
 
 WarmStart& WarmStart::operator=(WarmStart&& other) noexcept {
   if (this != &other) {

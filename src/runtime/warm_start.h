@@ -35,8 +35,10 @@ class WarmStart {
  public:
   // Asks the server on `socket` to fork `command` with exactly `env` in `cwd`, its stdin from
   // `stdin_fd` and its stdout and stderr to `output_fd` (both are passed, not kept). Returns
-  // once forked; the child waits for Go(). An error when the server is not there, declines
-  // the command (the error says why) or does not answer within `timeout`.
+  // once forked; the child waits for Go(). A server that runs but does not listen yet (still
+  // importing; its folder is the socket's, a task folder) is waited for, within `timeout`.
+  // An error when the server is not there, declines the command (the error says why) or
+  // does not answer in time.
   static Result<WarmStart> Begin(const std::filesystem::path& socket, const std::string& command,
                                  const std::map<std::string, std::string>& env,
                                  const std::filesystem::path& cwd, int stdin_fd, int output_fd,

@@ -41,7 +41,7 @@ class WarmStartTest : public ::testing::Test {
     if (access(kPython, X_OK) != 0) GTEST_SKIP() << "no " << kPython;
     program_ = dir_.path() / "fork_server.py";
     std::ofstream(program_) << ForkServerProgram();
-    socket_ = dir_.path() / "fork.sock";
+    socket_ = dir_.path() / "server" / "socket";
     fs::create_directories(dir_.path() / "wd");
     std::ofstream(dir_.path() / "wd" / "report.py")
         << "import json, os, sys, time\n"
@@ -56,14 +56,17 @@ class WarmStartTest : public ::testing::Test {
            "sys.exit(3)\n";
   }
 
-  void StartServer() {
+  // The server's task folder is the socket's folder, as the control plane makes it.
+  void StartServer(bool wait_until_ready = true, const std::string& modules = "") {
     TaskSpec s = Spec(std::string(kPython) + " " + program_.string() + " " + socket_.string() +
-                      " xml.dom.minidom no_such_module_here");
+                      " xml.dom.minidom no_such_module_here " + modules);
+    s.task_folder = socket_.parent_path();
     auto h = runtime_.Start(s);
     ASSERT_TRUE(h.ok()) << h.error().message();
     reaper_.Add(*h);
     server_ = *h;
     server_log_ = s.log_path;
+    if (!wait_until_ready) return;
     for (int i = 0; i < 400 && !fs::exists(socket_); ++i) std::this_thread::sleep_for(50ms);
     ASSERT_TRUE(fs::exists(socket_)) << ReadFile(server_log_);
   }
@@ -125,6 +128,33 @@ TEST_F(WarmStartTest, AScriptIsForkedFromTheServerWithItsOwnEnvironmentFolderAnd
   EXPECT_NE(log.find("ppid " + std::to_string(server_.task.pid)), std::string::npos) << log;
   EXPECT_NE(log.find("foo bar cwd " + (dir_.path() / "wd").string()), std::string::npos) << log;
   EXPECT_NE(log.find("argv ['one', 'two words']"), std::string::npos) << log;
+}
+
+TEST_F(WarmStartTest, AServerStillImportingIsWaitedFor) {
+  std::ofstream(dir_.path() / "wd" / "slow_import.py") << "import time\ntime.sleep(1.5)\n";
+  StartServer(/*wait_until_ready=*/false, "slow_import");
+  TaskSpec spec = Forked(std::string(kPython) + " report.py");
+  auto h = Start(spec);
+  ASSERT_TRUE(h.ok()) << h.error().message();
+  ASSERT_EQ(runtime_.Wait(*h, 30s).exit.code, 3);
+  EXPECT_NE(ReadFile(spec.log_path).find("ppid " + std::to_string(server_.task.pid)),
+            std::string::npos)
+      << ReadFile(spec.log_path) << ReadFile(spec.task_folder / kShimLogFile);
+}
+
+TEST_F(WarmStartTest, AServerWithAThreadForksNothing) {
+  std::ofstream(dir_.path() / "wd" / "starts_thread.py")
+      << "import threading, time\n"
+         "threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n";
+  StartServer(true, "starts_thread");
+  TaskSpec spec = Forked(std::string(kPython) + " report.py");
+  auto h = Start(spec);
+  ASSERT_TRUE(h.ok()) << h.error().message();
+  ASSERT_EQ(runtime_.Wait(*h, 30s).exit.code, 3);
+  EXPECT_NE(ReadFile(spec.log_path).find("preloaded False"), std::string::npos)
+      << "started by exec";
+  EXPECT_NE(ReadFile(spec.task_folder / kShimLogFile).find("started a thread"), std::string::npos)
+      << ReadFile(spec.task_folder / kShimLogFile);
 }
 
 TEST_F(WarmStartTest, ACommandTheServerDoesNotRunStartsByExec) {
