@@ -72,6 +72,8 @@ inline fs::path PostgresRun(const fs::path& home) { return PostgresDir(home) / "
 inline fs::path PostgresLog(const fs::path& home) { return PostgresDir(home) / "postgres.log"; }
 
 inline fs::path ReleasesDir(const fs::path& home) { return home / "releases"; }
+// Fork servers (server/fork_servers.h): one folder per release and modules, and the program.
+inline fs::path ForkServersDir(const fs::path& home) { return home / "forks"; }
 inline fs::path Release(const fs::path& home, const std::string& image, const std::string& tree) {
   return ReleasesDir(home) / image / tree;
 }

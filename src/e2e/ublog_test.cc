@@ -8,6 +8,7 @@
 #include <fstream>
 #include <future>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -40,6 +41,35 @@ class UblogTest : public ::testing::Test {
     EXPECT_TRUE(box_.HomeProcesses("/envs/" + env + "/").empty());
     EXPECT_FALSE(fs::exists(box_.home() / "envs" / env));
     EXPECT_EQ(box_.Http(env, "GET", "/").status, 404);
+  }
+
+  // The services (by task id prefix) whose main process was forked from a fork server: its
+  // parent runs fork_server.py. Read from the tasks' shim records and /proc.
+  std::set<std::string> ForkedServices(const std::string& env) {
+    std::set<std::string> out;
+    std::error_code ec;
+    for (auto& task : fs::directory_iterator(box_.home() / "envs" / env / "tasks", ec)) {
+      std::ifstream shim(task.path() / "shim.json");
+      json record = json::parse(shim, nullptr, false);
+      if (record.is_discarded() || !record.contains("task")) continue;
+      int pid = record["task"].value("pid", 0);
+      std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+      std::string line;
+      std::getline(stat, line);
+      auto close = line.rfind(')');
+      if (close == std::string::npos) continue;
+      std::istringstream fields(line.substr(close + 2));
+      std::string state;
+      int ppid = 0;
+      fields >> state >> ppid;
+      std::ifstream cmdline("/proc/" + std::to_string(ppid) + "/cmdline");
+      std::string parent((std::istreambuf_iterator<char>(cmdline)), {});
+      if (parent.find("fork_server.py") != std::string::npos) {
+        std::string id = task.path().filename();
+        out.insert(id.substr(0, id.rfind('-')));
+      }
+    }
+    return out;
   }
 
   Sandbox box_{ADHOC_BINARY};
@@ -97,6 +127,10 @@ TEST_F(UblogTest, TheSeedsLifecycle) {
   });
   EXPECT_GT(Json(later)["count"].get<int>(), beats);
 
+  // μblog's image names its python: gunicorn (a script whose #! names it), the worker and beat
+  // (`python3 -m celery`) were forked from the release's fork server, and work as shown above.
+  EXPECT_EQ(ForkedServices(env), (std::set<std::string>{"beat", "default", "gunicorn"}));
+
   // One-off tasks, a shell in the service's environment, the migration's log.
   CommandResult migrate = box_.Adhoc({"run", env, "migrate"});
   EXPECT_EQ(migrate.exit_code, 0) << migrate.output;
@@ -136,6 +170,11 @@ TEST_F(UblogTest, TheSeedsLifecycle) {
     ExpectNothingLeftOf(name);
   }
   EXPECT_TRUE(box_.AdhocJson({"ls"})["environments"].empty());
+  // No environment uses a release any more: their fork servers are gone with them.
+  EXPECT_TRUE(box_.HomeProcesses("fork_server.py").empty());
+  std::error_code ec;
+  for (auto& e : fs::directory_iterator(box_.home() / "forks", ec))
+    EXPECT_FALSE(e.is_directory()) << e.path() << ": a fork server's folder is left";
 }
 
 // Steady requests through the router while something happens: every answer that is not a 200

@@ -124,14 +124,18 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::Open(ControlPlaneOptions opt
   c.router_ = std::make_unique<RouterLink>(c.options_.home, *c.runtime_, c.options_.router);
   c.api_route_ = std::make_unique<ApiRouteSink>(
       *c.router_, std::vector<std::string>{c.options_.router.tls_domain});
-  c.factory_ = std::make_unique<LocalTaskFactory>(*c.store_);
+  c.fork_servers_ = std::make_unique<ForkServers>(
+      c.options_.home, *c.runtime_, [](const std::string& w) { ServerLog("warning: " + w); });
+  c.factory_ = std::make_unique<LocalTaskFactory>(*c.store_, c.fork_servers_.get());
   c.fleet_ = std::make_unique<Fleet>(*c.runtime_, c.clock_, *c.store_, *c.api_route_, *c.factory_,
                                      FleetOptions{.home = c.options_.home});
-  c.resources_ =
-      std::make_unique<LocalResources>(c.options_.home, c.options_.postgres_port, *c.router_, [&c] {
+  c.resources_ = std::make_unique<LocalResources>(
+      c.options_.home, c.options_.postgres_port, *c.router_,
+      [&c] {
         // A new router starts empty: give it the whole table.
         if (Status s = c.fleet_->PushAll(); !s.ok()) ServerLog("router: " + s.error().message());
-      });
+      },
+      c.fork_servers_.get());
   c.executor_ = std::make_unique<Executor>(
       *c.store_, *c.fleet_, *c.resources_,
       ExecutorOptions{.home = c.options_.home, .router_port = c.options_.router.listen_port});
@@ -227,12 +231,14 @@ void ControlPlane::Recover() {
     std::vector<std::pair<std::string, std::shared_ptr<const LaunchContext>>> contexts;
     bool postgres = false;
     for (const auto& env : *all) {
-      if (env.status == state::EnvStatus::kSleeping) continue;
       auto context = executor_->RecordedContext(env);
       if (!context.ok()) {
         ServerLog("recovery of " + env.name + ": " + context.error().message());
         continue;
       }
+      // A sleeping environment's next wake finds its releases' fork servers ready.
+      factory_->EnsureForkServers(**context);
+      if (env.status == state::EnvStatus::kSleeping) continue;
       postgres |= (*context)->project->postgres.has_value();
       contexts.push_back({env.name, *context});
     }
@@ -398,6 +404,7 @@ void ControlPlane::Expire(const std::string& env) {
     (void)store_->AppendEvent(env, "expiry-failed", s.error().message());
   } else {
     notifier_->Expired(**record);
+    StopUnusedForkServers();
   }
   std::lock_guard lock(awake_mu_);
   awake_since_.erase(env);
@@ -486,7 +493,8 @@ Result<json> ControlPlane::Gc(bool dry_run, Progress& progress) {
   }
   // Nobody chooses a release while gc decides which ones nobody uses.
   std::unique_lock releases(releases_mu_);
-  GarbageCollector collector(options_.home, options_.postgres_port, *store_, *router_);
+  GarbageCollector collector(options_.home, options_.postgres_port, *store_, *router_,
+                             fork_servers_.get());
   ADHOC_ASSIGN_OR_RETURN(auto inventory, collector.Inventory());
   std::vector<Garbage> garbage = FindGarbage(inventory);
   if (!dry_run) garbage = collector.Remove(std::move(garbage));
@@ -561,7 +569,17 @@ Result<json> ControlPlane::Destroy(const std::string& env, Progress& progress, b
     progress.Note("waiting for the running " + h + " of " + env + " to finish");
   }));
   ADHOC_RETURN_IF_ERROR(executor_->Destroy(env, progress));
+  StopUnusedForkServers();
   return json{{"destroyed", env}};
+}
+
+void ControlPlane::StopUnusedForkServers() {
+  std::unique_lock releases(releases_mu_, std::try_to_lock);
+  if (!releases.owns_lock()) return;
+  auto used = UsedReleases(*store_);
+  if (!used.ok()) return;
+  if (int stopped = fork_servers_->StopUnused(*used); stopped > 0)
+    ServerLog(fmt::format("{} fork server(s) of releases no environment uses stopped", stopped));
 }
 
 Result<int> ControlPlane::Run(const std::string& env, const std::string& task_name,
@@ -735,6 +753,7 @@ Status ControlPlane::BaseDown(Progress& progress) {
     if (context && context->project->redis)
       (void)resources_->StopRedis(env, context->facts.redis_host);
   }
+  fork_servers_->StopAll();
   Status router = router_->Stop();
   Status pg = resources_->StopPostgres();
   auto ms =

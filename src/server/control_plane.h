@@ -35,6 +35,7 @@
 #include "server/env_locks.h"
 #include "server/executor.h"
 #include "server/fleet.h"
+#include "server/fork_servers.h"
 #include "server/local_resources.h"
 #include "server/notifier.h"
 #include "server/progress.h"
@@ -138,6 +139,9 @@ class ControlPlane {
   void CollectDue();
   void Expire(const std::string& env);
   void SleepIdle(const std::string& env);
+  // After a destroy: the fork servers of releases no environment uses any more go (unless an
+  // `up` is choosing releases right now; gc then takes them).
+  void StopUnusedForkServers();
   state::Millis AwakeSince(const std::string& env);
   void MarkAwake(const std::string& env);
 
@@ -148,6 +152,7 @@ class ControlPlane {
   std::unique_ptr<RouterLink> router_;
   std::unique_ptr<ApiRouteSink> api_route_;  // the router as the fleet sees it, with adhoc.<domain>
   std::string api_token_;                    // empty: the API is not served on TCP
+  std::unique_ptr<ForkServers> fork_servers_;
   std::unique_ptr<LocalTaskFactory> factory_;
   std::unique_ptr<Fleet> fleet_;
   std::unique_ptr<LocalResources> resources_;

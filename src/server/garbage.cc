@@ -81,6 +81,10 @@ std::vector<Garbage> FindGarbage(const HomeInventory& inv) {
     if (!owned(f)) out.push_back({"folder", "envs/" + f, f, "", ""});
   for (const auto& l : inv.access_logs)
     if (!owned(l)) out.push_back({"log", "router/access/" + l + ".log", l, "", ""});
+  for (const auto& f : inv.fork_servers)
+    if (!inv.used_releases.count(f.release.string()))
+      out.push_back({"fork-server", f.key, "",
+                     "serves " + f.release.string() + ", which no environment runs", ""});
   for (const auto& r : inv.releases)
     if (!inv.used_releases.count(r.path.string()))
       out.push_back({"release", r.image + "/" + r.key, "", "no environment runs it", ""});
@@ -98,14 +102,31 @@ std::vector<Garbage> FindGarbage(const HomeInventory& inv) {
   return out;
 }
 
+Result<std::set<std::string>> UsedReleases(state::Store& store) {
+  std::set<std::string> used;
+  ADHOC_ASSIGN_OR_RETURN(auto envs, store.ListEnvironments());
+  for (const auto& e : envs) {
+    ADHOC_ASSIGN_OR_RETURN(auto versions, store.ListVersions(e.name));
+    for (const auto& v : versions) used.insert(v.release_path);
+  }
+  ADHOC_ASSIGN_OR_RETURN(auto tasks, store.ListAllTasks());
+  for (const auto& t : tasks) used.insert(t.release_path);
+  return used;
+}
+
 GarbageCollector::GarbageCollector(fs::path home, int postgres_port, state::Store& store,
-                                   RouterLink& router)
-    : home_(std::move(home)), postgres_port_(postgres_port), store_(store), router_(router) {}
+                                   RouterLink& router, ForkServers* fork_servers)
+    : home_(std::move(home)),
+      postgres_port_(postgres_port),
+      store_(store),
+      router_(router),
+      fork_servers_(fork_servers) {}
 
 Result<HomeInventory> GarbageCollector::Inventory() {
   HomeInventory inv;
   // The home first, the records last (see garbage.h).
   inv.processes = ProcessesOfEnvironments(home_);
+  if (fork_servers_) inv.fork_servers = fork_servers_->List();
   std::error_code ec;
   if (fs::exists(paths::PostgresData(home_) / "PG_VERSION", ec)) {
     ADHOC_ASSIGN_OR_RETURN(auto admin, resources::ConnectPostgresAdmin(home_, postgres_port_));
@@ -125,13 +146,8 @@ Result<HomeInventory> GarbageCollector::Inventory() {
   resources::ReleaseCache cache(home_);
   if (auto releases = cache.List(); releases.ok()) inv.releases = *releases;
   ADHOC_ASSIGN_OR_RETURN(auto envs, store_.ListEnvironments());
-  for (const auto& e : envs) {
-    inv.recorded.insert(e.name);
-    ADHOC_ASSIGN_OR_RETURN(auto versions, store_.ListVersions(e.name));
-    for (const auto& v : versions) inv.used_releases.insert(v.release_path);
-  }
-  ADHOC_ASSIGN_OR_RETURN(auto tasks, store_.ListAllTasks());
-  for (const auto& t : tasks) inv.used_releases.insert(t.release_path);
+  for (const auto& e : envs) inv.recorded.insert(e.name);
+  ADHOC_ASSIGN_OR_RETURN(inv.used_releases, UsedReleases(store_));
   return inv;
 }
 
@@ -189,6 +205,8 @@ std::vector<Garbage> GarbageCollector::Remove(std::vector<Garbage> garbage) {
       }
     } else if (g.kind == "static") {
       s = resources::StaticCache(home_).Remove(g.name);
+    } else if (g.kind == "fork-server") {
+      s = fork_servers_ ? fork_servers_->Stop(g.name) : Status(Failed("no fork servers here"));
     } else if (g.kind == "release") {
       size_t slash = g.name.find('/');
       s = cache.Remove(g.name.substr(0, slash), g.name.substr(slash + 1));

@@ -9,6 +9,7 @@
 //   route     an environment in the router's table with no record
 //   folder    envs/<name>/ with no record (its Redis data, static files, task folders, logs)
 //   log       router/access/<name>.log with no record
+//   fork-server  the fork server (server/fork_servers.h) of a release no environment uses
 //   release   a release of the cache that no environment's recorded versions or tasks use
 //   template  a migrated template database (resources/templates.h) built for such a release
 //             (one still being built is left to the next build of its key)
@@ -18,8 +19,8 @@
 // looks (a record always comes before its folder, database and processes) is never taken
 // for garbage. FindGarbage() is the pure decision. Remove() removes in an order that leaves
 // nothing running on what it removes: processes, routes, databases and roles, folders, logs,
-// releases. Each removal is independent: one that fails is reported and the others go on.
-// Not thread-safe; the control plane runs one gc at a time.
+// fork servers, releases. Each removal is independent: one that fails is reported and the others go
+// on. Not thread-safe; the control plane runs one gc at a time.
 #pragma once
 
 #include <sys/types.h>
@@ -35,6 +36,7 @@
 #include "resources/release_cache.h"
 #include "resources/static_cache.h"
 #include "resources/templates.h"
+#include "server/fork_servers.h"
 #include "server/router_link.h"
 #include "state/store.h"
 
@@ -64,15 +66,20 @@ struct HomeInventory {
   std::vector<resources::ReleaseInfo> releases;
   std::vector<resources::DatabaseTemplate> templates;
   std::vector<resources::StaticCacheEntry> static_caches;
+  std::vector<ForkServerInfo> fork_servers;
   std::set<std::string> used_releases;  // release paths recorded versions and tasks use
 };
+
+// The release paths that recorded environments' versions and tasks use.
+Result<std::set<std::string>> UsedReleases(state::Store& store);
 
 std::vector<Garbage> FindGarbage(const HomeInventory& inventory);
 
 class GarbageCollector {
  public:
+  // `fork_servers` may be null: none are looked for.
   GarbageCollector(std::filesystem::path home, int postgres_port, state::Store& store,
-                   RouterLink& router);
+                   RouterLink& router, ForkServers* fork_servers = nullptr);
 
   Result<HomeInventory> Inventory();
   // Removes each item (sets its `error` when that fails); returns them.
@@ -83,6 +90,7 @@ class GarbageCollector {
   int postgres_port_;
   state::Store& store_;
   RouterLink& router_;
+  ForkServers* fork_servers_;
 };
 
 // Processes tied to `home`/envs/<name>/, with <name>. Skips the calling process.

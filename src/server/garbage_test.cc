@@ -60,6 +60,19 @@ TEST(GarbageTest, CachesGoWithTheReleaseTheyWereMadeForButNotWhileBeingBuilt) {
       (std::vector<std::string>{"template adhoc_tpl_bbbbbbbbbbbbbbbb", "static eeeeeeeeeeeeeeee"}));
 }
 
+TEST(GarbageTest, AForkServerGoesWithItsReleaseAndBeforeIt) {
+  HomeInventory inv;
+  inv.used_releases = {"/h/releases/backend/t1"};
+  inv.releases = {{"backend", "t1", "t1", "/h/releases/backend/t1", {}},
+                  {"backend", "t0", "t0", "/h/releases/backend/t0", {}}};
+  inv.fork_servers = {{"1111111111111111", "/h/releases/backend/t1", true},
+                      {"0000000000000000", "/h/releases/backend/t0", true},
+                      {"2222222222222222", "", false}};  // its record unreadable
+  EXPECT_EQ(Items(FindGarbage(inv)),
+            (std::vector<std::string>{"fork-server 0000000000000000",
+                                      "fork-server 2222222222222222", "release backend/t0"}));
+}
+
 TEST(GarbageTest, ProcessesAreTiedToTheirEnvironmentByWorkingFolderOrCommandLine) {
   testutil::TempDir dir;
   fs::path work = dir.path() / "home/envs/ghost/tasks/t-1/work";

@@ -19,17 +19,21 @@ namespace adhoc::server {
 namespace fs = std::filesystem;
 
 LocalResources::LocalResources(fs::path home, int postgres_port, RouterLink& router,
-                               std::function<void()> on_router_started)
+                               std::function<void()> on_router_started, ForkServers* fork_servers)
     : home_(std::move(home)),
       postgres_port_(postgres_port),
       router_(router),
-      on_router_started_(std::move(on_router_started)) {}
+      on_router_started_(std::move(on_router_started)),
+      fork_servers_(fork_servers) {}
 
 Result<BuiltRelease> LocalResources::EnsureRelease(const spec::Image& image,
                                                    const git::ResolvedVersion& version,
                                                    const fs::path& repo) {
   resources::ReleaseCache cache(home_);
   ADHOC_ASSIGN_OR_RETURN(auto release, cache.Ensure(image.name, version, repo, image.build));
+  // Without its fork server the release's programs start by exec: slower, never wrong.
+  if (fork_servers_ && !image.python.empty())
+    (void)fork_servers_->Ensure(release.path, image.python, image.preload);
   return BuiltRelease{release.path, release.built_now};
 }
 

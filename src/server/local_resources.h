@@ -11,6 +11,7 @@
 #include <mutex>
 
 #include "server/env_resources.h"
+#include "server/fork_servers.h"
 #include "server/router_link.h"
 
 namespace adhoc::server {
@@ -19,8 +20,10 @@ class LocalResources : public EnvResources {
  public:
   // `on_router_started` is called (without locks held) when EnsureRouter started a new router,
   // which starts empty: the caller feeds it the whole table.
+  // `fork_servers` (may be null): a release ready for an image with `python` gets its fork
+  // server started at once, so it imports while the rest of an `up` runs.
   LocalResources(std::filesystem::path home, int postgres_port, RouterLink& router,
-                 std::function<void()> on_router_started);
+                 std::function<void()> on_router_started, ForkServers* fork_servers = nullptr);
 
   Result<BuiltRelease> EnsureRelease(const spec::Image& image, const git::ResolvedVersion& version,
                                      const std::filesystem::path& repo) override;
@@ -67,6 +70,7 @@ class LocalResources : public EnvResources {
   int postgres_port_;
   RouterLink& router_;
   std::function<void()> on_router_started_;
+  ForkServers* fork_servers_;
   std::mutex base_mu_;
   // One mutex per cache key: a cache is built once even when environments ask at once.
   std::shared_ptr<std::mutex> KeyLock(const std::string& key);

@@ -191,7 +191,23 @@ runtime::HealthSettings HealthSettingsFor(const spec::Service& service) {
 
 Result<runtime::TaskSpec> LocalTaskFactory::Make(const LaunchContext& context,
                                                  const LaunchRequest& request) {
-  return MakeTaskSpec(*context.project, *context.env_file, context.facts, request, store_);
+  auto spec = MakeTaskSpec(*context.project, *context.env_file, context.facts, request, store_);
+  if (spec.ok()) spec->fork_server = ForkServerFor(context, request.image);
+  return spec;
+}
+
+fs::path LocalTaskFactory::ForkServerFor(const LaunchContext& context, const std::string& image) {
+  const spec::Image* found = context.project->FindImage(image);
+  auto release = context.facts.release_paths.find(image);
+  if (!fork_servers_ || !found || found->python.empty() ||
+      release == context.facts.release_paths.end())
+    return {};
+  auto socket = fork_servers_->Ensure(release->second, found->python, found->preload);
+  return socket.ok() ? *socket : fs::path();
+}
+
+void LocalTaskFactory::EnsureForkServers(const LaunchContext& context) {
+  for (const auto& image : context.project->images) (void)ForkServerFor(context, image.name);
 }
 
 Result<std::shared_ptr<runtime::Prober>> LocalTaskFactory::ProberFor(

@@ -13,6 +13,7 @@
 #include "common/result.h"
 #include "runtime/health.h"
 #include "runtime/task.h"
+#include "server/fork_servers.h"
 #include "spec/spec.h"
 #include "state/store.h"
 
@@ -110,9 +111,12 @@ class TaskFactory {
 };
 
 // The real one: MakeTaskSpec, HttpProber and CommandProber.
+// With `fork_servers`, a process of an image with `python` names its release's fork server
+// (starting it when it is not running).
 class LocalTaskFactory : public TaskFactory {
  public:
-  explicit LocalTaskFactory(state::Store& store) : store_(store) {}
+  explicit LocalTaskFactory(state::Store& store, ForkServers* fork_servers = nullptr)
+      : store_(store), fork_servers_(fork_servers) {}
   Result<runtime::TaskSpec> Make(const LaunchContext& context,
                                  const LaunchRequest& request) override;
   Result<std::shared_ptr<runtime::Prober>> ProberFor(const LaunchContext& context,
@@ -120,8 +124,16 @@ class LocalTaskFactory : public TaskFactory {
                                                      const std::string& address,
                                                      const runtime::TaskSpec& spec) override;
 
+  // Starts the fork servers of the context's releases that do not run (recovery: a sleeping
+  // environment's next wake then finds them ready). Failures are logged.
+  void EnsureForkServers(const LaunchContext& context);
+
  private:
+  // The socket of `image`'s fork server in this context; empty when it has none.
+  std::filesystem::path ForkServerFor(const LaunchContext& context, const std::string& image);
+
   state::Store& store_;
+  ForkServers* fork_servers_;
 };
 
 }  // namespace adhoc::server
