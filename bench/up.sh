@@ -16,6 +16,7 @@
 #                               cleans up)
 # NAIVE=0 bench/up.sh: adhoc alone. NAIVE_CGROUP=0: the naive script's processes stay in this
 # script's CPU cgroup (see below). MEM_DETAIL=1: one memory row per process as well.
+# FORK_STARTS=off bench/up.sh: the same without fork starts (docs/files.md).
 # SYNC_COMMIT=off bench/up.sh: the same with the cluster's synchronous_commit turned off after the
 # warm-up (what adhoc ran before durable commits), to measure what durability costs `up`.
 set -euo pipefail
@@ -49,6 +50,11 @@ trap cleanup EXIT
 
 examples/ublog/make-repo.sh "$work/repo" >/dev/null
 cd "$work/repo"
+# FORK_STARTS=off: μblog without fork starts (its image's `python` and `preload` removed), to
+# measure what they save in the same conditions.
+if [ "${FORK_STARTS:-on}" = off ]; then
+  sed -i '/^python /d; /^preload /,/\]$/d' adhoc.toml
+fi
 ms() { echo $(( $(date +%s%N) / 1000000 )); }
 code() { curl -s -o /dev/null -w '%{http_code}' -H "Host: $1.localhost" "http://127.0.0.1:$port$2" || true; }
 

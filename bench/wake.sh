@@ -8,6 +8,7 @@
 # Also times `adhoc sleep` and a wake by hand (`adhoc wake`). Median and max of N runs.
 #
 # Usage: bench/wake.sh [RUNS]    (default 5; builds adhoc if needed; own home and ports; cleans up)
+# FORK_STARTS=off bench/wake.sh: the same without fork starts (docs/files.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -28,6 +29,11 @@ trap cleanup EXIT
 
 examples/ublog/make-repo.sh "$work/repo" >/dev/null
 cd "$work/repo"
+# FORK_STARTS=off: μblog without fork starts (its image's `python` and `preload` removed), to
+# measure what they save in the same conditions.
+if [ "${FORK_STARTS:-on}" = off ]; then
+  sed -i '/^python /d; /^preload /,/\]$/d' adhoc.toml
+fi
 ms() { echo $(( $(date +%s%N) / 1000000 )); }
 get() { curl -s -o /dev/null --max-time 60 -w '%{http_code}' -H "Host: demo.localhost" \
           "http://127.0.0.1:$port$1" || true; }
