@@ -137,7 +137,9 @@ def reopen_stdio(unbuffered):
 
 def run_child(conn, fds, request, kind, target, argv):
     """In the forked child: becomes the program; never returns (SystemExit ends it)."""
-    for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGPIPE):
+    # The server's own handlers go; the rest stays as an interpreter starts (SIGPIPE and
+    # SIGXFSZ ignored, so that a write to a closed socket is an exception, not a death).
+    for sig in (signal.SIGCHLD, signal.SIGTERM):
         signal.signal(sig, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     os.dup2(fds[0], 0)

@@ -50,6 +50,13 @@ class WarmStartTest : public ::testing::Test {
            "      'argv', sys.argv[1:], flush=True)\n"
            "if sys.argv[1:2] == ['wait']:\n"
            "    time.sleep(120)\n"
+           "if sys.argv[1:2] == ['pipe']:\n"
+           "    r, w = os.pipe()\n"
+           "    os.close(r)\n"
+           "    try:\n"
+           "        os.write(w, b'x')\n"
+           "    except BrokenPipeError:\n"
+           "        print('broken pipe raised', flush=True)\n"
            "if sys.argv[1:2] == ['hog']:\n"
            "    b = bytearray(200 * 1024 * 1024)\n"
            "    print('survived', flush=True)\n"
@@ -128,6 +135,21 @@ TEST_F(WarmStartTest, AScriptIsForkedFromTheServerWithItsOwnEnvironmentFolderAnd
   EXPECT_NE(log.find("ppid " + std::to_string(server_.task.pid)), std::string::npos) << log;
   EXPECT_NE(log.find("foo bar cwd " + (dir_.path() / "wd").string()), std::string::npos) << log;
   EXPECT_NE(log.find("argv ['one', 'two words']"), std::string::npos) << log;
+}
+
+// As an interpreter starts: SIGPIPE ignored, so a write to a closed socket raises (a gunicorn
+// worker answering a client that left must not die of it).
+TEST_F(WarmStartTest, AForkedProgramGetsBrokenPipeErrorsNotSigpipe) {
+  StartServer();
+  TaskSpec spec = Forked(std::string(kPython) + " report.py pipe");
+  auto h = Start(spec);
+  ASSERT_TRUE(h.ok()) << h.error().message();
+  TaskState s = runtime_.Wait(*h, 30s);
+  EXPECT_EQ(s.exit.code, 3) << s.exit.ToString();
+  EXPECT_NE(ReadFile(spec.log_path).find("broken pipe raised"), std::string::npos)
+      << ReadFile(spec.log_path);
+  EXPECT_NE(ReadFile(spec.log_path).find("ppid " + std::to_string(server_.task.pid)),
+            std::string::npos);
 }
 
 TEST_F(WarmStartTest, AServerStillImportingIsWaitedFor) {
