@@ -44,7 +44,8 @@ class WarmStartTest : public ::testing::Test {
     socket_ = dir_.path() / "server" / "socket";
     fs::create_directories(dir_.path() / "wd");
     std::ofstream(dir_.path() / "wd" / "report.py")
-        << "import json, os, sys, time\n"
+        << "import atexit, json, os, sys, time\n"
+           "atexit.register(lambda: print('atexit ran', flush=True))\n"
            "print('preloaded', 'xml.dom.minidom' in sys.modules, flush=True)\n"
            "print('foo', os.environ.get('FOO'), 'cwd', os.getcwd(), 'ppid', os.getppid(),\n"
            "      'argv', sys.argv[1:], flush=True)\n"
@@ -135,6 +136,7 @@ TEST_F(WarmStartTest, AScriptIsForkedFromTheServerWithItsOwnEnvironmentFolderAnd
   EXPECT_NE(log.find("ppid " + std::to_string(server_.task.pid)), std::string::npos) << log;
   EXPECT_NE(log.find("foo bar cwd " + (dir_.path() / "wd").string()), std::string::npos) << log;
   EXPECT_NE(log.find("argv ['one', 'two words']"), std::string::npos) << log;
+  EXPECT_NE(log.find("atexit ran"), std::string::npos) << "it ends as an interpreter does";
 }
 
 // As an interpreter starts: SIGPIPE ignored, so a write to a closed socket raises (a gunicorn
