@@ -170,7 +170,12 @@ TEST_F(UblogTest, TheSeedsLifecycle) {
     ExpectNothingLeftOf(name);
   }
   EXPECT_TRUE(box_.AdhocJson({"ls"})["environments"].empty());
-  // No environment uses a release any more: their fork servers are gone with them.
+  // No environment uses a release any more: their fork servers stay for their grace period
+  // (the next environment on it would start warm), and gc takes them at once.
+  EXPECT_FALSE(box_.HomeProcesses("fork_server.py").empty());
+  CommandResult gc = box_.Adhoc({"gc"});
+  EXPECT_EQ(gc.exit_code, 0) << gc.output;
+  EXPECT_NE(gc.output.find("fork-server"), std::string::npos) << gc.output;
   EXPECT_TRUE(box_.HomeProcesses("fork_server.py").empty());
   std::error_code ec;
   for (auto& e : fs::directory_iterator(box_.home() / "forks", ec))

@@ -299,6 +299,10 @@ void ControlPlane::LoopOnce() {
     next_base_check_ = std::chrono::steady_clock::now() + std::chrono::seconds(1);
     CheckBase();
   }
+  if (!stop_ && std::chrono::steady_clock::now() >= next_fork_server_check_) {
+    next_fork_server_check_ = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    StopUnusedForkServers();
+  }
 }
 
 void ControlPlane::CheckBase() {
@@ -578,8 +582,9 @@ void ControlPlane::StopUnusedForkServers() {
   if (!releases.owns_lock()) return;
   auto used = UsedReleases(*store_);
   if (!used.ok()) return;
-  if (int stopped = fork_servers_->StopUnused(*used); stopped > 0)
-    ServerLog(fmt::format("{} fork server(s) of releases no environment uses stopped", stopped));
+  if (int stopped = fork_servers_->StopUnused(*used, kForkServerGrace); stopped > 0)
+    ServerLog(fmt::format("{} fork server(s) of releases no environment used for {} min stopped",
+                          stopped, kForkServerGrace.count()));
 }
 
 Result<int> ControlPlane::Run(const std::string& env, const std::string& task_name,

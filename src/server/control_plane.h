@@ -139,8 +139,8 @@ class ControlPlane {
   void CollectDue();
   void Expire(const std::string& env);
   void SleepIdle(const std::string& env);
-  // After a destroy: the fork servers of releases no environment uses any more go (unless an
-  // `up` is choosing releases right now; gc then takes them).
+  // The fork servers of releases no environment has used for kForkServerGrace go (unless an
+  // `up` is choosing releases right now: the next round, or gc, takes them).
   void StopUnusedForkServers();
   state::Millis AwakeSince(const std::string& env);
   void MarkAwake(const std::string& env);
@@ -166,6 +166,7 @@ class ControlPlane {
 
   std::chrono::steady_clock::time_point next_base_check_;
   std::chrono::steady_clock::time_point next_disk_check_;
+  std::chrono::steady_clock::time_point next_fork_server_check_;
   std::unique_ptr<DiskUsage> disk_;  // each environment's disk, measured now and then
   std::atomic<bool> stop_{false};
   std::atomic<bool> stop_keeper_{true};

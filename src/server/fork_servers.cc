@@ -136,10 +136,26 @@ Status ForkServers::StopLocked(const std::string& key) {
   return OkStatus();
 }
 
-int ForkServers::StopUnused(const std::set<std::string>& used_releases) {
+int ForkServers::StopUnused(const std::set<std::string>& used_releases,
+                            std::chrono::milliseconds grace) {
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<std::string> due;
+  {
+    std::lock_guard lock(unused_mu_);
+    std::map<std::string, std::chrono::steady_clock::time_point> still_unused;
+    for (const auto& info : List()) {
+      if (used_releases.count(info.release.string())) continue;
+      auto since = unused_since_.find(info.key);
+      auto first = since == unused_since_.end() ? now : since->second;
+      if (now - first >= grace)
+        due.push_back(info.key);
+      else
+        still_unused[info.key] = first;
+    }
+    unused_since_ = std::move(still_unused);
+  }
   int stopped = 0;
-  for (const auto& info : List())
-    if (!used_releases.count(info.release.string()) && Stop(info.key).ok()) ++stopped;
+  for (const auto& key : due) stopped += Stop(key).ok();
   return stopped;
 }
 

@@ -12,12 +12,16 @@
 //
 // <key>: 16 hex digits of SHA-256 of the release folder, the interpreter and the modules.
 // Started when a release is ready (so it imports while the database and Redis are made) and
-// again by any launch that finds it gone; stopped by `adhoc gc` once no environment uses its
-// release, by a destroy that leaves its release unused, and by `base down`.
+// again by any launch that finds it gone. Once no environment uses its release it is kept for
+// a grace period (kForkServerGrace: a new environment on the same release, such as a review
+// app made again or CI's next run, often follows), then stopped by the control plane's loop;
+// `adhoc gc` and `base down` stop it at once.
 // Thread-safe.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
+#include <map>
 #include <functional>
 #include <mutex>
 #include <set>
@@ -28,6 +32,9 @@
 #include "runtime/runtime.h"
 
 namespace adhoc::server {
+
+// How long a fork server outlives the last environment on its release.
+inline constexpr std::chrono::minutes kForkServerGrace{10};
 
 struct ForkServerInfo {
   std::string key;
@@ -53,8 +60,10 @@ class ForkServers {
   // Stops the server and removes its folder. Stopping one that is gone is a success.
   Status Stop(const std::string& key);
 
-  // Stops every server whose release is not in `used_releases`; returns how many.
-  int StopUnused(const std::set<std::string>& used_releases);
+  // Stops every server whose release has not been in `used_releases` for `grace` (measured
+  // from the first call that found it unused; zero: at once); returns how many.
+  int StopUnused(const std::set<std::string>& used_releases,
+                 std::chrono::milliseconds grace = std::chrono::milliseconds(0));
 
   void StopAll();
 
@@ -70,6 +79,8 @@ class ForkServers {
   runtime::Runtime& runtime_;
   std::function<void(const std::string&)> warn_;
   std::mutex mu_;
+  std::mutex unused_mu_;
+  std::map<std::string, std::chrono::steady_clock::time_point> unused_since_;  // by key
 };
 
 }  // namespace adhoc::server

@@ -103,6 +103,9 @@ TEST_F(ForkServersTest, UnusedReleasesLoseTheirServers) {
   ASSERT_TRUE(servers_.Ensure(Release("r1"), kPython, {}).ok());
   ASSERT_TRUE(servers_.Ensure(Release("r2"), kPython, {}).ok());
   ASSERT_EQ(servers_.List().size(), 2u);
+  // Within its grace an unused release keeps its server; past it (zero here), it goes.
+  EXPECT_EQ(servers_.StopUnused({Release("r2").string()}, std::chrono::hours(1)), 0);
+  EXPECT_EQ(servers_.List().size(), 2u);
   EXPECT_EQ(servers_.StopUnused({Release("r2").string()}), 1);
   auto left = servers_.List();
   ASSERT_EQ(left.size(), 1u);
