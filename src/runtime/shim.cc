@@ -75,6 +75,18 @@ void FormatPid(pid_t pid, char* buf) {
   buf[n] = '\0';
 }
 
+// Puts the process `pid_text` into each group's cgroup.procs. Async-signal-safe (open, write,
+// close only): the exec path's child calls it between fork and exec.
+void JoinCgroups(const std::vector<std::string>& procs_files, const char* pid_text) {
+  for (const auto& f : procs_files) {
+    int fd = open(f.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      (void)!write(fd, pid_text, strlen(pid_text));
+      close(fd);
+    }
+  }
+}
+
 ExitStatus FromWaitStatus(int status) {
   ExitStatus s;
   if (WIFSIGNALED(status))
@@ -124,9 +136,6 @@ int ShimMain(int argc, char** argv) {
   int pipe_fds[2];
   if (pipe2(pipe_fds, O_CLOEXEC) != 0) return Fail(folder, std::string("pipe: ") + strerror(errno));
   int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  // Closed by the child's exec: until then the task may not be in its cgroups yet.
-  int exec_fds[2];
-  if (pipe2(exec_fds, O_CLOEXEC) != 0) return Fail(folder, std::string("pipe: ") + strerror(errno));
 
   // A fork server first, when the task names one: it saves the interpreter's start-up.
   std::optional<WarmStart> warm;
@@ -143,34 +152,23 @@ int ShimMain(int argc, char** argv) {
   if (warm) {
     pid = warm->pid();
     // Into its cgroups before it runs anything, as the exec path's child does itself.
-    std::string pid_text = std::to_string(pid);
-    for (const auto& f : procs_files) {
-      int fd = open(f.c_str(), O_WRONLY | O_CLOEXEC);
-      if (fd >= 0) {
-        (void)!write(fd, pid_text.data(), pid_text.size());
-        close(fd);
-      }
-    }
+    JoinCgroups(procs_files, std::to_string(pid).c_str());
     // Without it the child ends itself (status 125), which the loop below records.
     if (Status s = warm->Go(); !s.ok())
       fprintf(stderr, "adhoc shim: %s\n", s.error().message().c_str());
     close(pipe_fds[1]);
-    close(exec_fds[0]);
-    close(exec_fds[1]);
   } else {
+    // Closed by the child's exec: until then the task may not be in its cgroups yet.
+    int exec_fds[2];
+    if (pipe2(exec_fds, O_CLOEXEC) != 0)
+      return Fail(folder, std::string("pipe: ") + strerror(errno));
     pid = fork();
     if (pid < 0) return Fail(folder, std::string("fork: ") + strerror(errno));
     if (pid == 0) {
       setpgid(0, 0);
       char pid_text[16];
       FormatPid(getpid(), pid_text);
-      for (const auto& f : procs_files) {
-        int fd = open(f.c_str(), O_WRONLY | O_CLOEXEC);
-        if (fd >= 0) {
-          (void)!write(fd, pid_text, strlen(pid_text));
-          close(fd);
-        }
-      }
+      JoinCgroups(procs_files, pid_text);
       dup2(devnull, 0);
       dup2(pipe_fds[1], 1);
       dup2(pipe_fds[1], 2);

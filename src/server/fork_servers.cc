@@ -11,6 +11,7 @@
 #include "common/paths.h"
 #include "runtime/task.h"
 #include "runtime/warm_start.h"
+#include "spec/task_env.h"
 
 namespace adhoc::server {
 
@@ -92,7 +93,7 @@ Result<fs::path> ForkServers::Start(const std::string& key, const fs::path& rele
   spec.command = "exec " + ShellQuote(python) + " " + ShellQuote(program.string()) + " " +
                  ShellQuote(socket.string());
   for (const auto& m : preload) spec.command += " " + ShellQuote(m);
-  spec.env = {{"PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+  spec.env = {{"PATH", spec::kBasePath},
               {"LANG", "C.UTF-8"},
               // The release folder is read-only to its programs.
               {"PYTHONDONTWRITEBYTECODE", "1"}};

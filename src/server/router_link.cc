@@ -12,6 +12,7 @@
 #include "common/exec.h"
 #include "common/paths.h"
 #include "runtime/addresses.h"
+#include "spec/task_env.h"
 
 namespace adhoc::server {
 
@@ -61,9 +62,8 @@ Status RouterLink::EnsureRunning(bool* started) {
                       ShellQuote((paths::RouterDir(home_) / "tls").string());
     if (options_.redirect_http) spec.command += " --redirect-http";
   }
-  spec.env = {{"PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
-              {"HOME", paths::RouterDir(home_).string()},
-              {"LANG", "C.UTF-8"}};
+  spec.env = {
+      {"PATH", spec::kBasePath}, {"HOME", paths::RouterDir(home_).string()}, {"LANG", "C.UTF-8"}};
   spec.working_folder = paths::RouterDir(home_);
   spec.address = options_.listen_address;
   spec.port = options_.listen_port;
