@@ -1943,8 +1943,10 @@ Status Router::Start() {
   }
   if (!m.options.home.empty() && m.options.write_pid) {
     std::error_code fs_ec;
-    std::filesystem::create_directories(paths::RouterDir(m.options.home), fs_ec);
-    std::ofstream(paths::RouterPid(m.options.home)) << getpid() << "\n";
+    // Only inside a home that still exists: a removed one is not brought back.
+    std::filesystem::create_directory(paths::RouterDir(m.options.home), fs_ec);
+    if (std::filesystem::is_directory(paths::RouterDir(m.options.home), fs_ec))
+      std::ofstream(paths::RouterPid(m.options.home)) << getpid() << "\n";
   }
   asio::co_spawn(*m.accept_io, m.AcceptLoop(*m.acceptor, false), asio::detached);
   if (m.tls_acceptor) {

@@ -276,7 +276,13 @@ void ControlPlane::Loop() {
 void ControlPlane::LoopOnce() {
   // A home removed under a running control plane (rm -rf) must not be brought back: starting
   // its router or PostgreSQL again would recreate it. Stop what it ran and leave, keeper first.
-  if (std::error_code ec; !stop_ && !std::filesystem::exists(paths::StateDb(options_.home), ec)) {
+  // Checked again after the fleet's tick, which may take a while: the removal can fall inside it
+  // (the resources refuse to start into a removed home as well).
+  auto home_removed = [this] {
+    std::error_code ec;
+    return !stop_ && !std::filesystem::exists(paths::StateDb(options_.home), ec);
+  };
+  if (home_removed()) {
     ServerLog("the home " + options_.home.string() +
               " was removed: stopping its processes and this control plane");
     NoProgress quiet;
@@ -292,6 +298,7 @@ void ControlPlane::LoopOnce() {
     return;
   }
   fleet_->Tick();
+  if (home_removed()) return;  // the next loop stops everything
   // A router that died is started again and given the whole table.
   if (!stop_ && !fleet_->Envs().empty() && !router_->Running())
     if (Status s = resources_->EnsureRouter(); !s.ok()) ServerLog("router: " + s.error().message());

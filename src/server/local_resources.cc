@@ -39,8 +39,17 @@ Result<BuiltRelease> LocalResources::EnsureRelease(const spec::Image& image,
 
 std::string LocalResources::PostgresHost() const { return runtime::BaseAddress(home_); }
 
+Status LocalResources::CheckHomeKept() const {
+  // Starting a daemon writes into the home; into a removed one (rm -rf) that would bring it back.
+  std::error_code ec;
+  if (!fs::exists(paths::StateDb(home_), ec))
+    return Failed("the home " + home_.string() + " was removed");
+  return OkStatus();
+}
+
 Status LocalResources::EnsurePostgres() {
   std::lock_guard lock(base_mu_);
+  ADHOC_RETURN_IF_ERROR(CheckHomeKept());
   resources::PostgresCluster cluster(home_,
                                      {.listen_address = PostgresHost(), .port = postgres_port_});
   return std::move(cluster.Start()).context("starting the base PostgreSQL");
@@ -57,6 +66,7 @@ Status LocalResources::EnsureRouter() {
   bool started = false;
   {
     std::lock_guard lock(base_mu_);
+    ADHOC_RETURN_IF_ERROR(CheckHomeKept());
     ADHOC_RETURN_IF_ERROR(router_.EnsureRunning(&started));
   }
   if (started && on_router_started_) on_router_started_();
@@ -109,6 +119,7 @@ Status LocalResources::DropDatabases(const std::string& env) {
 
 Result<RedisEndpoint> LocalResources::EnsureRedis(const std::string& env,
                                                   const std::string& address, int memory_mib) {
+  ADHOC_RETURN_IF_ERROR(CheckHomeKept());
   // Start() adopts a running server (changing its bound when it differs) or starts one.
   resources::RedisInstance redis(home_, env, {.host = address, .memory_mib = memory_mib});
   ADHOC_RETURN_IF_ERROR(redis.Start());

@@ -66,6 +66,8 @@ class LocalResources : public EnvResources {
   Status StopPostgres();
 
  private:
+  // Failed when the home's state.db is gone: nothing may be started into a removed home.
+  Status CheckHomeKept() const;
   std::filesystem::path home_;
   int postgres_port_;
   RouterLink& router_;

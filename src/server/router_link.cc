@@ -43,7 +43,11 @@ Status RouterLink::EnsureRunning(bool* started) {
   // A fresh start: the old folder only holds an ended router's records.
   std::error_code ec;
   fs::remove_all(folder, ec);
-  fs::create_directories(paths::RouterDir(home_) / "access", ec);
+  // Not create_directories: a home removed since the caller's check must not be made again.
+  fs::create_directory(paths::RouterDir(home_), ec);
+  fs::create_directory(paths::RouterDir(home_) / "access", ec);
+  if (!fs::is_directory(paths::RouterDir(home_) / "access", ec))
+    return Failed("cannot make " + (paths::RouterDir(home_) / "access").string());
   runtime::TaskSpec spec;
   spec.id = "router";
   spec.task_folder = folder;
