@@ -159,6 +159,16 @@ TEST_F(GitTest, MissingFolderIsAnErrorNamingIt) {
   auto file = ResolveVersion(repo(), "backend/manage.py", "HEAD");
   ASSERT_FALSE(file.ok());
   EXPECT_NE(file.error().message().find("not a folder"), std::string::npos);
+
+  // A folder whose name has a space (git answers about it on one line with others).
+  Write(repo() / "my app" / "main.py", "pass\n");
+  Commit("add my app");
+  auto spaced = ResolveVersion(repo(), "my app", "HEAD");
+  ASSERT_TRUE(spaced.ok()) << spaced.error().message();
+  EXPECT_EQ(spaced->tree, Sh(repo(), "git rev-parse 'HEAD:my app'"));
+  auto spaced_missing = ResolveVersion(repo(), "my app", "v1.0.0");
+  ASSERT_FALSE(spaced_missing.ok());
+  EXPECT_EQ(spaced_missing.error().kind(), ErrorKind::kNotFound);
 }
 
 TEST_F(GitTest, RefusesOptionLikeRefsAndFoldersOutsideTheRepository) {
