@@ -4,7 +4,9 @@
 // role can run the next version's migration, and a failed build leaves no template.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <future>
+#include <thread>
 
 #include "e2e/sandbox.h"
 
@@ -94,6 +96,28 @@ TEST_F(TemplatesTest, EnvironmentsStartFromATemplateBuiltOncePerReleaseAndMigrat
   EXPECT_EQ(Templates().size(), 2u);
   EXPECT_EQ(box_.Http("three", "GET", "/api/drf/fbv/posts/").status, 200);
 
+  // Each template gets a copy made ahead, off the `up` that used it; the next environment on
+  // v1.1.0 takes it instead of copying.
+  auto spares = [&] {
+    return box_.Sql(
+        "SELECT datname FROM pg_database WHERE datname LIKE 'adhoc\\_spr\\_%' ORDER BY 1");
+  };
+  for (int i = 0; i < 150 && spares().size() < 2; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_EQ(spares().size(), 2u);
+  ASSERT_EQ(
+      box_.Adhoc({"new", "four", "--version", "backend=v1.1.0", "--version", "frontend=v2.1.0"})
+          .exit_code,
+      0);
+  CommandResult four = box_.Adhoc({"up", "four"});
+  ASSERT_EQ(four.exit_code, 0) << four.output;
+  EXPECT_NE(StepLine(four.output, "task migrate").find("made ahead"), std::string::npos)
+      << four.output;
+  HttpAnswer four_posts = box_.Http("four", "GET", "/api/drf/fbv/posts/");
+  EXPECT_EQ(four_posts.status, 200) << four_posts.body;
+  json four_page = json::parse(four_posts.body, nullptr, false);
+  EXPECT_TRUE(four_page.is_object() && four_page.value("count", 0) == 20) << four_posts.body;
+
   // Templates are shared: destroying environments leaves them; gc removes the unused one.
   ASSERT_EQ(box_.Adhoc({"destroy", "two"}).exit_code, 0);
   ASSERT_EQ(box_.Adhoc({"destroy", "one"}).exit_code, 0);
@@ -102,6 +126,9 @@ TEST_F(TemplatesTest, EnvironmentsStartFromATemplateBuiltOncePerReleaseAndMigrat
   ASSERT_EQ(gc.exit_code, 0) << gc.output;
   EXPECT_EQ(Templates().size(), 1u) << gc.output;
   EXPECT_NE(gc.output.find("template"), std::string::npos) << gc.output;
+  // The removed template's spare went with it; the kept one's stays.
+  EXPECT_LE(spares().size(), 1u) << gc.output;
+  for (const std::string& spare : spares()) EXPECT_EQ(spare.substr(10), Templates()[0].substr(10));
 }
 
 TEST_F(TemplatesTest, AFailedTemplateBuildLeavesNoTemplateAndNothingOfTheEnvironment) {

@@ -344,6 +344,20 @@ Status EnvironmentDatabases::CloneDatabase(const std::string& template_database,
   return OkStatus();
 }
 
+Status EnvironmentDatabases::AdoptDatabase(const std::string& database, const std::string& owner) {
+  const std::string what = "handing database '" + database + "' to '" + owner + "'";
+  if (auto s = CheckDatabaseName(database); !s.ok()) return std::move(s).context(what);
+  if (auto s = LockDownSharedDatabases(); !s.ok()) return std::move(s).context(what);
+  Status s(admin_.Query("ALTER DATABASE " + QuoteIdentifier(database) + " OWNER TO " +
+                        QuoteIdentifier(owner)));
+  if (s.ok()) s = RestrictToOwner(database, owner, EnvOfRole(owner));
+  if (!s.ok()) {
+    (void)admin_.Query("DROP DATABASE IF EXISTS " + QuoteIdentifier(database) + " WITH (FORCE)");
+    return std::move(s).context(what);
+  }
+  return OkStatus();
+}
+
 Result<std::vector<std::string>> EnvironmentDatabases::DatabasesOf(const std::string& env) {
   ADHOC_ASSIGN_OR_RETURN(std::string role, RoleNameFor(env));
   ADHOC_ASSIGN_OR_RETURN(

@@ -1,11 +1,14 @@
 #include "resources/templates.h"
 
+#include <algorithm>
+#include <map>
 #include <sstream>
 
 namespace adhoc::resources {
 namespace {
 
 constexpr char kTemplateMark[] = "adhoc:template=";
+constexpr char kSpareMark[] = "adhoc:spare=";
 
 std::string Comment(const std::string& key, const char* state, const std::string& release) {
   return std::string(kTemplateMark) + key + " " + state + " release=" + release;
@@ -18,6 +21,11 @@ Result<std::string> TemplateName(const std::string& key) {
   for (char c : key) valid = valid && ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'));
   if (!valid) return BadInput("'" + key + "' is not a template key (8-32 lowercase hex digits)");
   return "adhoc_tpl_" + key;
+}
+
+Result<std::string> SpareName(const std::string& key) {
+  ADHOC_RETURN_IF_ERROR(TemplateName(key));
+  return "adhoc_spr_" + key;
 }
 
 DatabaseTemplates::DatabaseTemplates(SqlSession& admin, AdminConnector connect,
@@ -105,15 +113,18 @@ Status DatabaseTemplates::Remove(const std::string& key) {
   ADHOC_ASSIGN_OR_RETURN(std::string name, TemplateName(key));
   const std::string id = QuoteIdentifier(name);
   const std::string what = "removing template database '" + name + "'";
-  // A template takes no connections, and DROP ... WITH (FORCE) needs none to end.
-  ADHOC_RETURN_IF_ERROR(
-      std::move(Status(admin_.Query("DROP DATABASE IF EXISTS " + id + " WITH (FORCE)")))
-          .context(what));
+  ADHOC_ASSIGN_OR_RETURN(std::string spare, SpareName(key));
+  // The spare first: its objects belong to the template's role too. Neither takes connections,
+  // and DROP ... WITH (FORCE) needs none to end.
+  for (const std::string& db : {QuoteIdentifier(spare), id})
+    ADHOC_RETURN_IF_ERROR(
+        std::move(Status(admin_.Query("DROP DATABASE IF EXISTS " + db + " WITH (FORCE)")))
+            .context(what));
   return std::move(Status(admin_.Query("DROP ROLE IF EXISTS " + id))).context(what);
 }
 
-Status DatabaseTemplates::CopyInto(const std::string& key, const std::string& env,
-                                   const std::string& database) {
+Result<bool> DatabaseTemplates::CopyInto(const std::string& key, const std::string& env,
+                                         const std::string& database) {
   ADHOC_ASSIGN_OR_RETURN(std::string name, TemplateName(key));
   ADHOC_ASSIGN_OR_RETURN(std::string role, RoleNameFor(env));
   const std::string what = "copying template database '" + name + "' into '" + database + "'";
@@ -129,7 +140,19 @@ Status DatabaseTemplates::CopyInto(const std::string& key, const std::string& en
                                                       QuoteIdentifier(database) + " WITH (FORCE)")))
                             .context(what));
   EnvironmentDatabases dbs(admin_, public_host_, public_port_);
-  ADHOC_RETURN_IF_ERROR(dbs.CloneDatabase(name, database, role));
+  // The spare, when there is one and nobody is connected to it (a rename needs that).
+  bool from_spare = false;
+  ADHOC_ASSIGN_OR_RETURN(std::string spare, SpareName(key));
+  ADHOC_ASSIGN_OR_RETURN(bool has_spare, HasSpare(key));
+  if (has_spare && admin_
+                       .Query("ALTER DATABASE " + QuoteIdentifier(spare) + " RENAME TO " +
+                              QuoteIdentifier(database))
+                       .ok()) {
+    ADHOC_RETURN_IF_ERROR(dbs.AdoptDatabase(database, role));
+    from_spare = true;
+  } else {
+    ADHOC_RETURN_IF_ERROR(dbs.CloneDatabase(name, database, role));
+  }
   auto handed = [&]() -> Status {
     ADHOC_ASSIGN_OR_RETURN(auto inside, connect_(database));
     return Status(inside->Query("REASSIGN OWNED BY " + QuoteIdentifier(name) + " TO " +
@@ -137,9 +160,44 @@ Status DatabaseTemplates::CopyInto(const std::string& key, const std::string& en
   }();
   if (!handed.ok()) {
     (void)admin_.Query("DROP DATABASE IF EXISTS " + QuoteIdentifier(database) + " WITH (FORCE)");
-    return std::move(handed).context(what + ": handing its objects to '" + role + "'");
+    return std::move(handed).context(what + ": handing its objects to '" + role + "'").error();
   }
-  return OkStatus();
+  return from_spare;
+}
+
+Result<bool> DatabaseTemplates::HasSpare(const std::string& key) {
+  ADHOC_ASSIGN_OR_RETURN(std::string spare, SpareName(key));
+  ADHOC_ASSIGN_OR_RETURN(auto rows, admin_.Query("SELECT shobj_description(oid, 'pg_database') "
+                                                 "FROM pg_database WHERE datname = $1",
+                                                 {spare}));
+  return !rows.empty() && !rows[0].empty() && rows[0][0] == kSpareMark + key;
+}
+
+Result<bool> DatabaseTemplates::MakeSpare(const std::string& key) {
+  ADHOC_ASSIGN_OR_RETURN(std::string name, TemplateName(key));
+  ADHOC_ASSIGN_OR_RETURN(std::string spare, SpareName(key));
+  const std::string what = "making a spare copy of template database '" + name + "'";
+  ADHOC_ASSIGN_OR_RETURN(bool ready, Ready(key));
+  if (!ready) return false;
+  ADHOC_ASSIGN_OR_RETURN(bool has, HasSpare(key));
+  if (has) return false;
+  const std::string id = QuoteIdentifier(spare);
+  // Not marked yet: an earlier attempt stopped half way.
+  ADHOC_RETURN_IF_ERROR(
+      std::move(Status(admin_.Query("DROP DATABASE IF EXISTS " + id + " WITH (FORCE)")))
+          .context(what));
+  // Marked last: only a whole copy, closed to every role, is ever taken.
+  const std::vector<std::string> statements = {
+      "CREATE DATABASE " + id + " TEMPLATE " + QuoteIdentifier(name),
+      "REVOKE ALL ON DATABASE " + id + " FROM PUBLIC",
+      "COMMENT ON DATABASE " + id + " IS " + QuoteLiteral(kSpareMark + key),
+  };
+  for (const auto& sql : statements)
+    if (auto s = admin_.Query(sql); !s.ok()) {
+      (void)admin_.Query("DROP DATABASE IF EXISTS " + id + " WITH (FORCE)");
+      return std::move(Status(s)).context(what).error();
+    }
+  return true;
 }
 
 Result<int> DatabaseTemplates::RemoveUnfinished() {
@@ -157,11 +215,24 @@ Result<std::vector<DatabaseTemplate>> DatabaseTemplates::List() {
   ADHOC_ASSIGN_OR_RETURN(
       auto rows, admin_.Query("SELECT datname, shobj_description(oid, 'pg_database'), "
                               "datallowconn::text, pg_database_size(oid) FROM pg_database "
-                              "WHERE shobj_description(oid, 'pg_database') LIKE $1 ORDER BY 1",
-                              {std::string(kTemplateMark) + "%"}));
+                              "WHERE shobj_description(oid, 'pg_database') LIKE $1 "
+                              "OR shobj_description(oid, 'pg_database') LIKE $2 ORDER BY 1",
+                              {std::string(kTemplateMark) + "%", std::string(kSpareMark) + "%"}));
+  auto bytes_of = [](const SqlRow& row) -> uint64_t {
+    try {
+      return std::stoull(row[3]);
+    } catch (const std::exception&) {
+      return 0;
+    }
+  };
   std::vector<DatabaseTemplate> out;
+  std::map<std::string, uint64_t> spares;  // key -> bytes
   for (const SqlRow& row : rows) {
     if (row.size() < 4) continue;
+    if (row[1].rfind(kSpareMark, 0) == 0) {
+      spares[row[1].substr(sizeof(kSpareMark) - 1)] += bytes_of(row);
+      continue;
+    }
     DatabaseTemplate t;
     t.database = row[0];
     std::istringstream words(row[1].substr(sizeof(kTemplateMark) - 1));
@@ -169,11 +240,16 @@ Result<std::vector<DatabaseTemplate>> DatabaseTemplates::List() {
     words >> t.key >> state >> release;
     if (release.rfind("release=", 0) == 0) t.release = release.substr(8);
     t.ready = state == "ready" && row[2] == "false";
-    try {
-      t.bytes = std::stoull(row[3]);
-    } catch (const std::exception&) {
-    }
+    t.bytes = bytes_of(row);
     out.push_back(std::move(t));
+  }
+  for (auto& [key, bytes] : spares) {
+    auto of = std::find_if(out.begin(), out.end(), [&](const auto& t) { return t.key == key; });
+    if (of != out.end()) {
+      of->bytes += bytes;
+    } else if (auto spare = SpareName(key); spare.ok()) {
+      out.push_back({key, *spare, "", false, bytes});
+    }
   }
   return out;
 }

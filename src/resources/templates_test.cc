@@ -157,5 +157,87 @@ TEST_F(DatabaseTemplatesTest, CopyingOverAnotherEnvironmentsDatabaseIsAConflict)
   EXPECT_TRUE(*dbs_->DatabaseExists("taken-db"));
 }
 
+TEST_F(DatabaseTemplatesTest, ASpareIsTakenByTheNextCopyClosedToOthersAndGoesWithItsTemplate) {
+  EXPECT_FALSE(*templates_->MakeSpare(kKey)) << "no template, no spare";
+  ASSERT_NO_FATAL_FAILURE(Build());
+  auto made = templates_->MakeSpare(kKey);
+  ASSERT_TRUE(made.ok()) << made.error().message();
+  EXPECT_TRUE(*made);
+  EXPECT_TRUE(*templates_->HasSpare(kKey));
+  EXPECT_FALSE(*templates_->MakeSpare(kKey)) << "one spare per template";
+
+  // No role reaches a spare.
+  auto app = dbs_->CreateEnvironmentDatabase("app", "app-db");
+  ASSERT_TRUE(app.ok()) << app.error().message();
+  EXPECT_FALSE(ConnectAs(*app, "adhoc_spr_0123456789abcdef").ok());
+  auto listed = templates_->List();
+  ASSERT_TRUE(listed.ok()) << listed.error().message();
+  ASSERT_EQ(listed->size(), 1u) << "the spare is counted with its template, not beside it";
+  EXPECT_TRUE((*listed)[0].ready);
+
+  auto copied = templates_->CopyInto(kKey, "app", "app-db");
+  ASSERT_TRUE(copied.ok()) << copied.error().message();
+  EXPECT_TRUE(*copied) << "the spare was the copy";
+  EXPECT_FALSE(*templates_->HasSpare(kKey));
+  EXPECT_FALSE(*dbs_->DatabaseExists("adhoc_spr_0123456789abcdef"));
+  auto s = ConnectAs(*app, "app-db");
+  ASSERT_TRUE(s.ok()) << s.error().message();
+  auto rows = (*s)->Query("SELECT count(*) FROM posts");
+  ASSERT_TRUE(rows.ok()) << rows.error().message();
+  EXPECT_EQ((*rows)[0][0], "2");
+  EXPECT_TRUE((*s)->Query("ALTER TABLE posts ADD COLUMN body text").ok())
+      << "the environment's role owns what the spare held";
+  auto other = dbs_->CreateEnvironmentDatabase("other", "other-db");
+  ASSERT_TRUE(other.ok());
+  EXPECT_FALSE(ConnectAs(*other, "app-db").ok());
+
+  // Without a spare the copy is made as before.
+  auto second = templates_->CopyInto(kKey, "other", "other-db");
+  ASSERT_TRUE(second.ok()) << second.error().message();
+  EXPECT_FALSE(*second);
+
+  ASSERT_TRUE(*templates_->MakeSpare(kKey));
+  ASSERT_TRUE(templates_->Remove(kKey).ok());
+  EXPECT_FALSE(*dbs_->DatabaseExists("adhoc_spr_0123456789abcdef"));
+  EXPECT_FALSE(*dbs_->DatabaseExists("adhoc_tpl_0123456789abcdef"));
+  EXPECT_FALSE(*dbs_->RoleExists("adhoc_tpl_0123456789abcdef"));
+}
+
+TEST_F(DatabaseTemplatesTest, AHalfMadeSpareIsNeverTakenAndAnOrphanedOneIsRemoved) {
+  ASSERT_NO_FATAL_FAILURE(Build());
+  // As a MakeSpare cut short before its mark.
+  ASSERT_TRUE(admin_
+                  ->Query("CREATE DATABASE adhoc_spr_0123456789abcdef TEMPLATE "
+                          "adhoc_tpl_0123456789abcdef")
+                  .ok());
+  EXPECT_FALSE(*templates_->HasSpare(kKey));
+  ASSERT_TRUE(dbs_->CreateEnvironmentDatabase("app", "app-db").ok());
+  auto copied = templates_->CopyInto(kKey, "app", "app-db");
+  ASSERT_TRUE(copied.ok()) << copied.error().message();
+  EXPECT_FALSE(*copied);
+  auto made = templates_->MakeSpare(kKey);
+  ASSERT_TRUE(made.ok()) << made.error().message();
+  EXPECT_TRUE(*made) << "made again over the half-made one";
+  EXPECT_TRUE(*templates_->HasSpare(kKey));
+
+  // A spare whose template is gone (removed while it was being made) is an unfinished entry.
+  ASSERT_TRUE(admin_->Query("CREATE DATABASE adhoc_spr_fedcba9876543210").ok());
+  ASSERT_TRUE(admin_
+                  ->Query("COMMENT ON DATABASE adhoc_spr_fedcba9876543210 IS "
+                          "'adhoc:spare=fedcba9876543210'")
+                  .ok());
+  auto listed = templates_->List();
+  ASSERT_TRUE(listed.ok()) << listed.error().message();
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_EQ((*listed)[1].key, "fedcba9876543210");
+  EXPECT_EQ((*listed)[1].database, "adhoc_spr_fedcba9876543210");
+  EXPECT_FALSE((*listed)[1].ready);
+  auto removed = templates_->RemoveUnfinished();
+  ASSERT_TRUE(removed.ok()) << removed.error().message();
+  EXPECT_EQ(*removed, 1);
+  EXPECT_FALSE(*dbs_->DatabaseExists("adhoc_spr_fedcba9876543210"));
+  EXPECT_TRUE(*templates_->HasSpare(kKey)) << "the ready template's spare stays";
+}
+
 }  // namespace
 }  // namespace adhoc::resources

@@ -80,9 +80,15 @@ class EnvResources {
   // migrated template `key`; `build` first runs the cached tasks against the template's
   // credentials when it is not built yet.
   using TemplateBuild = std::function<Status(const state::DatabaseCredentials& template_database)>;
-  virtual Result<bool> CopyDatabaseTemplate(const std::string& env, const std::string& database,
-                                            const std::string& key, const std::string& release,
-                                            const TemplateBuild& build) = 0;
+  struct TemplateCopy {
+    bool built = false;  // this call built the template
+    bool spare = false;  // the copy was the one made ahead (resources/templates.h)
+  };
+  virtual Result<TemplateCopy> CopyDatabaseTemplate(const std::string& env,
+                                                    const std::string& database,
+                                                    const std::string& key,
+                                                    const std::string& release,
+                                                    const TemplateBuild& build) = 0;
   // The environment's static folder gets the cached files of `key` (hard links); when there
   // are none yet, `build` writes them into that folder first and they are kept.
   virtual Result<bool> CopyStaticCache(const std::string& env, const std::string& key,

@@ -361,12 +361,13 @@ Result<std::string> Executor::RunFromTemplate(Run& run) {
     for (const spec::Task* t : cached) ADHOC_RETURN_IF_ERROR(RunTaskNow(run, *t, on_template));
     return OkStatus();
   };
-  ADHOC_ASSIGN_OR_RETURN(bool built, resources_.CopyDatabaseTemplate(
-                                         run.prepared.env, context.facts.database->database, key,
-                                         ReleaseName(run, cached.front()->image), build));
+  ADHOC_ASSIGN_OR_RETURN(auto copy, resources_.CopyDatabaseTemplate(
+                                        run.prepared.env, context.facts.database->database, key,
+                                        ReleaseName(run, cached.front()->image), build));
   run.template_copied = true;
   run.op.RecordUndo(UndoNone());  // the database step's undo drops the copy
-  return fmt::format("copied from template {}{}", key.substr(0, 8), built ? ", built now" : "");
+  return fmt::format("copied from template {}{}", key.substr(0, 8),
+                     copy.built ? ", built now" : (copy.spare ? ", made ahead" : ""));
 }
 
 Result<std::string> Executor::RunFromStaticCache(Run& run, const spec::Task& task) {

@@ -91,10 +91,14 @@ std::vector<Garbage> FindGarbage(const HomeInventory& inv) {
   // Caches made for a release go with it: "<image>/<release key>", as they record it.
   std::set<std::string> used_names;
   for (const auto& used : inv.used_releases) used_names.insert(resources::ReleaseName(used));
-  for (const auto& t : inv.templates)
+  for (const auto& t : inv.templates) {
     if (t.ready && !used_names.count(t.release))
       out.push_back({"template", t.database, "",
                      "migrated for " + t.release + ", which no environment runs", ""});
+    // A spare copy whose template was removed while it was being made.
+    if (!t.ready && t.database.rfind("adhoc_spr_", 0) == 0)
+      out.push_back({"template", t.database, "", "a spare copy of a template that is gone", ""});
+  }
   for (const auto& c : inv.static_caches)
     if (!used_names.count(c.release))
       out.push_back({"static", c.key, "",

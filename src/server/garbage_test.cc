@@ -52,12 +52,15 @@ TEST(GarbageTest, CachesGoWithTheReleaseTheyWereMadeForButNotWhileBeingBuilt) {
   inv.used_releases = {"/h/releases/backend/t1"};
   inv.templates = {{"aaaaaaaaaaaaaaaa", "adhoc_tpl_aaaaaaaaaaaaaaaa", "backend/t1", true, 1},
                    {"bbbbbbbbbbbbbbbb", "adhoc_tpl_bbbbbbbbbbbbbbbb", "backend/t0", true, 1},
-                   {"cccccccccccccccc", "adhoc_tpl_cccccccccccccccc", "backend/t0", false, 1}};
+                   {"cccccccccccccccc", "adhoc_tpl_cccccccccccccccc", "backend/t0", false, 1},
+                   // A spare copy left by a template removed while it was being made.
+                   {"ffffffffffffffff", "adhoc_spr_ffffffffffffffff", "", false, 1}};
   inv.static_caches = {{"dddddddddddddddd", "backend/t1", 1, 1},
                        {"eeeeeeeeeeeeeeee", "backend/t0", 1, 1}};
   EXPECT_EQ(
       Items(FindGarbage(inv)),
-      (std::vector<std::string>{"template adhoc_tpl_bbbbbbbbbbbbbbbb", "static eeeeeeeeeeeeeeee"}));
+      (std::vector<std::string>{"template adhoc_tpl_bbbbbbbbbbbbbbbb",
+                                "template adhoc_spr_ffffffffffffffff", "static eeeeeeeeeeeeeeee"}));
 }
 
 TEST(GarbageTest, AForkServerGoesWithItsReleaseAndBeforeIt) {

@@ -1,5 +1,6 @@
 #include "server/local_resources.h"
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -25,6 +26,15 @@ LocalResources::LocalResources(fs::path home, int postgres_port, RouterLink& rou
       router_(router),
       on_router_started_(std::move(on_router_started)),
       fork_servers_(fork_servers) {}
+
+LocalResources::~LocalResources() {
+  {
+    std::lock_guard lock(spares_mu_);
+    spares_stop_ = true;
+  }
+  spares_cv_.notify_all();
+  if (spares_thread_.joinable()) spares_thread_.join();
+}
 
 Result<BuiltRelease> LocalResources::EnsureRelease(const spec::Image& image,
                                                    const git::ResolvedVersion& version,
@@ -158,11 +168,9 @@ std::shared_ptr<std::mutex> LocalResources::KeyLock(const std::string& key) {
   return mu;
 }
 
-Result<bool> LocalResources::CopyDatabaseTemplate(const std::string& env,
-                                                  const std::string& database,
-                                                  const std::string& key,
-                                                  const std::string& release,
-                                                  const TemplateBuild& build) {
+Result<EnvResources::TemplateCopy> LocalResources::CopyDatabaseTemplate(
+    const std::string& env, const std::string& database, const std::string& key,
+    const std::string& release, const TemplateBuild& build) {
   ADHOC_RETURN_IF_ERROR(EnsurePostgres());
   ADHOC_ASSIGN_OR_RETURN(auto admin, resources::ConnectPostgresAdmin(home_, postgres_port_));
   resources::DatabaseTemplates templates(
@@ -190,8 +198,45 @@ Result<bool> LocalResources::CopyDatabaseTemplate(const std::string& env,
       built = true;
     }
   }
-  ADHOC_RETURN_IF_ERROR(templates.CopyInto(key, env, database));
-  return built;
+  TemplateCopy copy{built, false};
+  {
+    // Not while the spare is being made: it would be copied again instead of taken.
+    auto key_lock = KeyLock(key);
+    std::lock_guard taking(*key_lock);
+    ADHOC_ASSIGN_OR_RETURN(copy.spare, templates.CopyInto(key, env, database));
+  }
+  QueueSpare(key);
+  return copy;
+}
+
+void LocalResources::QueueSpare(const std::string& key) {
+  std::lock_guard lock(spares_mu_);
+  if (spares_stop_) return;
+  if (std::find(spares_wanted_.begin(), spares_wanted_.end(), key) == spares_wanted_.end())
+    spares_wanted_.push_back(key);
+  if (!spares_thread_.joinable()) spares_thread_ = std::thread([this] { MakeSpares(); });
+  spares_cv_.notify_all();
+}
+
+void LocalResources::MakeSpares() {
+  std::unique_lock lock(spares_mu_);
+  while (true) {
+    spares_cv_.wait(lock, [&] { return spares_stop_ || !spares_wanted_.empty(); });
+    if (spares_stop_) return;
+    // A moment later: the copy just taken belongs to an `up` whose services are starting.
+    if (spares_cv_.wait_for(lock, kSpareDelay, [&] { return spares_stop_; })) return;
+    std::string key = spares_wanted_.front();
+    spares_wanted_.pop_front();
+    lock.unlock();
+    // Connecting only: a cluster stopped meanwhile (base down, a removed home) stays stopped.
+    if (auto admin = resources::ConnectPostgresAdmin(home_, postgres_port_); admin.ok()) {
+      resources::DatabaseTemplates templates(**admin, nullptr, PostgresHost(), postgres_port_);
+      auto key_lock = KeyLock(key);
+      std::lock_guard making(*key_lock);
+      (void)templates.MakeSpare(key);
+    }
+    lock.lock();
+  }
 }
 
 Status LocalResources::RemoveUnfinishedTemplates() {

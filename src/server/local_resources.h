@@ -4,11 +4,15 @@
 // own things, and the caller serializes operations on one environment.
 #pragma once
 
+#include <chrono>
+#include <condition_variable>
+#include <deque>
 #include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <thread>
 
 #include "server/env_resources.h"
 #include "server/fork_servers.h"
@@ -24,6 +28,8 @@ class LocalResources : public EnvResources {
   // server started at once, so it imports while the rest of an `up` runs.
   LocalResources(std::filesystem::path home, int postgres_port, RouterLink& router,
                  std::function<void()> on_router_started, ForkServers* fork_servers = nullptr);
+  // Waits for a spare copy being made (resources/templates.h), if any.
+  ~LocalResources() override;
 
   Result<BuiltRelease> EnsureRelease(const spec::Image& image, const git::ResolvedVersion& version,
                                      const std::filesystem::path& repo) override;
@@ -51,9 +57,11 @@ class LocalResources : public EnvResources {
   Result<int64_t> LoadRedis(const RedisEndpoint& redis, const std::filesystem::path& file) override;
   Status KeepStartDatabase(const std::string& env, const std::string& database) override;
   Status ResetDatabase(const std::string& env, const std::string& database) override;
-  Result<bool> CopyDatabaseTemplate(const std::string& env, const std::string& database,
-                                    const std::string& key, const std::string& release,
-                                    const TemplateBuild& build) override;
+  // Also has the template's next spare copy made, on a thread of its own, a moment later: off
+  // the path of the operation that took this one.
+  Result<TemplateCopy> CopyDatabaseTemplate(const std::string& env, const std::string& database,
+                                            const std::string& key, const std::string& release,
+                                            const TemplateBuild& build) override;
   Result<bool> CopyStaticCache(const std::string& env, const std::string& key,
                                const std::string& release,
                                const std::function<Status()>& build) override;
@@ -78,6 +86,15 @@ class LocalResources : public EnvResources {
   std::shared_ptr<std::mutex> KeyLock(const std::string& key);
   std::mutex keys_mu_;
   std::map<std::string, std::shared_ptr<std::mutex>> key_locks_;
+  // Spare copies to make, one at a time; a failure only means the next copy is slower.
+  void QueueSpare(const std::string& key);
+  void MakeSpares();
+  static constexpr std::chrono::seconds kSpareDelay{1};
+  std::mutex spares_mu_;
+  std::condition_variable spares_cv_;
+  std::deque<std::string> spares_wanted_;
+  bool spares_stop_ = false;
+  std::thread spares_thread_;
 };
 
 }  // namespace adhoc::server

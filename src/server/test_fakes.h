@@ -240,16 +240,16 @@ class FakeResources : public EnvResources {
   }
   Status CreateFolders(const std::string& env) override { return Maybe("folders " + env); }
   Status RemoveFolders(const std::string& env) override { return Maybe("remove-folders " + env); }
-  Result<bool> CopyDatabaseTemplate(const std::string& env, const std::string& database,
-                                    const std::string& key, const std::string&,
-                                    const TemplateBuild& build) override {
+  Result<TemplateCopy> CopyDatabaseTemplate(const std::string& env, const std::string& database,
+                                            const std::string& key, const std::string&,
+                                            const TemplateBuild& build) override {
     bool built = !templates_.count(key);
     if (built) {
       ADHOC_RETURN_IF_ERROR(build({env, "adhoc_tpl_" + key, "tpl-secret", "adhoc_tpl_" + key}));
       templates_.insert(key);
     }
     ADHOC_RETURN_IF_ERROR(Maybe("copy-template " + key + " " + database));
-    return built;
+    return TemplateCopy{built, false};
   }
   Result<bool> CopyStaticCache(const std::string& env, const std::string& key, const std::string&,
                                const std::function<Status()>& build) override {
