@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <fstream>
 #include <thread>
 
 #include "common/paths.h"
@@ -134,6 +135,16 @@ TEST(PostgresClusterTest, InitStartStopStartAgainIdempotently) {
   EXPECT_FALSE(cluster.GetStatus()->running);
   EXPECT_FALSE(CanConnect(cluster.listen_address(), cluster.port()));
   ASSERT_TRUE(cluster.Stop().ok()) << "stopping a stopped cluster is a no-op";
+  {
+    // A lock file left behind whose pid now belongs to another live process (this test) is
+    // not a running server: the process does not work in the data folder.
+    const fs::path lock = paths::PostgresData(home.path()) / "postmaster.pid";
+    std::ofstream(lock) << getpid() << "\n" << paths::PostgresData(home.path()).string() << "\n";
+    auto stale = cluster.GetStatus();
+    ASSERT_TRUE(stale.ok()) << stale.error().message();
+    EXPECT_FALSE(stale->running);
+    fs::remove(lock);
+  }
 
   auto restarted = cluster.Start();
   ASSERT_TRUE(restarted.ok()) << restarted.error().message();
