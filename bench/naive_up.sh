@@ -14,8 +14,9 @@
 #      in adhoc.toml (in file order, each in its own session, in the release folder, with
 #      adhoc.toml's [env] rendered into a clean environment; nginx.conf.in rendered with sed)
 #   6. wait until gunicorn answers 200 on /api/health-check/ and nginx 200 on /, polled every
-#      10 ms: "first 200". There is no router: each is asked directly on its own port (adhoc's
-#      numbers go through its router; the extra hop is well under a millisecond).
+#      10 ms by bench/first_200.py (one process, started with the services, as bench/up.sh
+#      polls adhoc): "first 200". There is no router: each is asked directly on its own port
+#      (adhoc's numbers go through its router; the extra hop is well under a millisecond).
 #   7. the after-create task (generate_posts): "up"
 #   8. teardown (also on failure or interrupt, from the EXIT trap): each service's stop signal,
 #      wait for its processes to exit, Redis shut down, dropdb --force and DROP ROLE, folders
@@ -298,19 +299,16 @@ if ((gated)); then
     step "$s"
   done
 else
+  # Polled by one process from the moment the services start, as bench/up.sh polls adhoc's
+  # router from the moment `up` starts.
+  urls=()
+  for s in "${services[@]}"; do [ -z "${url_of[$s]:-}" ] || urls+=("${url_of[$s]}"); done
+  "$py" "$here/first_200.py" --since "$(ms)" --host "$hostname" --timeout 120 "${urls[@]}" \
+    >/dev/null &
+  poller=$!
   for s in "${services[@]}"; do start_service "$s"; done
   step start
-  # Both polled in turn, as bench/up.sh polls adhoc's router.
-  declare -A ok=()
-  while :; do
-    for s in "${services[@]}"; do
-      [ -n "${url_of[$s]:-}" ] && [ -z "${ok[$s]:-}" ] && answers "${url_of[$s]}" && ok[$s]=1
-    done
-    all=1
-    for s in "${services[@]}"; do [ -n "${url_of[$s]:-}" ] && [ -z "${ok[$s]:-}" ] && all=0; done
-    [ $all = 1 ] && break
-    sleep 0.01
-  done
+  wait "$poller"
   step healthy
 fi
 first=$(( $(ms) - t0 ))
