@@ -126,7 +126,7 @@ Result<fs::path> RepoRoot(const fs::path& dir) {
   if (!fs::is_directory(dir, ec)) return NotFound("folder " + dir.string() + " does not exist");
   // The usual case (a repository's own top folder) without a git process: one costs 10-20 ms,
   // and every `up` asks for each image.
-  if (fs::exists(dir / ".git", ec))
+  if (fs::exists(dir / ".git" / "HEAD", ec))
     if (fs::path top = fs::canonical(dir, ec); !ec) return top;
   ADHOC_ASSIGN_OR_RETURN(ExecResult r, Git(dir, {"rev-parse", "--show-toplevel"}));
   if (r.exit_code != 0) {

@@ -192,6 +192,13 @@ TEST(GitRepoTest, NotARepositoryIsAClearError) {
             std::string::npos)
       << r.error().message();
   EXPECT_EQ(RepoRoot(dir.path() / "missing").error().kind(), ErrorKind::kNotFound);
+
+  // Something named .git that is no repository is not taken for one.
+  fs::create_directories(dir.path() / ".git");
+  std::ofstream(dir.path() / ".git" / "config") << "[core]\n";
+  auto fake = RepoRoot(dir.path());
+  ASSERT_FALSE(fake.ok());
+  EXPECT_EQ(fake.error().kind(), ErrorKind::kBadInput) << fake.error().message();
 }
 
 TEST_F(GitTest, RepoRootFromASubfolder) {
