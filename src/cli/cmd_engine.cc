@@ -452,8 +452,16 @@ int RunBase(const Args& args, const Output& out) {
     std::error_code ec;
     if (!fs::exists(paths::StateDb(home), ec))
       return out.Fail(Failed(home.string() + " does not look like an adhoc home; left as it is"));
-    fs::remove_all(home, ec);
-    if (ec) return out.Fail(Failed("removing " + home.string() + ": " + ec.message()));
+    // The control plane may still be leaving (its socket and lock go last): a file it removes
+    // while remove_all walks the folder ends that walk (ENOENT), so walk again.
+    for (int attempt = 0; attempt < 50; ++attempt) {
+      ec.clear();
+      fs::remove_all(home, ec);
+      if (!ec || !fs::exists(home)) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    if (ec && fs::exists(home))
+      return out.Fail(Failed("removing " + home.string() + ": " + ec.message()));
   }
   if (out.json())
     out.Document(action == "destroy" ? json{{"home", home.string()}, {"destroyed", true}} : *r);

@@ -296,6 +296,25 @@ TEST_F(LifecycleTest, TheControlPlaneNeverHoldsTheCallersOutput) {
   EXPECT_GT(box_.ControlPlanePid(), 0);
 }
 
+TEST_F(LifecycleTest, BaseDestroyLeavesNoHomeAndNoProcess) {
+  Up("alpha");
+  Up("beta");
+  // The control plane is still leaving (its socket, lock and keeper go last) while the home is
+  // removed: the removal must not stop half way.
+  CommandResult r = box_.Adhoc({"base", "destroy"}, 120);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("are gone"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(box_.home())) << r.output;
+  std::vector<std::string> left;
+  for (int i = 0; i < 100; ++i) {
+    left.clear();
+    for (const auto& p : box_.HomeProcesses()) left.push_back(p.cmdline);
+    if (left.empty()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(left.empty()) << ::testing::PrintToString(left);
+}
+
 TEST_F(LifecycleTest, AHomeRemovedUnderARunningControlPlaneIsNotBroughtBack) {
   // rm -rf of the home while everything runs: the control plane stops what it ran (tasks,
   // Redis, PostgreSQL, the router) and leaves with its keeper, instead of starting the router
