@@ -38,12 +38,15 @@ std::map<std::string, std::string> GitEnvironment() {
   return env;
 }
 
-// Runs `git --literal-pathspecs -C repo args...`; a non-zero exit is for the caller to judge.
+// Runs `git --literal-pathspecs -C repo args...` with `input` on its stdin; a non-zero exit is
+// for the caller to judge.
 Result<ExecResult> Git(const fs::path& repo, const std::vector<std::string>& args,
-                       std::chrono::milliseconds timeout = kGitTimeout) {
+                       std::chrono::milliseconds timeout = kGitTimeout,
+                       const std::string& input = "") {
   std::vector<std::string> argv{"git", "--literal-pathspecs", "-C", repo.string()};
   argv.insert(argv.end(), args.begin(), args.end());
-  ADHOC_ASSIGN_OR_RETURN(ExecResult r, Exec(argv, {.env = GitEnvironment(), .timeout = timeout}));
+  ADHOC_ASSIGN_OR_RETURN(
+      ExecResult r, Exec(argv, {.env = GitEnvironment(), .timeout = timeout, .stdin_data = input}));
   if (r.timed_out) return Failed("git " + (args.empty() ? "" : args[0]) + " timed out");
   return r;
 }
@@ -176,11 +179,8 @@ Result<ResolvedVersion> ResolveVersion(const fs::path& repo_dir, const std::stri
     input += name + "^{commit}\n";
     input += v.folder.empty() ? name + "^{tree}\n" : name + "^{commit}:" + v.folder + "\n";
   }
-  auto batch =
-      Exec({"git", "--literal-pathspecs", "-C", root->string(), "cat-file", "--batch-check"},
-           {.env = GitEnvironment(), .timeout = kGitTimeout, .stdin_data = input});
+  auto batch = Git(*root, {"cat-file", "--batch-check"}, kGitTimeout, input);
   if (!batch.ok()) return std::move(batch).error().context(what);
-  if (batch->timed_out) return Failed(what + ": git cat-file timed out");
   if (batch->exit_code != 0)
     return Failed(what + ": git cat-file failed: " + LastLines(batch->output, 3));
   struct Answer {
