@@ -29,6 +29,22 @@ class TemplatesTest : public ::testing::Test {
         "SELECT datname FROM pg_database WHERE datname LIKE 'adhoc\\_tpl\\_%' ORDER BY 1");
   }
 
+  // `adhoc new ENV` on these versions.
+  void New(const std::string& env, const std::string& backend, const std::string& frontend) {
+    ASSERT_EQ(box_.Adhoc({"new", env, "--version", "backend=" + backend, "--version",
+                          "frontend=" + frontend})
+                  .exit_code,
+              0);
+  }
+
+  // The sample data (an after-create task) went into the environment's database: 20 posts.
+  void ExpectSamplePosts(const std::string& env) {
+    HttpAnswer posts = box_.Http(env, "GET", "/api/drf/fbv/posts/");
+    EXPECT_EQ(posts.status, 200) << env << ": " << posts.body;
+    json page = json::parse(posts.body, nullptr, false);
+    EXPECT_TRUE(page.is_object() && page.value("count", 0) == 20) << env << ": " << posts.body;
+  }
+
   // The detail `up` printed for a step ("copied from template 1a2b3c4d, built now").
   static std::string StepLine(const std::string& output, const std::string& step) {
     size_t at = output.find("ok     " + step);
@@ -41,11 +57,7 @@ class TemplatesTest : public ::testing::Test {
 
 TEST_F(TemplatesTest, EnvironmentsStartFromATemplateBuiltOncePerReleaseAndMigrateOnwards) {
   // Two environments at once on v1.0.0: one template, built by one of them.
-  for (const char* env : {"one", "two"})
-    ASSERT_EQ(
-        box_.Adhoc({"new", env, "--version", "backend=v1.0.0", "--version", "frontend=v2.0.0"})
-            .exit_code,
-        0);
+  for (const char* env : {"one", "two"}) ASSERT_NO_FATAL_FAILURE(New(env, "v1.0.0", "v2.0.0"));
   auto up = [&](const std::string& env) { return box_.Adhoc({"up", env}); };
   auto first = std::async(std::launch::async, up, "one");
   auto second = std::async(std::launch::async, up, "two");
@@ -67,11 +79,7 @@ TEST_F(TemplatesTest, EnvironmentsStartFromATemplateBuiltOncePerReleaseAndMigrat
   EXPECT_EQ(static_built, 1) << a.output << "\n" << b.output;
   for (const char* env : {"one", "two"}) {
     EXPECT_EQ(box_.Http(env, "GET", "/static/admin/css/base.css").status, 200) << env;
-    // The sample data (an after-create task) went into the copied database.
-    HttpAnswer posts = box_.Http(env, "GET", "/api/drf/fbv/posts/");
-    EXPECT_EQ(posts.status, 200) << env << ": " << posts.body;
-    json page = json::parse(posts.body, nullptr, false);
-    EXPECT_TRUE(page.is_object() && page.value("count", 0) == 20) << env << ": " << posts.body;
+    ExpectSamplePosts(env);
   }
 
   // The copy's role runs the next version's migration (v1.1.0 adds Post.total_views).
@@ -85,10 +93,7 @@ TEST_F(TemplatesTest, EnvironmentsStartFromATemplateBuiltOncePerReleaseAndMigrat
   EXPECT_NE(version.body.find("v1.1.0"), std::string::npos) << version.body;
 
   // A new environment on v1.1.0: its migrations differ, so another template is built.
-  ASSERT_EQ(
-      box_.Adhoc({"new", "three", "--version", "backend=v1.1.0", "--version", "frontend=v2.1.0"})
-          .exit_code,
-      0);
+  ASSERT_NO_FATAL_FAILURE(New("three", "v1.1.0", "v2.1.0"));
   CommandResult three = box_.Adhoc({"up", "three"});
   ASSERT_EQ(three.exit_code, 0) << three.output;
   EXPECT_NE(StepLine(three.output, "task migrate").find("built now"), std::string::npos)
@@ -105,18 +110,12 @@ TEST_F(TemplatesTest, EnvironmentsStartFromATemplateBuiltOncePerReleaseAndMigrat
   for (int i = 0; i < 150 && spares().size() < 2; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   ASSERT_EQ(spares().size(), 2u);
-  ASSERT_EQ(
-      box_.Adhoc({"new", "four", "--version", "backend=v1.1.0", "--version", "frontend=v2.1.0"})
-          .exit_code,
-      0);
+  ASSERT_NO_FATAL_FAILURE(New("four", "v1.1.0", "v2.1.0"));
   CommandResult four = box_.Adhoc({"up", "four"});
   ASSERT_EQ(four.exit_code, 0) << four.output;
   EXPECT_NE(StepLine(four.output, "task migrate").find("made ahead"), std::string::npos)
       << four.output;
-  HttpAnswer four_posts = box_.Http("four", "GET", "/api/drf/fbv/posts/");
-  EXPECT_EQ(four_posts.status, 200) << four_posts.body;
-  json four_page = json::parse(four_posts.body, nullptr, false);
-  EXPECT_TRUE(four_page.is_object() && four_page.value("count", 0) == 20) << four_posts.body;
+  ExpectSamplePosts("four");
 
   // Templates are shared: destroying environments leaves them; gc removes the unused one.
   ASSERT_EQ(box_.Adhoc({"destroy", "two"}).exit_code, 0);
@@ -132,10 +131,7 @@ TEST_F(TemplatesTest, EnvironmentsStartFromATemplateBuiltOncePerReleaseAndMigrat
 }
 
 TEST_F(TemplatesTest, AFailedTemplateBuildLeavesNoTemplateAndNothingOfTheEnvironment) {
-  ASSERT_EQ(box_.Adhoc({"new", "bad", "--version", "backend=v1.2.0-broken", "--version",
-                        "frontend=v2.1.0"})
-                .exit_code,
-            0);
+  ASSERT_NO_FATAL_FAILURE(New("bad", "v1.2.0-broken", "v2.1.0"));
   CommandResult broken = box_.Adhoc({"up", "bad"});
   EXPECT_EQ(broken.exit_code, 1) << broken.output;
   EXPECT_NE(broken.output.find("this migration fails on purpose"), std::string::npos)
