@@ -206,15 +206,22 @@ Status EnvironmentDatabases::LockDownSharedDatabases() {
       .context("closing the shared databases to environment roles");
 }
 
+namespace {
+
+// An environment database's grants and mark, as one statement string (one transaction).
+std::string RestrictToOwnerSql(const std::string& database, const std::string& role,
+                               const std::string& env) {
+  const std::string db = QuoteIdentifier(database);
+  return "REVOKE ALL ON DATABASE " + db + " FROM PUBLIC; GRANT CONNECT, TEMPORARY ON DATABASE " +
+         db + " TO " + QuoteIdentifier(role) + "; COMMENT ON DATABASE " + db + " IS " +
+         QuoteLiteral(env.empty() ? kMark : MarkFor(env));
+}
+
+}  // namespace
+
 Status EnvironmentDatabases::RestrictToOwner(const std::string& database, const std::string& role,
                                              const std::string& env) {
-  const std::string db = QuoteIdentifier(database);
-  ADHOC_RETURN_IF_ERROR(admin_.Query("REVOKE ALL ON DATABASE " + db + " FROM PUBLIC"));
-  ADHOC_RETURN_IF_ERROR(
-      admin_.Query("GRANT CONNECT, TEMPORARY ON DATABASE " + db + " TO " + QuoteIdentifier(role)));
-  ADHOC_RETURN_IF_ERROR(admin_.Query("COMMENT ON DATABASE " + db + " IS " +
-                                     QuoteLiteral(env.empty() ? kMark : MarkFor(env))));
-  return OkStatus();
+  return Status(admin_.Query(RestrictToOwnerSql(database, role, env)));
 }
 
 Result<PostgresCredentials> EnvironmentDatabases::CreateEnvironmentDatabase(
@@ -344,18 +351,20 @@ Status EnvironmentDatabases::CloneDatabase(const std::string& template_database,
   return OkStatus();
 }
 
-Status EnvironmentDatabases::AdoptDatabase(const std::string& database, const std::string& owner) {
-  const std::string what = "handing database '" + database + "' to '" + owner + "'";
+Status EnvironmentDatabases::AdoptDatabase(const std::string& made, const std::string& database,
+                                           const std::string& owner) {
+  const std::string what =
+      "handing database '" + made + "' to '" + owner + "' as '" + database + "'";
+  if (auto s = CheckDatabaseName(made); !s.ok()) return std::move(s).context(what);
   if (auto s = CheckDatabaseName(database); !s.ok()) return std::move(s).context(what);
   if (auto s = LockDownSharedDatabases(); !s.ok()) return std::move(s).context(what);
-  Status s(admin_.Query("ALTER DATABASE " + QuoteIdentifier(database) + " OWNER TO " +
-                        QuoteIdentifier(owner)));
-  if (s.ok()) s = RestrictToOwner(database, owner, EnvOfRole(owner));
-  if (!s.ok()) {
-    (void)admin_.Query("DROP DATABASE IF EXISTS " + QuoteIdentifier(database) + " WITH (FORCE)");
-    return std::move(s).context(what);
-  }
-  return OkStatus();
+  // One transaction: a control plane killed half way leaves either the spare untouched or an
+  // environment database marked as such (its undo drops it), never one that no one owns.
+  return Status(admin_.Query("ALTER DATABASE " + QuoteIdentifier(made) + " RENAME TO " +
+                             QuoteIdentifier(database) + "; ALTER DATABASE " +
+                             QuoteIdentifier(database) + " OWNER TO " + QuoteIdentifier(owner) +
+                             "; " + RestrictToOwnerSql(database, owner, EnvOfRole(owner))))
+      .context(what);
 }
 
 Result<std::vector<std::string>> EnvironmentDatabases::DatabasesOf(const std::string& env) {

@@ -120,9 +120,11 @@ class EnvironmentDatabases {
   Status CloneDatabase(const std::string& template_database, const std::string& new_database,
                        const std::string& owner);
 
-  // `database`, made by the superuser (a template's spare copy), handed to `owner` with the
-  // same grants as an environment's database.
-  Status AdoptDatabase(const std::string& database, const std::string& owner);
+  // `made`, a database made by the superuser (a template's spare copy), renamed `database` and
+  // handed to `owner` with the same grants as an environment's database, all at once or not at
+  // all (it fails, changing nothing, while anyone is connected to `made`).
+  Status AdoptDatabase(const std::string& made, const std::string& database,
+                       const std::string& owner);
 
   Result<bool> DatabaseExists(const std::string& database);
   Result<bool> RoleExists(const std::string& role);

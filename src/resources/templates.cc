@@ -140,19 +140,12 @@ Result<bool> DatabaseTemplates::CopyInto(const std::string& key, const std::stri
                                                       QuoteIdentifier(database) + " WITH (FORCE)")))
                             .context(what));
   EnvironmentDatabases dbs(admin_, public_host_, public_port_);
-  // The spare, when there is one and nobody is connected to it (a rename needs that).
-  bool from_spare = false;
+  // The spare, when there is one and nobody is connected to it (a rename needs that);
+  // otherwise a copy made now.
   ADHOC_ASSIGN_OR_RETURN(std::string spare, SpareName(key));
   ADHOC_ASSIGN_OR_RETURN(bool has_spare, HasSpare(key));
-  if (has_spare && admin_
-                       .Query("ALTER DATABASE " + QuoteIdentifier(spare) + " RENAME TO " +
-                              QuoteIdentifier(database))
-                       .ok()) {
-    ADHOC_RETURN_IF_ERROR(dbs.AdoptDatabase(database, role));
-    from_spare = true;
-  } else {
-    ADHOC_RETURN_IF_ERROR(dbs.CloneDatabase(name, database, role));
-  }
+  const bool from_spare = has_spare && dbs.AdoptDatabase(spare, database, role).ok();
+  if (!from_spare) ADHOC_RETURN_IF_ERROR(dbs.CloneDatabase(name, database, role));
   auto handed = [&]() -> Status {
     ADHOC_ASSIGN_OR_RETURN(auto inside, connect_(database));
     return Status(inside->Query("REASSIGN OWNED BY " + QuoteIdentifier(name) + " TO " +

@@ -203,6 +203,25 @@ TEST_F(DatabaseTemplatesTest, ASpareIsTakenByTheNextCopyClosedToOthersAndGoesWit
   EXPECT_FALSE(*dbs_->RoleExists("adhoc_tpl_0123456789abcdef"));
 }
 
+TEST_F(DatabaseTemplatesTest, ASpareInUseIsLeftWholeAndTheCopyIsMadeInstead) {
+  ASSERT_NO_FATAL_FAILURE(Build());
+  ASSERT_TRUE(*templates_->MakeSpare(kKey));
+  // As `up` does before a copy: the role only.
+  ASSERT_TRUE(dbs_->CreateEnvironmentDatabase("app", "app-db", false, false).ok());
+  // Someone connected to the spare: its rename, and so its whole hand-over, is refused.
+  auto inside = ConnectPostgresAdmin(home_, cluster_->port(), "adhoc_spr_0123456789abcdef");
+  ASSERT_TRUE(inside.ok()) << inside.error().message();
+  auto adopted = dbs_->AdoptDatabase("adhoc_spr_0123456789abcdef", "app-db", "env_app");
+  EXPECT_FALSE(adopted.ok());
+  EXPECT_TRUE(*templates_->HasSpare(kKey)) << "nothing of the hand-over happened";
+  EXPECT_FALSE(*dbs_->DatabaseExists("app-db"));
+
+  auto copied = templates_->CopyInto(kKey, "app", "app-db");
+  ASSERT_TRUE(copied.ok()) << copied.error().message();
+  EXPECT_FALSE(*copied) << "copied from the template instead";
+  EXPECT_TRUE(*templates_->HasSpare(kKey));
+}
+
 TEST_F(DatabaseTemplatesTest, AHalfMadeSpareIsNeverTakenAndAnOrphanedOneIsRemoved) {
   ASSERT_NO_FATAL_FAILURE(Build());
   // As a MakeSpare cut short before its mark.
