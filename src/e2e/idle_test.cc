@@ -2,7 +2,8 @@
 // an environment past its TTL is destroyed and only it; `ttl = "never"` is kept; `adhoc gc`
 // removes a hand-made orphan database, role, folder and process and nothing else; an idle
 // environment falls asleep (no process left at all, its worker notwithstanding), a request
-// held by the router wakes it and is answered with its data; sleep and wake by hand.
+// held by the router wakes it and is answered with its data, and its idle time counts from
+// the end of its `up`; sleep and wake by hand.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
@@ -175,8 +176,14 @@ TEST_F(IdleTest, SleepAndWakeByHandKeepTheData) {
   ASSERT_EQ(beats.status, 200);
   int heartbeats = json::parse(beats.body)["heartbeats"];
 
+  // A request in flight as it falls asleep is answered: the sleep waits for it.
+  auto slow =
+      std::async(std::launch::async, [&] { return box_.Http("alpha", "GET", "/api/slow"); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
   CommandResult slept = box_.Adhoc({"sleep", "alpha"});
   ASSERT_EQ(slept.exit_code, 0) << slept.output;
+  HttpAnswer slow_answer = slow.get();
+  EXPECT_EQ(slow_answer.status, 200) << slow_answer.body;
   EXPECT_EQ(Status("alpha"), "sleeping");
   // No process at all: services, worker and Redis.
   EXPECT_TRUE(box_.HomeProcesses("/envs/alpha/").empty())
@@ -199,6 +206,29 @@ TEST_F(IdleTest, SleepAndWakeByHandKeepTheData) {
   auto after = box_.Http("alpha", "GET", "/api/heartbeats");
   ASSERT_EQ(after.status, 200) << after.body;
   EXPECT_GE(json::parse(after.body)["heartbeats"].get<int>(), heartbeats);
+}
+
+TEST_F(IdleTest, AnUpSlowerThanSleepAfterEndsAwakeAndIdleTimeCountsFromItsEnd) {
+  // The seed task alone takes longer than sleep_after: counted from the environment's
+  // creation, it would be idle long enough the moment `up` returns.
+  EnvFile("slow", "sleep_after = \"2s\"\n[env]\nSEED_SECONDS = \"3\"");
+  Up("slow");
+  auto up_returned = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  std::string status = Status("slow");
+  if (std::chrono::steady_clock::now() - up_returned < std::chrono::milliseconds(1900)) {
+    EXPECT_EQ(status, "running") << box_.Adhoc({"ls"}).output;
+    auto store = state::Store::Open(paths::StateDb(box_.home()));
+    ASSERT_TRUE(store.ok());
+    state::EventQuery q;
+    q.env = "slow";
+    auto events = (*store)->ListEvents(q);
+    ASSERT_TRUE(events.ok());
+    for (const auto& e : *events) EXPECT_NE(e.kind, "slept") << e.message;
+  }
+  ASSERT_EQ(box_.Http("slow", "POST", "/api/items", "while-awake").status, 201);
+  // It still falls asleep once idle.
+  EXPECT_TRUE(WaitForStatus("slow", "sleeping", 30)) << box_.Adhoc({"ls"}).output;
 }
 
 TEST_F(IdleTest, AnIdleEnvironmentFallsAsleepAndAHeldRequestWakesIt) {

@@ -350,13 +350,13 @@ void ControlPlane::CheckBase() {
       ServerLog("redis of " + r.env + ": " + e.error().message());
 }
 
-void ControlPlane::RecordRequests() {
+void ControlPlane::RecordRequests(const std::string& only) {
   // The router counts requests per environment; their last time feeds `ls` and the TTL.
   if (!router_->Running()) return;
   auto stats = router_->Stats();
   if (!stats.ok() || !stats->contains("envs") || !(*stats)["envs"].is_object()) return;
   for (auto& [env, counters] : (*stats)["envs"].items()) {
-    if (!counters.is_object()) continue;
+    if (!counters.is_object() || (!only.empty() && env != only)) continue;
     long long last = counters.value("last_request_ms", 0LL);
     if (last <= 0) continue;
     auto record = store_->FindEnvironment(env);
@@ -424,6 +424,8 @@ void ControlPlane::Expire(const std::string& env) {
 void ControlPlane::SleepIdle(const std::string& env) {
   auto held = locks_.Acquire(env, "idle sleep", false);
   if (!held.ok()) return;
+  // The loop's count may be a round old: a request since then keeps it awake.
+  RecordRequests(env);
   auto record = store_->FindEnvironment(env);
   if (!record.ok() || !*record) return;
   if (WhatIsDue(**record, store_->Now(), AwakeSince(env)) != Due::kSleep) return;
@@ -535,8 +537,9 @@ Result<json> ControlPlane::Up(const std::string& env, const fs::path& project, P
   }));
   std::shared_lock releases(releases_mu_);
   ADHOC_ASSIGN_OR_RETURN(auto prepared, Prepare({env, project, {}}, *store_, options_.home));
-  if (auto found = store_->FindEnvironment(env);
-      found.ok() && *found && (*found)->status == state::EnvStatus::kSleeping) {
+  auto found = store_->FindEnvironment(env);
+  const bool is_new = found.ok() && !*found;
+  if (found.ok() && *found && (*found)->status == state::EnvStatus::kSleeping) {
     // An update changes only what differs: everything else must run first.
     progress.Note(env + " is asleep: waking it first");
     MarkAwake(env);
@@ -544,6 +547,9 @@ Result<json> ControlPlane::Up(const std::string& env, const fs::path& project, P
   }
   ADHOC_ASSIGN_OR_RETURN(auto outcome, executor_->Apply(prepared, "up", progress));
   (void)outcome;
+  // Nobody could send a new environment a request before now: its idle time starts here, not
+  // at its creation (an `up` slower than `sleep_after` would otherwise end asleep).
+  if (is_new) MarkAwake(env);
   return EnvironmentJson(env);
 }
 

@@ -134,7 +134,8 @@ class ControlPlane {
   void Loop();
   void LoopOnce();
   void CheckBase();
-  void RecordRequests();
+  // The router's last request time of each environment (or only `only`) into the store.
+  void RecordRequests(const std::string& only = "");
   // TTL and idle sleep (lifetimes.h): hands what is due to background jobs.
   void CollectDue();
   void Expire(const std::string& env);

@@ -800,6 +800,8 @@ Status Executor::Sleep(const std::string& env, const std::string& why, Progress&
   Result<std::string> stopped =
       routes.ok() ? op.Step("processes", undo,
                             [&]() -> Result<std::string> {
+                              // New requests are held now; those already sent finish first.
+                              fleet_.DrainAll(env);
                               ADHOC_RETURN_IF_ERROR(StopProcesses(env, found->address_block));
                               return std::string(
                                   "services, tasks and Redis stopped; "

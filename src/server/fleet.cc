@@ -222,26 +222,27 @@ Status Fleet::StartAndGate(const std::string& env, Slot& slot, const spec::Servi
   return OkStatus();
 }
 
+std::optional<Fleet::Target> Fleet::RoutedTarget(const Slot& slot) const {
+  if (!slot.context) return std::nullopt;
+  const spec::Service* svc = slot.context->project->FindService(slot.service);
+  if (!svc || !svc->port) return std::nullopt;
+  return Target{slot.address + ":" + std::to_string(*svc->port), svc->drain};
+}
+
+void Fleet::WaitForInFlight(const Target& target, runtime::Clock::TimePoint since) {
+  const auto deadline = since + target.drain;
+  while (clock_.Now() < deadline) {
+    auto in_flight = routes_.InFlight(target.address);
+    if (!in_flight.ok() || *in_flight <= 0) return;  // no router: nothing routes to it
+    clock_.SleepFor(std::chrono::milliseconds(5));
+  }
+}
+
 void Fleet::Retire(const std::string& env, std::unique_ptr<Slot> slot) {
   // Out of the rotation first (the router applies it before it answers), then wait for the
   // requests this target already has, then stop it.
-  std::chrono::milliseconds drain{std::chrono::seconds(5)};
-  std::optional<int> port;
-  if (slot->context)
-    if (const spec::Service* svc = slot->context->project->FindService(slot->service)) {
-      drain = svc->drain;
-      port = svc->port;
-    }
   (void)PushRoutes(env);
-  if (port) {
-    std::string target = slot->address + ":" + std::to_string(*port);
-    auto deadline = clock_.Now() + drain;
-    while (clock_.Now() < deadline) {
-      auto in_flight = routes_.InFlight(target);
-      if (!in_flight.ok() || *in_flight <= 0) break;  // no router: nothing routes to it
-      clock_.SleepFor(std::chrono::milliseconds(5));
-    }
-  }
+  if (auto target = RoutedTarget(*slot)) WaitForInFlight(*target, clock_.Now());
   (void)runtime_.Stop(slot->handle);
   (void)store_.DeleteTask(env, slot->task_id);
   std::lock_guard lock(mu_);
@@ -421,6 +422,21 @@ Result<std::string> Fleet::Restore(const std::string& env,
     envs_[env] = live;
   }
   return fmt::format("{} adopted, {} stopped, {} to start", adopted, stopped, scheduled);
+}
+
+void Fleet::DrainAll(const std::string& env) {
+  std::vector<Target> targets;
+  {
+    std::lock_guard lock(mu_);
+    auto it = envs_.find(env);
+    if (it == envs_.end()) return;
+    for (const auto& s : it->second->slots)
+      if (!s->task_id.empty())
+        if (auto target = RoutedTarget(*s)) targets.push_back(*target);
+  }
+  // One deadline per target, all from now: the waits overlap.
+  const auto since = clock_.Now();
+  for (const Target& t : targets) WaitForInFlight(t, since);
 }
 
 Status Fleet::StopAll(const std::string& env) {

@@ -93,6 +93,10 @@ class Fleet {
   Result<std::string> Converge(const std::string& env, std::shared_ptr<const LaunchContext> context,
                                const std::string& service, Progress& progress);
 
+  // Waits until the router has no request in flight to any task of `env`, each service up to
+  // its drain time. For after the router stopped sending `env` new requests (asleep: held),
+  // so that StopAll cuts no request short.
+  void DrainAll(const std::string& env);
   // Stops every task of `env` (supervised or not, and any running task folder of it), and
   // forgets it. Its routes stay until RemoveEnvRoutes.
   Status StopAll(const std::string& env);
@@ -133,6 +137,14 @@ class Fleet {
                       Progress& progress);
   // Out of the rotation, drained, stopped, its row deleted.
   void Retire(const std::string& env, std::unique_ptr<Slot> slot);
+  // Where the router sends a slot's requests, and how long they may take to finish.
+  struct Target {
+    std::string address;  // host:port
+    std::chrono::milliseconds drain;
+  };
+  std::optional<Target> RoutedTarget(const Slot& slot) const;  // none: the service has no port
+  // Until the router has nothing in flight to `target`, or its drain time from `since`.
+  void WaitForInFlight(const Target& target, runtime::Clock::TimePoint since);
   void Supervise(const std::string& env, Slot& slot, bool running);  // needs mu_
   std::string SupervisorKey(const std::string& env, const std::string& slot) const {
     return env + "/" + slot;

@@ -126,6 +126,28 @@ TEST_F(FleetTest, ADrainIsBoundedByTheServicesDrainTime) {
   EXPECT_EQ(Targets(), (std::vector<std::string>{"api-3", "api-4"}));
 }
 
+TEST_F(FleetTest, DrainAllWaitsForEachRoutedTaskWithOneDeadlineForAll) {
+  auto v1 = Context("demo", kProject, "g1");
+  ConvergeAll(v1);
+  std::vector<std::string> api;
+  for (const auto& t : Tasks())
+    if (t.process == "api") api.push_back(t.address + ":8000");
+  ASSERT_EQ(api.size(), 2u);
+  routes_.SetInFlight(api[0], 2);   // two requests that finish
+  routes_.SetInFlight(api[1], -1);  // one that never does
+  log_.Clear();
+  auto start = clock_.Now();
+  fleet_->DrainAll("demo");
+  // Both asked until done or out of time; the waits overlap (5 s in all, not 10).
+  EXPECT_GE(log_.Find("in-flight " + api[0] + " 0"), 0) << log_.Dump();
+  EXPECT_GE(log_.Find("in-flight " + api[1]), 0) << log_.Dump();
+  EXPECT_GE(clock_.Now() - start, std::chrono::seconds(5));
+  EXPECT_LT(clock_.Now() - start, std::chrono::seconds(6));
+  // Services without a port (workers, beat) have nothing to drain; nothing was stopped.
+  EXPECT_EQ(log_.Find("stop "), -1) << log_.Dump();
+  EXPECT_EQ(Tasks().size(), 4u);
+}
+
 TEST_F(FleetTest, ASingletonIsStoppedBeforeItsReplacementStarts) {
   auto v1 = Context("demo", kProject, "g1");
   ConvergeAll(v1);

@@ -1,6 +1,7 @@
 import json
 import os
 import sys
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from common import cache, db
@@ -30,6 +31,10 @@ class Handler(BaseHTTPRequestHandler):
             # What reached the app: the router must not pass on credentials it consumed.
             headers = {k.lower(): v for k, v in self.headers.items()}
             return self.answer(200, {"path": self.path, "headers": headers})
+        if self.path == "/api/slow":
+            # A request still in flight when the environment is put to sleep.
+            time.sleep(1.5)
+            return self.answer(200, {"slow": True})
         if self.path == "/api/heartbeats":
             return self.answer(200, {"heartbeats": int(cache().get("heartbeats") or 0)})
         self.answer(404, {"error": "not found"})
