@@ -22,6 +22,7 @@
 #include <string_view>
 
 #include "common/result.h"
+#include "common/unix_socket.h"
 #include "runtime/task.h"
 
 namespace adhoc::runtime {
@@ -44,19 +45,13 @@ class WarmStart {
                                  const std::filesystem::path& cwd, int stdin_fd, int output_fd,
                                  std::chrono::milliseconds timeout);
 
-  WarmStart(WarmStart&& other) noexcept;
-  WarmStart& operator=(WarmStart&& other) noexcept;
-  WarmStart(const WarmStart&) = delete;
-  WarmStart& operator=(const WarmStart&) = delete;
-  ~WarmStart();
-
   pid_t pid() const { return pid_; }
 
   // Lets the child run (after the caller has put it into its cgroups).
   Status Go();
 
   // Readable (poll) when the child has ended or the server went away.
-  int fd() const { return fd_; }
+  int fd() const { return socket_.fd(); }
 
   // Once fd() is readable: the child's exit status, or nullopt when the connection ended
   // without one (the server died: the child runs on, and its status cannot be known).
@@ -64,8 +59,9 @@ class WarmStart {
   std::optional<ExitStatus> ReadExit();
 
  private:
-  WarmStart(int fd, pid_t pid, std::string buffered) : fd_(fd), pid_(pid), buffer_(buffered) {}
-  int fd_ = -1;
+  WarmStart(UnixSocket socket, pid_t pid, std::string buffered)
+      : socket_(std::move(socket)), pid_(pid), buffer_(std::move(buffered)) {}
+  UnixSocket socket_;  // move-only: so is a WarmStart
   pid_t pid_ = 0;
   std::string buffer_;  // bytes read past the last whole line
 };

@@ -1,16 +1,12 @@
 #include "server/router_link.h"
 
 #include <fmt/format.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
 
-#include <cstring>
 #include <thread>
 
 #include "common/exec.h"
 #include "common/paths.h"
+#include "common/unix_socket.h"
 #include "runtime/addresses.h"
 #include "spec/task_env.h"
 
@@ -132,42 +128,17 @@ Status RouterLink::CheckPortFree() {
 
 Result<nlohmann::json> RouterLink::Send(const nlohmann::json& message) {
   fs::path socket_path = paths::RouterSocket(home_);
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return Failed(std::string("socket: ") + strerror(errno));
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, socket_path.c_str(), sizeof(addr.sun_path) - 1);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    close(fd);
+  auto sock = UnixSocket::Connect(socket_path);
+  if (!sock.ok())
     return Failed("the router's feed socket does not answer (" + socket_path.string() + ")");
-  }
-  std::string line = message.dump() + "\n";
-  size_t sent = 0;
-  while (sent < line.size()) {
-    ssize_t n = ::send(fd, line.data() + sent, line.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0) {
-      close(fd);
-      return Failed("writing to the router's feed socket failed");
-    }
-    sent += n;
-  }
-  std::string reply;
-  char buf[65536];
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (reply.find('\n') == std::string::npos) {
-    pollfd p{fd, POLLIN, 0};
-    int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                    deadline - std::chrono::steady_clock::now())
-                                    .count());
-    if (left <= 0 || poll(&p, 1, left) <= 0) break;
-    ssize_t n = read(fd, buf, sizeof buf);
-    if (n <= 0) break;
-    reply.append(buf, n);
-  }
-  close(fd);
-  auto nl = reply.find('\n');
-  if (nl == std::string::npos) return Failed("the router did not answer a feed message");
-  auto json = nlohmann::json::parse(reply.substr(0, nl), nullptr, false);
+  if (!sock->SendAll(message.dump() + "\n").ok())
+    return Failed("writing to the router's feed socket failed");
+  std::string buffer;
+  // A table of a thousand environments is a few hundred KiB; no bound below that.
+  std::optional<std::string> reply = sock->ReadLine(
+      buffer, UnixSocket::Clock::now() + std::chrono::seconds(10), size_t{256} << 20);
+  if (!reply) return Failed("the router did not answer a feed message");
+  auto json = nlohmann::json::parse(*reply, nullptr, false);
   if (json.is_discarded()) return Failed("the router answered something that is not JSON");
   if (!json.value("ok", false))
     return Failed("the router refused a feed message: " + json.value("error", std::string("?")));
