@@ -57,6 +57,8 @@ Result<ControlPlaneOptions> OptionsFromEnvironment(const fs::path& home) {
   o.home = home;
   o.adhoc_binary = SelfBinary();
   o.router.adhoc_binary = o.adhoc_binary;
+  if (const char* must = getenv("ADHOC_HOME_MUST_EXIST"); must && std::string(must) == "1")
+    o.create_home = false;
   if (const char* listen = getenv("ADHOC_ROUTER_LISTEN"); listen && *listen) {
     std::string l = listen;
     auto colon = l.rfind(':');
@@ -109,6 +111,8 @@ ControlPlane::~ControlPlane() { Shutdown(false); }
 
 Result<std::unique_ptr<ControlPlane>> ControlPlane::Open(ControlPlaneOptions options) {
   std::error_code ec;
+  if (!options.create_home && !fs::exists(paths::StateDb(options.home), ec))
+    return NotFound("adhoc's home " + options.home.string() + " is gone; not making it again");
   fs::create_directories(options.home, ec);
   if (ec) return Failed("creating adhoc's home " + options.home.string() + ": " + ec.message());
   // Others (PostgreSQL's own user, nginx's workers) must be able to traverse the home.
@@ -345,9 +349,13 @@ void ControlPlane::CheckBase() {
       disk_->Refresh(names);
     });
   }
-  for (const RedisOf& r : redis)
+  for (const RedisOf& r : redis) {
+    // The list is from the start of this round: an environment put to sleep or destroyed
+    // since (or now) has its Redis stopped by that operation, not started again here.
+    if (!locks_.Holder(r.env).empty() || !fleet_->Context(r.env)) continue;
     if (auto e = resources_->EnsureRedis(r.env, r.address, r.memory_mib); !e.ok())
       ServerLog("redis of " + r.env + ": " + e.error().message());
+  }
 }
 
 void ControlPlane::RecordRequests(const std::string& only) {

@@ -52,6 +52,9 @@ struct ControlPlaneOptions {
   int postgres_port = 5432;            // on the home's base address
   std::chrono::milliseconds loop_interval{250};
   bool keeper = true;  // start the keeper (tests of the control plane alone turn it off)
+  // Make the home when it is missing. The keeper's restarts do not (ADHOC_HOME_MUST_EXIST=1):
+  // a home removed under them stays removed.
+  bool create_home = true;
   // Serve the API on TCP too, behind the router at adhoc.<domain>, with the home's token.
   bool api_over_tcp = true;
 };
@@ -59,8 +62,9 @@ struct ControlPlaneOptions {
 // A timestamped line on the control plane's log (its stderr, which is server.log).
 void ServerLog(const std::string& text);
 
-// Reads ADHOC_ROUTER_LISTEN ("127.0.0.1:8080", "0.0.0.0:80"), ADHOC_ROUTER_THREADS and
-// ADHOC_POSTGRES_PORT; a BadInput naming the variable and its value when one is malformed.
+// Reads ADHOC_ROUTER_LISTEN ("127.0.0.1:8080", "0.0.0.0:80"), ADHOC_ROUTER_THREADS,
+// ADHOC_POSTGRES_PORT and ADHOC_HOME_MUST_EXIST; a BadInput naming the variable and its value
+// when one is malformed.
 Result<ControlPlaneOptions> OptionsFromEnvironment(const std::filesystem::path& home);
 
 class ControlPlane {

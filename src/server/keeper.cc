@@ -28,16 +28,7 @@ fs::path StopMarker(const fs::path& home) { return home / "keeper.stop"; }
 bool ToldToStop(const fs::path& home) {
   std::error_code ec;
   return g_keeper_stop || fs::exists(StopMarker(home), ec) || !fs::is_directory(home, ec) ||
-         !fs::exists(KeeperLock(home), ec);
-}
-
-// Whether someone holds an exclusive flock on `file` (false when the file does not exist).
-bool Held(const fs::path& file) {
-  int fd = open(file.c_str(), O_RDWR | O_CLOEXEC);
-  if (fd < 0) return false;
-  bool held = flock(fd, LOCK_EX | LOCK_NB) != 0;
-  close(fd);  // releases the probe's lock, if it got it
-  return held;
+         !fs::exists(KeeperLock(home), ec) || !fs::exists(paths::StateDb(home), ec);
 }
 
 pid_t RecordedPid(const fs::path& file) {
@@ -61,12 +52,12 @@ int KeeperMain(const fs::path& home, const fs::path& adhoc_binary, std::chrono::
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
   while (!ToldToStop(home)) {
-    if (!Held(paths::ServerLock(home)) && !ToldToStop(home)) {
+    if (!LockHeld(paths::ServerLock(home)) && !ToldToStop(home)) {
       auto pid = SpawnDetached({adhoc_binary.string(), "serve"}, paths::ServerLog(home),
-                               {"ADHOC_HOME=" + home.string()});
+                               {"ADHOC_HOME=" + home.string(), "ADHOC_HOME_MUST_EXIST=1"});
       // Give it time to take its lock before looking again (a slow start is not a death).
       for (int i = 0; pid.ok() && i < 100 && !g_keeper_stop; ++i) {
-        if (Held(paths::ServerLock(home))) break;
+        if (LockHeld(paths::ServerLock(home))) break;
         if (kill(*pid, 0) != 0) break;
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
       }
@@ -76,7 +67,7 @@ int KeeperMain(const fs::path& home, const fs::path& adhoc_binary, std::chrono::
   return 0;
 }
 
-bool KeeperRunning(const fs::path& home) { return Held(KeeperLock(home)); }
+bool KeeperRunning(const fs::path& home) { return LockHeld(KeeperLock(home)); }
 
 Status EnsureKeeper(const fs::path& home, const fs::path& adhoc_binary) {
   if (KeeperRunning(home)) return OkStatus();

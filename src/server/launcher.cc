@@ -83,6 +83,14 @@ Result<pid_t> SpawnDetached(const std::vector<std::string>& argv, const std::fil
   return grandchild;
 }
 
+bool LockHeld(const std::filesystem::path& lock_file) {
+  int fd = open(lock_file.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool held = flock(fd, LOCK_EX | LOCK_NB) != 0;
+  close(fd);  // releases the probe's lock, if it got it
+  return held;
+}
+
 Result<ApiClient> EnsureControlPlane(const std::filesystem::path& home,
                                      const std::filesystem::path& adhoc_binary,
                                      std::chrono::milliseconds timeout) {
@@ -97,9 +105,10 @@ Result<ApiClient> EnsureControlPlane(const std::filesystem::path& home,
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
     if (client.Reachable()) return client;
-    // Another CLI may have won the race to start it; that one answers soon too. A server that
-    // died on start is reported with its log.
-    if (kill(pid, 0) != 0 && !client.Reachable()) {
+    // Another CLI (or the keeper) may have won the race to start it: while that one holds the
+    // lock it is starting, and answers soon. A server that died on start is reported with its
+    // log.
+    if (kill(pid, 0) != 0 && !client.Reachable() && !LockHeld(paths::ServerLock(home))) {
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
       if (client.Reachable()) return client;
       return Failed("the control plane exited on start; the end of " +

@@ -25,6 +25,10 @@ Result<ApiClient> EnsureControlPlane(const std::filesystem::path& home,
 Result<pid_t> SpawnDetached(const std::vector<std::string>& argv, const std::filesystem::path& log,
                             const std::vector<std::string>& extra_env = {});
 
+// Whether a process holds an exclusive flock on `lock_file` (false when the file does not
+// exist). Probes with a lock of its own for a moment.
+bool LockHeld(const std::filesystem::path& lock_file);
+
 // Holds the home's server.lock for the life of the object (flock, exclusive). A second holder
 // fails with a Conflict naming the pid that holds it.
 class HomeLock {
