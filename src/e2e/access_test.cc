@@ -221,7 +221,7 @@ TEST_F(AccessTest, TheControlPlaneBehindTheRouterNeedsTheHomesToken) {
   ASSERT_GT(old, 0);
   kill(old, SIGKILL);
   int status = 0;
-  for (int i = 0; i < 100 && status != 200; ++i) {
+  for (int i = 0; i < 300 && status != 200; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     status = box_.ControlPlanePid() != old
                  ? box_.Http("adhoc", "GET", "/v1/health", "", bearer).status

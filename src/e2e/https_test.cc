@@ -45,11 +45,11 @@ TEST_F(HttpsTest, TheCertificateAdhocMakesIsVerifiedAgainstItsCaAndHttpRedirects
   EXPECT_TRUE(plain.status == 301 || plain.status == 308) << plain.status;
   // Another CA does not verify it: the 200 above was a real verification.
   fs::path other = box_.home().parent_path() / "other-ca.crt";
-  ASSERT_TRUE(Exec({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:P-256", "-nodes", "-keyout",
-                    (box_.home().parent_path() / "other.key").string(), "-out", other.string(),
-                    "-days", "1", "-subj", "/CN=other"})
-                  .ok());
+  ASSERT_TRUE(
+      Exec({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+            "-nodes", "-keyout", (box_.home().parent_path() / "other.key").string(), "-out",
+            other.string(), "-days", "1", "-subj", "/CN=other"})
+          .ok());
   EXPECT_EQ(Curl("https://alpha.localhost:" + std::to_string(https_port) + "/api/health", other),
             "000");
 }

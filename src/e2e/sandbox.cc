@@ -276,7 +276,13 @@ std::vector<std::string> Sandbox::Leftovers(const std::string& env) const {
 
 std::map<std::string, int> Sandbox::TaskPids(const std::string& env) const {
   std::map<std::string, int> out;
-  nlohmann::json s = AdhocJson({"status", env});
+  // A control plane just started again shows its tasks once its recovery adopted them.
+  nlohmann::json s;
+  for (int i = 0; i < 600; ++i) {
+    s = AdhocJson({"status", env});
+    if (!s.is_object() || !s.value("recovering", false)) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
   if (!s.is_object() || !s.contains("services")) return out;
   for (const auto& svc : s["services"])
     for (const auto& t : svc["tasks"]) out[t["id"]] = t["pid"];

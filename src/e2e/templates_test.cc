@@ -107,7 +107,7 @@ TEST_F(TemplatesTest, EnvironmentsStartFromATemplateBuiltOncePerReleaseAndMigrat
     return box_.Sql(
         "SELECT datname FROM pg_database WHERE datname LIKE 'adhoc\\_spr\\_%' ORDER BY 1");
   };
-  for (int i = 0; i < 150 && spares().size() < 2; ++i)
+  for (int i = 0; i < 600 && spares().size() < 2; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   ASSERT_EQ(spares().size(), 2u);
   ASSERT_NO_FATAL_FAILURE(New("four", "v1.1.0", "v2.1.0"));

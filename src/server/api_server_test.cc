@@ -1,12 +1,12 @@
 #include "server/api_server.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -194,8 +194,8 @@ std::string TcpExchange(int port, const std::string& request) {
 }
 
 std::string Get(const std::string& target, const std::string& headers = "") {
-  return "GET " + target + " HTTP/1.1\r\nHost: adhoc.localhost\r\nConnection: close\r\n" +
-         headers + "\r\n";
+  return "GET " + target + " HTTP/1.1\r\nHost: adhoc.localhost\r\nConnection: close\r\n" + headers +
+         "\r\n";
 }
 
 std::string Post(const std::string& target, const std::string& headers) {
@@ -258,14 +258,16 @@ TEST_F(ApiServerTest, OverTcpEveryRequestNeedsTheTokenAndTheSocketDoesNot) {
       TcpExchange(*port, Post("/v1/environments/demo/sleep", cookie + "X-Adhoc-Dashboard: 1\r\n"));
   EXPECT_EQ(made.rfind("HTTP/1.1 200", 0), 0u) << made;
   EXPECT_EQ(changes, 1);
-  std::string link_post = TcpExchange(*port, Post("/v1/environments/demo/sleep?adhoc_token=" + token, ""));
+  std::string link_post =
+      TcpExchange(*port, Post("/v1/environments/demo/sleep?adhoc_token=" + token, ""));
   EXPECT_EQ(link_post.rfind("HTTP/1.1 401", 0), 0u) << link_post;
   EXPECT_EQ(changes, 1);
 
   // Garbage is answered or dropped, and the server lives on.
-  TcpExchange(*port, std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n", 24));
-  TcpExchange(*port, "GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + std::string(70000, 'b') +
-                         "\r\n\r\n");
+  TcpExchange(*port,
+              std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n", 24));
+  TcpExchange(*port, "GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                         std::string(70000, 'b') + "\r\n\r\n");
   EXPECT_EQ(TcpExchange(*port, Get("/v1/health", bearer)).rfind("HTTP/1.1 200", 0), 0u);
 
   // The Unix socket is guarded by its mode, not by the token.

@@ -21,8 +21,8 @@
 
 #include <chrono>
 #include <filesystem>
-#include <map>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <set>
 #include <string>
