@@ -6,9 +6,9 @@
 //   and workers never go through the router, so they never count. Past it, the environment
 //   is destroyed. No ttl (or "never"): never.
 // - Idle sleep: `sleep_after` counts from the later of its last request, its creation and
-//   when it was last woken (the control plane remembers that; a restart of the control
-//   plane counts as a wake, so a restart never puts everything to sleep at once). Only a
-//   running environment falls asleep.
+//   `awake_since`: when it was last woken or its first `up` ended (the control plane
+//   remembers that; a restart of the control plane counts as a wake, so a restart never puts
+//   everything to sleep at once). Only a running environment falls asleep.
 #pragma once
 
 #include <optional>
