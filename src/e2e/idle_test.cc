@@ -201,7 +201,8 @@ TEST_F(IdleTest, SleepAndWakeByHandKeepTheData) {
   ASSERT_EQ(beats.status, 200);
   int heartbeats = json::parse(beats.body)["heartbeats"];
 
-  // A request in flight as it falls asleep is answered: the sleep waits for it.
+  // A request in flight as it falls asleep is answered: the sleep waits for it (3 s, under
+  // the service's 5 s drain).
   auto slow =
       std::async(std::launch::async, [&] { return box_.Http("alpha", "GET", "/api/slow"); });
   for (int i = 0; i < 500 && RouterInFlight("alpha") < 1; ++i)
@@ -240,20 +241,22 @@ TEST_F(IdleTest, AnUpSlowerThanSleepAfterEndsAwakeAndIdleTimeCountsFromItsEnd) {
   // creation, it would be idle long enough the moment `up` returns.
   EnvFile("slow", "sleep_after = \"4s\"\n[env]\nSEED_SECONDS = \"5\"");
   Up("slow");
+  // For 2 s after `up` returns it stays awake (its idle clock started a little before that):
+  // looked at every 200 ms, for as long as the machine was quick enough for it to mean
+  // something.
   auto up_returned = std::chrono::steady_clock::now();
-  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
-  std::string status = Status("slow");
-  // Checked only when the machine was quick enough for the answer to mean something (the
-  // idle clock starts a little before `up` returns).
-  if (std::chrono::steady_clock::now() - up_returned < std::chrono::milliseconds(2500)) {
-    EXPECT_EQ(status, "running") << box_.Adhoc({"ls"}).output;
-    auto store = state::Store::Open(paths::StateDb(box_.home()));
-    ASSERT_TRUE(store.ok());
-    state::EventQuery q;
-    q.env = "slow";
-    auto events = (*store)->ListEvents(q);
-    ASSERT_TRUE(events.ok());
-    for (const auto& e : *events) EXPECT_NE(e.kind, "slept") << e.message;
+  auto within = [&] {
+    return std::chrono::steady_clock::now() - up_returned < std::chrono::milliseconds(2000);
+  };
+  std::set<std::string> seen;
+  while (within()) {
+    std::string status = Status("slow");
+    if (within()) seen.insert(status);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  // (Nothing seen: a machine too slow for any look to fall within the 2 s.)
+  if (!seen.empty()) {
+    EXPECT_EQ(seen, std::set<std::string>{"running"}) << box_.Adhoc({"ls"}).output;
   }
   ASSERT_EQ(box_.Http("slow", "POST", "/api/items", "while-awake").status, 201);
   // It still falls asleep once idle.

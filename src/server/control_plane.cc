@@ -59,6 +59,7 @@ Result<ControlPlaneOptions> OptionsFromEnvironment(const fs::path& home) {
   o.router.adhoc_binary = o.adhoc_binary;
   if (const char* must = getenv("ADHOC_HOME_MUST_EXIST"); must && std::string(must) == "1")
     o.create_home = false;
+  unsetenv("ADHOC_HOME_MUST_EXIST");  // for this process only, not those it starts
   if (const char* listen = getenv("ADHOC_ROUTER_LISTEN"); listen && *listen) {
     std::string l = listen;
     auto colon = l.rfind(':');
@@ -352,19 +353,23 @@ void ControlPlane::CheckBase() {
   for (const RedisOf& r : redis) {
     // The list is from the start of this round: an environment put to sleep or destroyed
     // since (or now) has its Redis stopped by that operation, not started again here.
-    if (!locks_.Holder(r.env).empty() || !fleet_->Context(r.env)) continue;
-    if (auto e = resources_->EnsureRedis(r.env, r.address, r.memory_mib); !e.ok())
-      ServerLog("redis of " + r.env + ": " + e.error().message());
+    if (!fleet_->Context(r.env)) continue;
+    if (Status s = resources_->KeepRedisRunning(r.env, r.address, r.memory_mib); !s.ok())
+      ServerLog("redis of " + r.env + ": " + s.error().message());
   }
 }
 
-void ControlPlane::RecordRequests(const std::string& only) {
+int64_t ControlPlane::RecordRequests(const std::string& only) {
   // The router counts requests per environment; their last time feeds `ls` and the TTL.
-  if (!router_->Running()) return;
+  if (!router_->Running()) return 0;
   auto stats = router_->Stats();
-  if (!stats.ok() || !stats->contains("envs") || !(*stats)["envs"].is_object()) return;
+  if (!stats.ok() || !stats->contains("envs") || !(*stats)["envs"].is_object()) return 0;
+  int64_t answering = 0;
   for (auto& [env, counters] : (*stats)["envs"].items()) {
     if (!counters.is_object() || (!only.empty() && env != only)) continue;
+    if (!only.empty())
+      answering = std::max<int64_t>(
+          0, counters.value("in_flight", int64_t{0}) - counters.value("upgraded", int64_t{0}));
     long long last = counters.value("last_request_ms", 0LL);
     if (last <= 0) continue;
     auto record = store_->FindEnvironment(env);
@@ -373,6 +378,7 @@ void ControlPlane::RecordRequests(const std::string& only) {
       if (Status s = store_->RecordRequest(env, last); !s.ok())
         ServerLog("recording requests of " + env + ": " + s.error().message());
   }
+  return answering;
 }
 
 state::Millis ControlPlane::AwakeSince(const std::string& env) {
@@ -432,8 +438,9 @@ void ControlPlane::Expire(const std::string& env) {
 void ControlPlane::SleepIdle(const std::string& env) {
   auto held = locks_.Acquire(env, "idle sleep", false);
   if (!held.ok()) return;
-  // The loop's count may be a round old: a request since then keeps it awake.
-  RecordRequests(env);
+  // The loop's count may be a round old: a request since then keeps it awake, and so does one
+  // begun long ago and still being answered (a long download).
+  if (RecordRequests(env) > 0) return;
   auto record = store_->FindEnvironment(env);
   if (!record.ok() || !*record) return;
   if (WhatIsDue(**record, store_->Now(), AwakeSince(env)) != Due::kSleep) return;

@@ -139,7 +139,9 @@ class ControlPlane {
   void LoopOnce();
   void CheckBase();
   // The router's last request time of each environment (or only `only`) into the store.
-  void RecordRequests(const std::string& only = "");
+  // Returns how many requests the router is answering for `only` now (upgraded connections
+  // aside); 0 without `only` or without a router.
+  int64_t RecordRequests(const std::string& only = "");
   // TTL and idle sleep (lifetimes.h): hands what is due to background jobs.
   void CollectDue();
   void Expire(const std::string& env);

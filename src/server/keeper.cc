@@ -25,10 +25,18 @@ void OnKeeperStop(int) { g_keeper_stop = true; }
 fs::path KeeperLock(const fs::path& home) { return home / "keeper.lock"; }
 fs::path StopMarker(const fs::path& home) { return home / "keeper.stop"; }
 
+// Whether `path` is certainly gone (not merely unreadable for a moment).
+bool Gone(const fs::path& path) {
+  std::error_code ec;
+  return !fs::exists(path, ec) && !ec;
+}
+
+// Told to stop, or the home is being removed. server.lock goes only with the home (or with a
+// deliberate stop): a keeper is started by a control plane that holds it.
 bool ToldToStop(const fs::path& home) {
   std::error_code ec;
-  return g_keeper_stop || fs::exists(StopMarker(home), ec) || !fs::is_directory(home, ec) ||
-         !fs::exists(KeeperLock(home), ec) || !fs::exists(paths::StateDb(home), ec);
+  return g_keeper_stop || fs::exists(StopMarker(home), ec) || Gone(home) ||
+         Gone(KeeperLock(home)) || Gone(paths::StateDb(home)) || Gone(paths::ServerLock(home));
 }
 
 pid_t RecordedPid(const fs::path& file) {

@@ -127,8 +127,37 @@ Status LocalResources::DropDatabases(const std::string& env) {
   return dropped;
 }
 
+std::shared_ptr<std::mutex> LocalResources::RedisLock(const std::string& env) {
+  std::lock_guard lock(redis_mu_);
+  auto& m = redis_locks_[env];
+  if (!m) m = std::make_shared<std::mutex>();
+  return m;
+}
+
 Result<RedisEndpoint> LocalResources::EnsureRedis(const std::string& env,
                                                   const std::string& address, int memory_mib) {
+  auto env_lock = RedisLock(env);
+  std::lock_guard held(*env_lock);
+  {
+    std::lock_guard lock(redis_mu_);
+    redis_stopped_.erase(env);
+  }
+  return StartRedis(env, address, memory_mib);
+}
+
+Status LocalResources::KeepRedisRunning(const std::string& env, const std::string& address,
+                                        int memory_mib) {
+  auto env_lock = RedisLock(env);
+  std::lock_guard held(*env_lock);
+  {
+    std::lock_guard lock(redis_mu_);
+    if (redis_stopped_.count(env)) return OkStatus();
+  }
+  return StartRedis(env, address, memory_mib);
+}
+
+Result<RedisEndpoint> LocalResources::StartRedis(const std::string& env, const std::string& address,
+                                                 int memory_mib) {
   ADHOC_RETURN_IF_ERROR(CheckHomeKept());
   // Start() adopts a running server (changing its bound when it differs) or starts one.
   resources::RedisInstance redis(home_, env, {.host = address, .memory_mib = memory_mib});
@@ -138,12 +167,24 @@ Result<RedisEndpoint> LocalResources::EnsureRedis(const std::string& env,
 }
 
 Status LocalResources::StopRedis(const std::string& env, const std::string& address) {
+  auto env_lock = RedisLock(env);
+  std::lock_guard held(*env_lock);
+  {
+    std::lock_guard lock(redis_mu_);
+    redis_stopped_.insert(env);
+  }
   resources::RedisInstance redis(home_, env, {.host = address});
   if (!redis.Adopt().ok()) return OkStatus();
   return redis.Stop();
 }
 
 Status LocalResources::DestroyRedis(const std::string& env, const std::string& address) {
+  auto env_lock = RedisLock(env);
+  std::lock_guard held(*env_lock);
+  {
+    std::lock_guard lock(redis_mu_);
+    redis_stopped_.insert(env);
+  }
   std::error_code ec;
   if (!fs::exists(paths::RedisDir(home_, env), ec)) return OkStatus();
   resources::RedisInstance redis(home_, env, {.host = address.empty() ? "127.0.0.1" : address});

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "server/env_resources.h"
@@ -47,6 +48,10 @@ class LocalResources : public EnvResources {
                                     int memory_mib) override;
   Status StopRedis(const std::string& env, const std::string& address) override;
   Status DestroyRedis(const std::string& env, const std::string& address) override;
+  // For the control plane's loop: starts `env`'s Redis again if it died, unless it was
+  // stopped on purpose (StopRedis or DestroyRedis, until the next EnsureRedis). One Redis
+  // start or stop of an environment at a time, so this never undoes a stop running meanwhile.
+  Status KeepRedisRunning(const std::string& env, const std::string& address, int memory_mib);
   Status CreateFolders(const std::string& env) override;
   Status RemoveFolders(const std::string& env) override;
   Result<int64_t> DumpDatabase(const std::string& database,
@@ -76,6 +81,12 @@ class LocalResources : public EnvResources {
  private:
   // Failed when the home's state.db is gone: nothing may be started into a removed home.
   Status CheckHomeKept() const;
+  std::shared_ptr<std::mutex> RedisLock(const std::string& env);
+  Result<RedisEndpoint> StartRedis(const std::string& env, const std::string& address,
+                                   int memory_mib);
+  std::mutex redis_mu_;  // the two below
+  std::map<std::string, std::shared_ptr<std::mutex>> redis_locks_;
+  std::set<std::string> redis_stopped_;
   std::filesystem::path home_;
   int postgres_port_;
   RouterLink& router_;

@@ -33,7 +33,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.answer(200, {"path": self.path, "headers": headers})
         if self.path == "/api/slow":
             # A request still in flight when the environment is put to sleep.
-            time.sleep(1.5)
+            time.sleep(3)
             return self.answer(200, {"slow": True})
         if self.path == "/api/heartbeats":
             return self.answer(200, {"heartbeats": int(cache().get("heartbeats") or 0)})
