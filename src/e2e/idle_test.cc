@@ -236,6 +236,32 @@ TEST_F(IdleTest, SleepAndWakeByHandKeepTheData) {
   EXPECT_GE(json::parse(after.body)["heartbeats"].get<int>(), heartbeats);
 }
 
+TEST_F(IdleTest, ARequestStillBeingAnsweredKeepsItAwake) {
+  // Begun before the idle time ran out and answered after it (longer than the service's 5 s
+  // drain too): the environment stays awake while it is answered, then falls asleep.
+  EnvFile("long", "sleep_after = \"2s\"");
+  Up("long");
+  auto slow = std::async(std::launch::async,
+                         [&] { return box_.Http("long", "GET", "/api/slow?seconds=6"); });
+  auto sent = std::chrono::steady_clock::now();
+  for (int i = 0; i < 500 && RouterInFlight("long") < 1; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_GE(RouterInFlight("long"), 1) << "the slow request never reached the router";
+  auto within = [&] {
+    return std::chrono::steady_clock::now() - sent < std::chrono::milliseconds(5000);
+  };
+  std::set<std::string> seen;
+  while (within()) {
+    std::string status = Status("long");
+    if (within()) seen.insert(status);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_EQ(seen, std::set<std::string>{"running"}) << box_.Adhoc({"ls"}).output;
+  HttpAnswer answer = slow.get();
+  EXPECT_EQ(answer.status, 200) << answer.body;
+  EXPECT_TRUE(WaitForStatus("long", "sleeping", 30)) << box_.Adhoc({"ls"}).output;
+}
+
 TEST_F(IdleTest, AnUpSlowerThanSleepAfterEndsAwakeAndIdleTimeCountsFromItsEnd) {
   // The seed task alone takes longer than sleep_after: counted from the environment's
   // creation, it would be idle long enough the moment `up` returns.

@@ -2,6 +2,7 @@ import json
 import os
 import sys
 import time
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from common import cache, db
@@ -31,9 +32,10 @@ class Handler(BaseHTTPRequestHandler):
             # What reached the app: the router must not pass on credentials it consumed.
             headers = {k.lower(): v for k, v in self.headers.items()}
             return self.answer(200, {"path": self.path, "headers": headers})
-        if self.path == "/api/slow":
+        if self.path.split("?")[0] == "/api/slow":
             # A request still in flight when the environment is put to sleep.
-            time.sleep(3)
+            query = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
+            time.sleep(float(query.get("seconds", ["3"])[0]))
             return self.answer(200, {"slow": True})
         if self.path == "/api/heartbeats":
             return self.answer(200, {"heartbeats": int(cache().get("heartbeats") or 0)})
