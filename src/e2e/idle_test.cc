@@ -59,6 +59,19 @@ class IdleTest : public ::testing::Test {
     return false;
   }
 
+  // The statuses `ls` shows for `env`, looked at every 200 ms until `end`; a look that ends
+  // after `end` does not count.
+  std::set<std::string> StatusesUntil(const std::string& env,
+                                      std::chrono::steady_clock::time_point end) {
+    std::set<std::string> seen;
+    while (std::chrono::steady_clock::now() < end) {
+      std::string status = Status(env);
+      if (std::chrono::steady_clock::now() < end) seen.insert(status);
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    return seen;
+  }
+
   // The processes of `env` left after waiting up to `seconds` for none to be.
   std::vector<HomeProcess> ProcessesLeft(const std::string& env, int seconds = 30) {
     std::vector<HomeProcess> left;
@@ -247,16 +260,8 @@ TEST_F(IdleTest, ARequestStillBeingAnsweredKeepsItAwake) {
   for (int i = 0; i < 500 && RouterInFlight("long") < 1; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   ASSERT_GE(RouterInFlight("long"), 1) << "the slow request never reached the router";
-  auto within = [&] {
-    return std::chrono::steady_clock::now() - sent < std::chrono::milliseconds(5000);
-  };
-  std::set<std::string> seen;
-  while (within()) {
-    std::string status = Status("long");
-    if (within()) seen.insert(status);
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
-  EXPECT_EQ(seen, std::set<std::string>{"running"}) << box_.Adhoc({"ls"}).output;
+  EXPECT_EQ(StatusesUntil("long", sent + std::chrono::seconds(5)), std::set<std::string>{"running"})
+      << box_.Adhoc({"ls"}).output;
   HttpAnswer answer = slow.get();
   EXPECT_EQ(answer.status, 200) << answer.body;
   EXPECT_TRUE(WaitForStatus("long", "sleeping", 30)) << box_.Adhoc({"ls"}).output;
@@ -270,16 +275,7 @@ TEST_F(IdleTest, AnUpSlowerThanSleepAfterEndsAwakeAndIdleTimeCountsFromItsEnd) {
   // For 2 s after `up` returns it stays awake (its idle clock started a little before that):
   // looked at every 200 ms, for as long as the machine was quick enough for it to mean
   // something.
-  auto up_returned = std::chrono::steady_clock::now();
-  auto within = [&] {
-    return std::chrono::steady_clock::now() - up_returned < std::chrono::milliseconds(2000);
-  };
-  std::set<std::string> seen;
-  while (within()) {
-    std::string status = Status("slow");
-    if (within()) seen.insert(status);
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
+  auto seen = StatusesUntil("slow", std::chrono::steady_clock::now() + std::chrono::seconds(2));
   // (Nothing seen: a machine too slow for any look to fall within the 2 s.)
   if (!seen.empty()) {
     EXPECT_EQ(seen, std::set<std::string>{"running"}) << box_.Adhoc({"ls"}).output;
